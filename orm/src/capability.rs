@@ -1,0 +1,75 @@
+//! What each backend can do, in one place.
+
+use crate::connection::Backend;
+
+/// Per-backend facts the library consults instead of scattering `if`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capability {
+    /// The backend these facts describe.
+    pub backend: Backend,
+    /// The most bind parameters one statement may carry.
+    pub max_bind_params: usize,
+    /// `INSERT ... RETURNING` / `UPDATE ... RETURNING`.
+    pub returning: bool,
+    /// `TABLESAMPLE BERNOULLI/SYSTEM ... REPEATABLE`.
+    pub tablesample: bool,
+    /// Table statistics for estimated counts (`pg_class.reltuples`, `sqlite_stat1`).
+    pub table_statistics: bool,
+    /// Binary `COPY ... FROM STDIN`.
+    pub copy_from: bool,
+    /// `= ANY($1)` with one array bind for an id list of any length.
+    pub array_binds: bool,
+    /// `EXPLAIN (ANALYZE, FORMAT JSON)` with actual rows and times.
+    pub explain_analyze: bool,
+    /// `DECLARE ... CURSOR` / `FETCH` server-side cursors.
+    pub server_side_cursors: bool,
+}
+
+const SQLITE: Capability = Capability {
+    backend: Backend::Sqlite,
+    // SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite (>= 3.32).
+    max_bind_params: 32_766,
+    returning: true,
+    tablesample: false,
+    table_statistics: true,
+    copy_from: false,
+    array_binds: false,
+    explain_analyze: false,
+    server_side_cursors: false,
+};
+
+const POSTGRES: Capability = Capability {
+    backend: Backend::Postgres,
+    // The wire protocol counts parameters in an i16.
+    max_bind_params: 65_535,
+    returning: true,
+    tablesample: true,
+    table_statistics: true,
+    copy_from: true,
+    array_binds: true,
+    explain_analyze: true,
+    server_side_cursors: true,
+};
+
+impl Capability {
+    /// The facts for `backend`.
+    pub fn of(backend: Backend) -> &'static Capability {
+        match backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        }
+    }
+
+    /// `Ok(())` when `supported`, else the typed `Unsupported` error for `feature`.
+    pub fn require(&self, supported: bool, feature: &'static str) -> crate::Result<()> {
+        if supported {
+            Ok(())
+        } else {
+            Err(crate::Error::Unsupported {
+                backend: self.backend,
+                feature,
+            })
+        }
+    }
+}

@@ -1,0 +1,325 @@
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+
+use super::fingerprint::fingerprint;
+use super::record::{classify, split_binds, QueryKind, QueryRecord};
+use crate::connection::Backend;
+
+thread_local! {
+    /// Open capture scopes on this thread, innermost last.
+    static SCOPES: RefCell<Vec<Vec<QueryRecord>>> = const { RefCell::new(Vec::new()) };
+    /// Fast check: is any scope open on this thread?
+    static ACTIVE: Cell<usize> = const { Cell::new(0) };
+    /// The call site of the terminal method running now.
+    static CALL_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
+    /// Set while the pool checks a connection's health.
+    static HEALTH_CHECK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records every statement run on the current thread while `f` runs.
+///
+/// Scopes nest: an inner scope's statements are also seen by the outer ones. The
+/// connections must come from a [`Database`](crate::Database) pool (they carry the
+/// capture instrumentation).
+///
+/// ```
+/// # fn main() -> orm::Result<()> {
+/// use diesel::connection::SimpleConnection;
+/// let db = orm::Database::open(":memory:")?;
+/// let mut conn = db.get()?;
+/// let (_, captured) = orm::capture(|| conn.batch_execute("CREATE TABLE t (x INTEGER)"));
+/// assert_eq!(captured.len(), 1);
+/// assert_eq!(captured.data()[0].sql, "CREATE TABLE t (x INTEGER)");
+/// # Ok(()) }
+/// ```
+pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
+        }
+    }
+    SCOPES.with(|s| s.borrow_mut().push(Vec::new()));
+    ACTIVE.with(|a| a.set(a.get() + 1));
+    let started = Instant::now();
+    let result = {
+        let _guard = Guard;
+        // The guard closes the scope even if `f` panics; the records are then dropped.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let records = SCOPES.with(|s| s.borrow_mut().pop().unwrap_or_default());
+        match r {
+            Ok(r) => (r, records),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    };
+    let (r, records) = result;
+    (
+        r,
+        Captured {
+            records,
+            started,
+            wall: started.elapsed(),
+        },
+    )
+}
+
+/// Runs `f` and fails with [`Error::QueryCount`](crate::Error::QueryCount) unless it
+/// sent exactly `expected` data statements. The error lists every statement.
+///
+/// ```
+/// # fn main() -> orm::Result<()> {
+/// use diesel::connection::SimpleConnection;
+/// let db = orm::Database::open(":memory:")?;
+/// let mut conn = db.get()?;
+/// let err = orm::instrument::expect_queries(0, || conn.batch_execute("SELECT 1")).unwrap_err();
+/// assert!(err.to_string().starts_with("expected 0 queries, got 1"));
+/// # Ok(()) }
+/// ```
+pub fn expect_queries<R>(expected: usize, f: impl FnOnce() -> R) -> crate::Result<R> {
+    let (r, captured) = capture(f);
+    if captured.len() == expected {
+        Ok(r)
+    } else {
+        Err(crate::Error::QueryCount(Box::new(QueryCountMismatch {
+            expected,
+            captured,
+        })))
+    }
+}
+
+/// The statements of one [`capture`] scope.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    records: Vec<QueryRecord>,
+    started: Instant,
+    wall: Duration,
+}
+
+impl Captured {
+    /// Every statement, data or not, in the order sent.
+    pub fn all(&self) -> &[QueryRecord] {
+        &self.records
+    }
+
+    /// The data statements only (no transaction control, no health checks).
+    pub fn data(&self) -> Vec<&QueryRecord> {
+        self.records.iter().filter(|r| r.is_data()).collect()
+    }
+
+    /// How many data statements were sent: what query counts and budgets count.
+    pub fn len(&self) -> usize {
+        self.records.iter().filter(|r| r.is_data()).count()
+    }
+
+    /// True when no data statement was sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many statements of `kind` were sent.
+    pub fn count_of(&self, kind: QueryKind) -> usize {
+        self.records.iter().filter(|r| r.kind == kind).count()
+    }
+
+    /// The SQL of the data statements, in order.
+    pub fn sql(&self) -> Vec<&str> {
+        self.records
+            .iter()
+            .filter(|r| r.is_data())
+            .map(|r| r.sql.as_str())
+            .collect()
+    }
+
+    /// The summed duration of all statements.
+    pub fn database_time(&self) -> Duration {
+        self.records.iter().map(|r| r.duration).sum()
+    }
+
+    /// Wall-clock time of the whole scope.
+    pub fn wall_time(&self) -> Duration {
+        self.wall
+    }
+
+    /// When the scope opened (statements' `started_at` are later).
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+}
+
+impl std::fmt::Display for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, r) in self.records.iter().enumerate() {
+            let kind = match r.kind {
+                QueryKind::Data => "",
+                QueryKind::Transaction => " [transaction]",
+                QueryKind::HealthCheck => " [health check]",
+            };
+            write!(f, "{:>3}. {}{kind}", i + 1, r.sql)?;
+            if !r.binds.is_empty() {
+                write!(f, " -- binds: [{}]", r.binds.join(", "))?;
+            }
+            if let Some(site) = r.call_site {
+                write!(f, " at {}:{}", site.file(), site.line())?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// A scope sent another number of data statements than it declared.
+#[derive(Debug, Clone)]
+pub struct QueryCountMismatch {
+    /// The declared count.
+    pub expected: usize,
+    /// What was sent.
+    pub captured: Captured,
+}
+
+impl std::fmt::Display for QueryCountMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "expected {} queries, got {}:",
+            self.expected,
+            self.captured.len()
+        )?;
+        write!(f, "{}", self.captured)
+    }
+}
+
+/// Asserts that an expression sends exactly `n` data statements (transaction control
+/// and pool health checks are not counted), and evaluates to the expression's value.
+/// On failure it panics with every statement, its binds and call site.
+///
+/// ```
+/// # fn main() -> orm::Result<()> {
+/// use diesel::connection::SimpleConnection;
+/// let db = orm::Database::open(":memory:")?;
+/// let mut conn = db.get()?;
+/// orm::assert_num_queries!(2, conn.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)"))?;
+/// # Ok(()) }
+/// ```
+#[macro_export]
+macro_rules! assert_num_queries {
+    ($n:expr, $body:expr $(,)?) => {{
+        match $crate::instrument::expect_queries($n, || $body) {
+            Ok(value) => value,
+            Err(err) => panic!("{}", err),
+        }
+    }};
+}
+
+/// Runs `f` with `site` as the call site recorded for its statements.
+pub(crate) fn with_call_site<R>(site: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    let previous = CALL_SITE.with(|c| c.replace(Some(site)));
+    struct Restore(Option<&'static Location<'static>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALL_SITE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// Runs `f` with its statements marked as health checks.
+pub(crate) fn health_check<R>(f: impl FnOnce() -> R) -> R {
+    HEALTH_CHECK.with(|h| h.set(true));
+    let r = f();
+    HEALTH_CHECK.with(|h| h.set(false));
+    r
+}
+
+/// Records the row count of the statement just captured.
+pub(crate) fn note_rows(rows: usize) {
+    if ACTIVE.with(Cell::get) == 0 {
+        return;
+    }
+    SCOPES.with(|s| {
+        for scope in s.borrow_mut().iter_mut() {
+            if let Some(last) = scope.iter_mut().rev().find(|r| r.is_data()) {
+                if last.rows.is_none() {
+                    last.rows = Some(rows);
+                }
+            }
+        }
+    });
+}
+
+/// The diesel instrumentation installed on every pooled connection.
+pub(crate) struct CaptureInstrumentation {
+    backend: Backend,
+    started: Option<Instant>,
+}
+
+impl CaptureInstrumentation {
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            started: None,
+        }
+    }
+
+    fn finish(&mut self, query: &dyn diesel::connection::DebugQuery, error: Option<&diesel::result::Error>) {
+        let started_at = self.started.take().unwrap_or_else(Instant::now);
+        let duration = started_at.elapsed();
+        let active = ACTIVE.with(Cell::get) > 0;
+        let traced = tracing::enabled!(tracing::Level::DEBUG);
+        if !active && !traced {
+            return;
+        }
+        let mut text = String::new();
+        let _ = write!(text, "{query}");
+        let (sql, binds) = match text.rsplit_once(" -- binds: ") {
+            Some((sql, binds)) => (sql.to_owned(), split_binds(binds)),
+            None => (text, Vec::new()),
+        };
+        if traced {
+            tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
+        }
+        if !active {
+            return;
+        }
+        let kind = if HEALTH_CHECK.with(Cell::get) {
+            QueryKind::HealthCheck
+        } else {
+            classify(&sql)
+        };
+        let record = QueryRecord {
+            fingerprint: fingerprint(&sql),
+            sql,
+            binds,
+            kind,
+            backend: self.backend,
+            duration,
+            rows: None,
+            error: error.map(|e| e.to_string()),
+            call_site: CALL_SITE.with(Cell::get),
+            started_at,
+        };
+        SCOPES.with(|s| {
+            let mut scopes = s.borrow_mut();
+            if let Some((last, outer)) = scopes.split_last_mut() {
+                for scope in outer {
+                    scope.push(record.clone());
+                }
+                last.push(record);
+            }
+        });
+    }
+}
+
+impl Instrumentation for CaptureInstrumentation {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match event {
+            InstrumentationEvent::StartQuery { .. } => self.started = Some(Instant::now()),
+            InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(query, error),
+            _ => {}
+        }
+    }
+}

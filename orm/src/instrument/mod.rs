@@ -1,0 +1,16 @@
+//! Query capture: what the code sent to the database, per scope.
+//!
+//! Every connection of a [`Database`](crate::Database) pool reports each statement to
+//! the capture scopes open on the current thread. Outside any scope (and with
+//! `tracing` below debug level) nothing is formatted, so capture costs nothing when
+//! nobody listens.
+
+mod capture;
+mod fingerprint;
+mod record;
+
+pub use capture::{capture, expect_queries, Captured, QueryCountMismatch};
+pub use fingerprint::fingerprint;
+pub use record::{QueryKind, QueryRecord};
+
+pub(crate) use capture::{health_check, note_rows, with_call_site, CaptureInstrumentation};

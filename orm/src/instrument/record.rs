@@ -1,0 +1,148 @@
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::connection::Backend;
+
+/// What a captured statement was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    /// A statement the code asked for: SELECT, INSERT, UPDATE, DELETE, ...
+    Data,
+    /// `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `RELEASE SAVEPOINT`.
+    Transaction,
+    /// The pool's check that a connection is alive before handing it out.
+    HealthCheck,
+}
+
+/// One statement as the database received it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueryRecord {
+    /// The SQL text with placeholders (`$1` on PostgreSQL, `?` on SQLite).
+    pub sql: String,
+    /// The bound values, each as its debug text (`"42"`, `"\"What%\""`, `"false"`).
+    pub binds: Vec<String>,
+    /// The SQL with literals and placeholders normalised to `?` and `IN (...)` lists
+    /// collapsed: equal for the "same query" with other values.
+    pub fingerprint: String,
+    /// Data statement, transaction control or health check.
+    pub kind: QueryKind,
+    /// Which backend ran it.
+    pub backend: Backend,
+    /// Time from sending to the end of the statement (on SQLite: until the rows were
+    /// read, since SQLite produces rows while they are read).
+    pub duration: Duration,
+    /// Rows returned or affected, where the library knows them.
+    pub rows: Option<usize>,
+    /// The database's error, if the statement failed.
+    pub error: Option<String>,
+    /// The source location of the terminal method that sent it, where known.
+    #[serde(serialize_with = "serialize_location")]
+    pub call_site: Option<&'static Location<'static>>,
+    /// When the statement was sent.
+    #[serde(skip)]
+    pub started_at: Instant,
+}
+
+fn serialize_location<S: serde::Serializer>(
+    loc: &Option<&'static Location<'static>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match loc {
+        Some(l) => s.serialize_str(&format!("{}:{}:{}", l.file(), l.line(), l.column())),
+        None => s.serialize_none(),
+    }
+}
+
+impl QueryRecord {
+    /// True for data statements (not transaction control, not health checks).
+    pub fn is_data(&self) -> bool {
+        self.kind == QueryKind::Data
+    }
+}
+
+pub(crate) fn classify(sql: &str) -> QueryKind {
+    let head = sql.trim_start();
+    let word = head
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .next()
+        .unwrap_or("");
+    if ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+    {
+        QueryKind::Transaction
+    } else {
+        QueryKind::Data
+    }
+}
+
+/// Splits diesel's debug list of binds (`[false, "a, b", 3]`) into its items.
+pub(crate) fn split_binds(list: &str) -> Vec<String> {
+    let inner = list
+        .trim()
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or("");
+    let mut items = Vec::new();
+    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
+    let mut current = String::new();
+    for c in inner.chars() {
+        if in_str {
+            current.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                current.push(c);
+            }
+            '[' | '(' | '{' => {
+                depth += 1;
+                current.push(c);
+            }
+            ']' | ')' | '}' => {
+                depth -= 1;
+                current.push(c);
+            }
+            ',' if depth == 0 => {
+                items.push(current.trim().to_owned());
+                current.clear();
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.trim().is_empty() {
+        items.push(current.trim().to_owned());
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_binds_respects_strings_and_nesting() {
+        assert_eq!(
+            split_binds(r#"[false, "a, \"b\"", [1, 2], 3]"#),
+            vec!["false", r#""a, \"b\"""#, "[1, 2]", "3"]
+        );
+        assert!(split_binds("[]").is_empty());
+    }
+
+    #[test]
+    fn transaction_statements_are_classified_apart() {
+        assert_eq!(classify("BEGIN IMMEDIATE"), QueryKind::Transaction);
+        assert_eq!(classify("SAVEPOINT diesel_savepoint_1"), QueryKind::Transaction);
+        assert_eq!(classify("release savepoint x"), QueryKind::Transaction);
+        assert_eq!(classify("SELECT 1"), QueryKind::Data);
+        assert_eq!(classify("BEGINNING"), QueryKind::Data);
+    }
+}

@@ -1,0 +1,115 @@
+//! Lazy, Django-style querysets over diesel, on SQLite and PostgreSQL, with every
+//! statement captured.
+//!
+//! # A guide
+//!
+//! ## Open a database
+//!
+//! [`Database::open`] picks the backend from the URL (`threads.db`, `:memory:`,
+//! `postgres://...`) and returns an r2d2 pool. Connections are [`AnyConnection`]s:
+//! one type for both backends.
+//!
+//! ## Declare models
+//!
+//! A model is a diesel row struct (`Queryable` + `Selectable`) plus a few lines of
+//! [`model!`]: its table, primary key, default ordering, soft-delete column and
+//! timestamps.
+//!
+//! ```
+//! # include!("../doctest_setup.rs");
+//! # fn main() -> orm::Result<()> {
+//! # let (_db, mut conn) = setup();
+//! use orm::prelude::*;
+//!
+//! // Nothing runs while a queryset is built...
+//! let recent = Message::objects()                       // deleted = false, ORDER BY updated DESC, id DESC
+//!     .filter(weave_message::text.like("What%"))        // compile-time checked column and type
+//!     .exclude(weave_message::thread_id.eq(7));
+//! assert_eq!(
+//!     recent.sql(Backend::Postgres)?,
+//!     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND ("weave_message"."text" LIKE $1) AND (NOT ("weave_message"."thread_id" = $2)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC"#
+//! );
+//!
+//! // ...and each terminal method sends exactly one statement.
+//! let (n, captured) = orm::capture(|| recent.count(&mut conn));
+//! assert_eq!(n?, 1);
+//! assert_eq!(captured.len(), 1);
+//! assert_eq!(
+//!     captured.sql(),
+//!     ["SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`text` LIKE ?) AND (NOT (`weave_message`.`thread_id` = ?))"]
+//! );
+//! # Ok(()) }
+//! ```
+//!
+//! ## Querysets
+//!
+//! | you want | call | SQL |
+//! |---|---|---|
+//! | rows | [`all`](QuerySet::all) | `SELECT cols FROM t WHERE ... ORDER BY ...` |
+//! | one row or an error | [`get`](QuerySet::get) | `... LIMIT 21` (`NotFound`, `MultipleObjectsReturned`) |
+//! | the first / last row | [`first`](QuerySet::first), [`last`](QuerySet::last) | `... ORDER BY ... LIMIT 1` |
+//! | how many | [`count`](QuerySet::count) | `SELECT COUNT(*) FROM t WHERE ...` (never `ORDER BY`) |
+//! | whether any | [`exists`](QuerySet::exists) | `SELECT 1 FROM t WHERE ... LIMIT 1` |
+//! | rows by id | [`in_bulk`](QuerySet::in_bulk) | `... WHERE id = ANY($1)` / chunked `IN (?, ...)` |
+//! | soft delete | [`delete`](QuerySet::delete) | `UPDATE t SET deleted = true, updated = ? WHERE ...` |
+//! | remove | [`hard_delete`](QuerySet::hard_delete) | `DELETE FROM t WHERE ...` |
+//! | set columns | [`update`](QuerySet::update) | `UPDATE t SET ..., updated = ? WHERE ...` |
+//!
+//! [`QuerySet::sql`], [`QuerySet::count_sql`] and [`QuerySet::exists_sql`] render a
+//! statement for either backend without a connection.
+//!
+//! ## Soft delete
+//!
+//! A model declared with `soft_delete: deleted` hides deleted rows from `objects()`;
+//! [`with_deleted`](QuerySet::with_deleted) and
+//! [`only_deleted`](QuerySet::only_deleted) show them. The filter is rendered as the
+//! literal `deleted = false`, so a partial index `WHERE deleted = false` serves it on
+//! both backends.
+//!
+//! ## Capture, count, budget
+//!
+//! Every statement on a pooled connection is reported to the open [`capture`]
+//! scopes of the current thread: SQL, binds, a normalised
+//! [fingerprint](instrument::fingerprint), duration, rows and the call site of the
+//! terminal method. `BEGIN`/`COMMIT` and the pool's `SELECT 1` health checks are
+//! recorded but not counted. [`assert_num_queries!`] checks a count in tests.
+//!
+//! ## Transactions
+//!
+//! [`atomic`] commits on `Ok`, rolls back on `Err` or panic, nests with savepoints,
+//! and starts SQLite write transactions with `BEGIN IMMEDIATE`.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod capability;
+mod connection;
+mod database;
+mod error;
+mod fragment;
+pub mod instrument;
+mod migrate;
+mod model;
+mod ordering;
+pub mod prelude;
+mod queryset;
+mod transaction;
+
+pub use capability::Capability;
+pub use connection::{AnyConnection, Backend, Db, MultiBackend};
+pub use database::{ConnectionManager, Database, DatabaseBuilder, PooledConnection};
+pub use error::{ConnectErrorKind, Error, Result};
+pub use fragment::ColumnRef;
+pub use instrument::{capture, Captured};
+pub use migrate::Migrations;
+pub use model::Model;
+pub use ordering::{IntoOrdering, OrderTerm};
+pub use queryset::{Deleted, QuerySet};
+pub use transaction::atomic;
+
+/// Used by the macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::queryset::statement::ModelSelect;
+    pub use diesel;
+}

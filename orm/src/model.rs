@@ -1,0 +1,180 @@
+//! The `Model` trait and the `model!` macro that implements it.
+
+use diesel::expression::{is_aggregate, AppearsOnTable, ValidGrouping};
+use diesel::expression::SelectableHelper;
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::sql_types::BigInt;
+use diesel::{Column, Expression, Selectable, Table};
+
+use crate::connection::Db;
+use crate::fragment::ColumnRef;
+use crate::ordering::OrderTerm;
+use crate::queryset::QuerySet;
+
+/// A table's row type with what the ORM needs to know about it.
+///
+/// Implement it with [`model!`](crate::model); the row struct itself derives diesel's
+/// `Queryable` and `Selectable` as usual.
+pub trait Model:
+    Selectable<Db, SelectExpression: QueryFragment<Db> + QueryId + Send + Sync> + Sized
+    + Send
+    + 'static
+{
+    /// The diesel table.
+    type Table: Table + QueryFragment<Db> + Default + Copy + Send + Sync + 'static;
+
+    /// The primary key column (a `BigInt`).
+    type PrimaryKey: Column<Table = Self::Table>
+        + Expression<SqlType = BigInt>
+        + AppearsOnTable<Self::Table>
+        + ValidGrouping<(), IsAggregate = is_aggregate::No>
+        + QueryFragment<Db>
+        + QueryFragment<diesel::pg::Pg>
+        + QueryFragment<diesel::sqlite::Sqlite>
+        + Default
+        + Copy
+        + Send
+        + Sync
+        + 'static;
+
+    /// The model's name, used in error messages (`Message matching query does not exist`).
+    const NAME: &'static str;
+
+    /// This row's primary key.
+    fn pk(&self) -> i64;
+
+    /// The ordering of `objects()` when `order_by` is not called (default: none).
+    fn default_ordering() -> Vec<OrderTerm> {
+        Vec::new()
+    }
+
+    /// The boolean soft-delete column, for models that hide deleted rows.
+    fn soft_delete_column() -> Option<ColumnRef> {
+        None
+    }
+
+    /// The `created` timestamp column the ORM sets on insert.
+    fn created_column() -> Option<ColumnRef> {
+        None
+    }
+
+    /// The `updated` timestamp column the ORM sets on every write.
+    fn updated_column() -> Option<ColumnRef> {
+        None
+    }
+
+    /// A lazy queryset over this model's rows: soft-deleted rows hidden, default
+    /// ordering applied. Nothing runs until a terminal method.
+    #[doc(alias = "all")]
+    fn objects() -> QuerySet<Self> {
+        QuerySet::new()
+    }
+
+    /// Loads the rows of a statement. Implemented by [`model!`](crate::model), where
+    /// the model's type is concrete and diesel can check the row type.
+    #[doc(hidden)]
+    fn load_rows(
+        statement: &crate::__private::ModelSelect<Self>,
+        conn: &mut crate::AnyConnection,
+    ) -> diesel::QueryResult<Vec<Self>>;
+
+    /// The selection diesel uses to load this model.
+    #[doc(hidden)]
+    fn selection() -> diesel::helper_types::AsSelect<Self, Db> {
+        <Self as SelectableHelper<Db>>::as_select()
+    }
+}
+
+/// Implements [`Model`] for a diesel row struct in a few lines.
+///
+/// ```
+/// diesel::table! {
+///     book (id) {
+///         id -> BigInt,
+///         title -> Text,
+///         deleted -> Bool,
+///         created -> Timestamp,
+///         updated -> Timestamp,
+///     }
+/// }
+///
+/// #[derive(Debug, diesel::Queryable, diesel::Selectable)]
+/// #[diesel(table_name = book)]
+/// struct Book {
+///     id: i64,
+///     title: String,
+///     deleted: bool,
+///     created: chrono::NaiveDateTime,
+///     updated: chrono::NaiveDateTime,
+/// }
+///
+/// orm::model! {
+///     Book => book {
+///         primary_key: id,
+///         ordering: (book::updated.desc(), book::id.desc()),
+///         soft_delete: deleted,
+///         timestamps: (created, updated),
+///     }
+/// }
+///
+/// use orm::prelude::*;
+/// let sql = Book::objects().filter(book::title.eq("Dune")).sql(Backend::Postgres)?;
+/// assert_eq!(
+///     sql,
+///     r#"SELECT "book"."id", "book"."title", "book"."deleted", "book"."created", "book"."updated" FROM "book" WHERE ("book"."deleted" = false) AND ("book"."title" = $1) ORDER BY "book"."updated" DESC, "book"."id" DESC"#
+/// );
+/// # Ok::<(), orm::Error>(())
+/// ```
+///
+/// Every key but `primary_key` is optional; they must come in this order.
+#[macro_export]
+macro_rules! model {
+    (
+        $model:ident => $table:ident {
+            primary_key: $pk:ident
+            $(, ordering: $ordering:expr)?
+            $(, soft_delete: $deleted:ident)?
+            $(, timestamps: ($created:ident, $updated:ident))?
+            $(,)?
+        }
+    ) => {
+        impl $crate::Model for $model {
+            type Table = $table::table;
+            type PrimaryKey = $table::$pk;
+            const NAME: &'static str = stringify!($model);
+
+            fn pk(&self) -> i64 {
+                self.$pk
+            }
+
+            fn load_rows(
+                statement: &$crate::__private::ModelSelect<Self>,
+                conn: &mut $crate::AnyConnection,
+            ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
+                $crate::__private::diesel::RunQueryDsl::load::<Self>(statement, conn)
+            }
+
+            $(
+                fn default_ordering() -> ::std::vec::Vec<$crate::OrderTerm> {
+                    $crate::IntoOrdering::<$table::table>::into_ordering($ordering)
+                }
+            )?
+
+            $(
+                fn soft_delete_column() -> ::std::option::Option<$crate::ColumnRef> {
+                    ::std::option::Option::Some($crate::ColumnRef::of($table::$deleted))
+                }
+            )?
+
+            $(
+                fn created_column() -> ::std::option::Option<$crate::ColumnRef> {
+                    ::std::option::Option::Some($crate::ColumnRef::of($table::$created))
+                }
+
+                fn updated_column() -> ::std::option::Option<$crate::ColumnRef> {
+                    ::std::option::Option::Some($crate::ColumnRef::of($table::$updated))
+                }
+            )?
+        }
+    };
+}

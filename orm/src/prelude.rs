@@ -1,0 +1,8 @@
+//! `use orm::prelude::*;` brings the traits and types querysets need, and diesel's
+//! expression methods (`eq`, `like`, `desc`, ...).
+
+pub use crate::connection::{AnyConnection, Backend};
+pub use crate::database::Database;
+pub use crate::model::Model;
+pub use crate::queryset::QuerySet;
+pub use diesel::{BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, TextExpressionMethods};

@@ -1,0 +1,234 @@
+//! Terminal methods that read: each sends exactly one statement.
+
+use std::collections::HashMap;
+use std::panic::Location;
+
+use diesel::{ExpressionMethods, RunQueryDsl};
+
+use super::statement::SelectStatement;
+use super::QuerySet;
+use crate::connection::AnyConnection;
+use crate::error::{Error, Result};
+use crate::instrument::{note_rows, with_call_site};
+use crate::model::Model;
+
+/// How many rows `get()` reads before giving up counting duplicates (as Django).
+const MAX_GET_RESULTS: i64 = 21;
+
+impl<M: Model> QuerySet<M> {
+    /// Loads every row (one query).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let (messages, captured) = orm::capture(|| {
+    ///     Message::objects().filter(weave_message::thread_id.eq(1)).all(&mut conn)
+    /// });
+    /// assert_eq!(messages?.len(), 2);
+    /// assert_eq!(captured.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the database rejects the statement.
+    #[track_caller]
+    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<M>> {
+        let statement = self.select_statement();
+        run(Location::caller(), || M::load_rows(&statement, conn))
+    }
+
+    /// The first row in the queryset's ordering (by primary key when it has none),
+    /// or `None` (one query, `LIMIT 1`).
+    #[track_caller]
+    pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<M>> {
+        let statement = self.first_statement(false);
+        run(Location::caller(), || M::load_rows(&statement, conn)).map(|rows| rows.into_iter().next())
+    }
+
+    /// The last row: the first of the reversed ordering (by primary key when it has
+    /// none), or `None` (one query, `LIMIT 1`).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a sliced queryset (its last row depends on the
+    /// slice; reverse the ordering instead), as Django.
+    #[track_caller]
+    pub fn last(&self, conn: &mut AnyConnection) -> Result<Option<M>> {
+        if self.is_sliced() {
+            return Err(Error::Unsupported {
+                backend: conn.backend(),
+                feature: "last() on a sliced queryset",
+            });
+        }
+        let statement = self.first_statement(true);
+        run(Location::caller(), || M::load_rows(&statement, conn)).map(|rows| rows.into_iter().next())
+    }
+
+    fn first_statement(&self, reverse: bool) -> SelectStatement<diesel::helper_types::AsSelect<M, crate::Db>> {
+        let mut statement = self.select_statement();
+        if statement.source.order.is_empty() {
+            statement.source.order = crate::IntoOrdering::<M::Table>::into_ordering(M::PrimaryKey::default().asc());
+        }
+        if reverse {
+            statement.source.order = statement.source.order.iter().map(|t| t.reversed()).collect();
+        }
+        if !matches!(statement.source.limit, Some(0)) {
+            statement.limit_override = Some(1);
+        }
+        statement
+    }
+
+    /// The one row of the queryset (one query, reading at most 21 rows).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is none, [`Error::MultipleObjectsReturned`] when
+    /// there are several (its `count` stops at 21).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let ada = Person::objects().filter(weave_person::first_name.eq("Ada")).get(&mut conn)?;
+    /// assert_eq!(ada.last_name, "Lovelace");
+    /// let err = Person::objects().filter(weave_person::first_name.eq("Nobody")).get(&mut conn).unwrap_err();
+    /// assert!(err.is_not_found());
+    /// assert_eq!(err.to_string(), "Person matching query does not exist");
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn get(&self, conn: &mut AnyConnection) -> Result<M> {
+        let mut statement = self.select_statement();
+        statement.limit_override = Some(match self.limit {
+            Some(limit) => limit.min(MAX_GET_RESULTS),
+            None => MAX_GET_RESULTS,
+        });
+        let mut rows = run(Location::caller(), || M::load_rows(&statement, conn))?;
+        match rows.len() {
+            0 => Err(Error::NotFound { model: M::NAME }),
+            1 => Ok(rows.remove(0)),
+            count => Err(Error::MultipleObjectsReturned {
+                model: M::NAME,
+                count,
+            }),
+        }
+    }
+
+    /// The number of rows, counted by the database (one query, never with
+    /// `ORDER BY`). On a sliced queryset it counts the rows of the slice, as Django.
+    ///
+    /// `SELECT COUNT(*) FROM t WHERE ...`; see [`count_sql`](Self::count_sql) for
+    /// both backends' SQL.
+    #[track_caller]
+    #[doc(alias = "len")]
+    pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
+        let statement = self.count_statement();
+        run(Location::caller(), || {
+            CountQuery(&*statement).get_result::<i64>(conn)
+        })
+    }
+
+    /// True when the queryset has at least one row (one query: `SELECT 1 ... LIMIT 1`).
+    #[track_caller]
+    pub fn exists(&self, conn: &mut AnyConnection) -> Result<bool> {
+        let statement = self.exists_statement();
+        run(Location::caller(), || statement.load::<i32>(conn)).map(|rows| !rows.is_empty())
+    }
+
+    /// The rows whose primary key is in `ids`, by primary key, within this queryset's
+    /// filters. Missing ids are absent from the map; duplicates are looked up once.
+    ///
+    /// One query per chunk: on PostgreSQL the ids are one array bind
+    /// (`"id" = ANY($1)`), so any number is one query; on SQLite they are chunked under
+    /// the bind limit (32,766 parameters). An empty `ids` sends nothing.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let people = Person::objects().in_bulk(&mut conn, &[1, 2, 999])?;
+    /// assert_eq!(people.len(), 2);
+    /// assert_eq!(people[&1].first_name, "Ada");
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn in_bulk(&self, conn: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i64, M>> {
+        let site = Location::caller();
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let capability = conn.backend().capability();
+        let chunk = if capability.array_binds {
+            ids.len().max(1)
+        } else {
+            // Leave room for the queryset's own binds.
+            capability.max_bind_params - 1_000
+        };
+        let mut found = HashMap::with_capacity(ids.len());
+        for part in ids.chunks(chunk) {
+            let qs = self
+                .clone()
+                .unordered()
+                .filter(<M::PrimaryKey as Default>::default().eq_any(part.to_vec()));
+            let statement = qs.select_statement();
+            let rows = run(site, || M::load_rows(&statement, conn))?;
+            found.extend(rows.into_iter().map(|m| (m.pk(), m)));
+        }
+        Ok(found)
+    }
+}
+
+/// Runs one statement with its call site recorded and its row count noted.
+pub(crate) fn run<T: RowCount>(
+    site: &'static Location<'static>,
+    f: impl FnOnce() -> diesel::QueryResult<T>,
+) -> Result<T> {
+    let value = with_call_site(site, f)?;
+    note_rows(value.row_count());
+    Ok(value)
+}
+
+/// How many rows a statement's result stands for.
+pub(crate) trait RowCount {
+    fn row_count(&self) -> usize;
+}
+
+impl<T> RowCount for Vec<T> {
+    fn row_count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl RowCount for i64 {
+    fn row_count(&self) -> usize {
+        1
+    }
+}
+
+impl RowCount for usize {
+    fn row_count(&self) -> usize {
+        *self
+    }
+}
+
+/// Adapts a boxed count fragment to diesel's `Query` (`SELECT COUNT(*)` is a BigInt).
+struct CountQuery<'a>(&'a dyn diesel::query_builder::QueryFragment<crate::Db>);
+
+impl diesel::query_builder::QueryFragment<crate::Db> for CountQuery<'_> {
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, crate::Db>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+}
+
+impl diesel::query_builder::QueryId for CountQuery<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for CountQuery<'_> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for CountQuery<'_> {}

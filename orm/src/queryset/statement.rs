@@ -1,0 +1,181 @@
+//! The SELECT statements a queryset renders: rows, COUNT, EXISTS.
+//!
+//! Small `QueryFragment` nodes: every value is a bound parameter; only SQL keywords,
+//! quoted identifiers and boolean literals of soft-delete filters are text.
+
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Integer};
+use diesel::{Expression, QueryResult, RunQueryDsl};
+
+use crate::connection::{Db, MultiBackend};
+use crate::fragment::Fragment;
+use crate::ordering::OrderTerm;
+
+/// The parts shared by every statement of one queryset.
+#[derive(Clone)]
+pub(crate) struct Source {
+    pub(crate) table: Fragment,
+    pub(crate) filters: Vec<Fragment>,
+    pub(crate) order: Vec<OrderTerm>,
+    pub(crate) limit: Option<i64>,
+    pub(crate) offset: Option<i64>,
+    pub(crate) distinct: bool,
+}
+
+impl Source {
+    pub(crate) fn is_sliced(&self) -> bool {
+        self.limit.is_some() || self.offset.is_some()
+    }
+
+    fn walk_from_where<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql(" FROM ");
+        self.table.walk_ast(out.reborrow())?;
+        walk_where(&self.filters, out)
+    }
+
+    fn walk_order<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        for (i, term) in self.order.iter().enumerate() {
+            out.push_sql(if i == 0 { " ORDER BY " } else { ", " });
+            term.walk_ast(out.reborrow())?;
+        }
+        Ok(())
+    }
+
+    fn walk_limit_offset<'b>(
+        &'b self,
+        limit: Option<&'b i64>,
+        out: &mut AstPass<'_, 'b, Db>,
+    ) -> QueryResult<()> {
+        match (limit, &self.offset) {
+            (Some(limit), offset) => {
+                out.push_sql(" LIMIT ");
+                out.push_bind_param::<BigInt, i64>(limit)?;
+                if let Some(offset) = offset {
+                    out.push_sql(" OFFSET ");
+                    out.push_bind_param::<BigInt, i64>(offset)?;
+                }
+            }
+            (None, Some(offset)) => {
+                // SQLite accepts OFFSET only after a LIMIT; -1 means none.
+                if matches!(out.backend(), MultiBackend::Sqlite(_)) {
+                    out.push_sql(" LIMIT -1");
+                }
+                out.push_sql(" OFFSET ");
+                out.push_bind_param::<BigInt, i64>(offset)?;
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
+
+/// ` WHERE (a) AND (b)`, or nothing.
+pub(crate) fn walk_where<'b>(filters: &'b [Fragment], out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+    for (i, filter) in filters.iter().enumerate() {
+        out.push_sql(if i == 0 { " WHERE (" } else { " AND (" });
+        filter.walk_ast(out.reborrow())?;
+        out.push_sql(")");
+    }
+    Ok(())
+}
+
+/// `SELECT [DISTINCT] <selection> FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?`.
+#[doc(hidden)]
+pub struct SelectStatement<S> {
+    pub(crate) selection: S,
+    pub(crate) source: Source,
+    /// Overrides the queryset's limit (`first()` uses 1, `get()` 21).
+    pub(crate) limit_override: Option<i64>,
+    pub(crate) with_order: bool,
+}
+
+impl<S> SelectStatement<S> {
+    pub(crate) fn new(selection: S, source: Source) -> Self {
+        Self {
+            selection,
+            source,
+            limit_override: None,
+            with_order: true,
+        }
+    }
+}
+
+impl<S: QueryFragment<Db>> QueryFragment<Db> for SelectStatement<S> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        if self.source.distinct {
+            out.push_sql("DISTINCT ");
+        }
+        self.selection.walk_ast(out.reborrow())?;
+        self.source.walk_from_where(&mut out)?;
+        if self.with_order {
+            self.source.walk_order(&mut out)?;
+        }
+        let limit = self.limit_override.as_ref().or(self.source.limit.as_ref());
+        self.source.walk_limit_offset(limit, &mut out)
+    }
+}
+
+impl<S> QueryId for SelectStatement<S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<S: Expression> Query for SelectStatement<S> {
+    type SqlType = S::SqlType;
+}
+
+impl<S, Conn> RunQueryDsl<Conn> for SelectStatement<S> {}
+
+impl<S, Conn> RunQueryDsl<Conn> for &SelectStatement<S> {}
+
+/// The statement that loads rows of model `M`.
+pub type ModelSelect<M> = SelectStatement<diesel::helper_types::AsSelect<M, Db>>;
+
+/// `SELECT COUNT(*) FROM t WHERE ...`, or, for a sliced or distinct queryset,
+/// `SELECT COUNT(*) FROM (SELECT ... LIMIT ? OFFSET ?) AS "counted"`.
+/// Never carries an ORDER BY (PostgreSQL rejects `COUNT(*)` beside `ORDER BY col`).
+pub(crate) struct CountStatement<S> {
+    pub(crate) inner: SelectStatement<S>,
+}
+
+impl<S: QueryFragment<Db>> QueryFragment<Db> for CountStatement<S> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        let source = &self.inner.source;
+        if source.is_sliced() || source.distinct {
+            out.push_sql("SELECT COUNT(*) FROM (");
+            self.inner.walk_ast(out.reborrow())?;
+            out.push_sql(") AS ");
+            out.push_identifier("counted")
+        } else {
+            out.push_sql("SELECT COUNT(*)");
+            source.walk_from_where(&mut out)
+        }
+    }
+}
+
+impl<S> QueryId for CountStatement<S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<S> Query for CountStatement<S> {
+    type SqlType = BigInt;
+}
+
+impl<S, Conn> RunQueryDsl<Conn> for CountStatement<S> {}
+
+/// The literal selection `1` (for EXISTS and counted subqueries).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct One;
+
+impl Expression for One {
+    type SqlType = Integer;
+}
+
+impl QueryFragment<Db> for One {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("1");
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! Terminal methods that write: soft delete, hard delete, update.
+
+use std::panic::Location;
+use std::sync::Arc;
+
+use diesel::query_builder::{AsChangeset, AstPass, QueryFragment, QueryId};
+use diesel::sql_types::Timestamp;
+use diesel::{QueryResult, RunQueryDsl};
+
+use super::run::run;
+use super::statement::{walk_where, SelectStatement, Source};
+use super::QuerySet;
+use crate::connection::{AnyConnection, Db};
+use crate::error::Result;
+use crate::fragment::{ColumnRef, Fragment};
+use crate::model::Model;
+
+impl<M: Model> QuerySet<M> {
+    /// Deletes the queryset's rows; returns how many. For a soft-delete model it
+    /// marks them (`SET deleted = true, updated = now`); otherwise it removes them.
+    /// One statement.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let thread_1 = Message::objects().filter(weave_message::thread_id.eq(1));
+    /// let (n, captured) = orm::capture(|| thread_1.delete(&mut conn));
+    /// assert_eq!(n?, 2);
+    /// assert_eq!(
+    ///     captured.sql(),
+    ///     ["UPDATE `weave_message` SET `deleted` = true, `updated` = ? WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` = ?)"]
+    /// );
+    /// // On PostgreSQL: UPDATE "weave_message" SET "deleted" = true, "updated" = $1
+    /// //                WHERE ("weave_message"."deleted" = false) AND ("weave_message"."thread_id" = $2)
+    /// assert_eq!(thread_1.count(&mut conn)?, 0);
+    /// assert_eq!(thread_1.clone().only_deleted().count(&mut conn)?, 2);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn delete(&self, conn: &mut AnyConnection) -> Result<usize> {
+        let Some(deleted) = M::soft_delete_column() else {
+            return self.hard_delete_at(conn, Location::caller());
+        };
+        let mut sets: Vec<Fragment> = vec![Arc::new(SetBool {
+            column: deleted,
+            value: true,
+        })];
+        sets.extend(touch_updated::<M>());
+        let statement = Update {
+            table: Arc::new(M::Table::default()),
+            sets,
+            filter: WriteWhere::new(self.source(), primary_key::<M>()),
+        };
+        run(Location::caller(), || statement.execute(conn))
+    }
+
+    /// Removes the queryset's rows for good (`DELETE FROM ...`), soft delete or not;
+    /// returns how many. Only the rows the queryset sees are removed: chain
+    /// `with_deleted()` to include soft-deleted ones.
+    #[track_caller]
+    pub fn hard_delete(&self, conn: &mut AnyConnection) -> Result<usize> {
+        self.hard_delete_at(conn, Location::caller())
+    }
+
+    fn hard_delete_at(&self, conn: &mut AnyConnection, site: &'static Location<'static>) -> Result<usize> {
+        let statement = Delete {
+            table: Arc::new(M::Table::default()),
+            filter: WriteWhere::new(self.source(), primary_key::<M>()),
+        };
+        run(site, || statement.execute(conn))
+    }
+
+    /// Sets columns on every row of the queryset in one statement; returns how many
+    /// rows changed. `changes` is any diesel changeset of `M`'s table (a struct
+    /// deriving `AsChangeset`, `col.eq(value)`, or a tuple of them). The `updated`
+    /// column is set to now as well: do not set it yourself.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let n = Thread::objects()
+    ///     .filter(weave_thread::id.eq(1))
+    ///     .update(&mut conn, weave_thread::title.eq("Renamed"))?;
+    /// assert_eq!(n, 1);
+    /// assert_eq!(Thread::objects().filter(weave_thread::id.eq(1)).get(&mut conn)?.title, "Renamed");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// On a sliced queryset the rows are chosen by a subquery:
+    /// `UPDATE t SET ... WHERE "t"."id" IN (SELECT "t"."id" FROM t ... LIMIT ?)`.
+    #[track_caller]
+    pub fn update<C>(&self, conn: &mut AnyConnection, changes: C) -> Result<usize>
+    where
+        C: AsChangeset<Target = M::Table>,
+        C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
+    {
+        let changeset: Fragment = Arc::new(changes.as_changeset());
+        let mut sets = Vec::with_capacity(2);
+        if !changeset.is_noop(&conn_backend(conn))? {
+            sets.push(changeset);
+        }
+        sets.extend(touch_updated::<M>());
+        if sets.is_empty() {
+            return Ok(0);
+        }
+        let statement = Update {
+            table: Arc::new(M::Table::default()),
+            sets,
+            filter: WriteWhere::new(self.source(), primary_key::<M>()),
+        };
+        run(Location::caller(), || statement.execute(conn))
+    }
+}
+
+fn conn_backend(conn: &AnyConnection) -> crate::connection::MultiBackend {
+    conn.backend().diesel_backend()
+}
+
+fn primary_key<M: Model>() -> ColumnRef {
+    ColumnRef::of(M::PrimaryKey::default())
+}
+
+fn touch_updated<M: Model>() -> Option<Fragment> {
+    M::updated_column().map(|column| {
+        Arc::new(SetTimestamp {
+            column,
+            value: chrono::Utc::now().naive_utc(),
+        }) as Fragment
+    })
+}
+
+/// `"col" = true|false` in a SET list (the column unqualified, as SQL requires).
+struct SetBool {
+    column: ColumnRef,
+    value: bool,
+}
+
+impl QueryFragment<Db> for SetBool {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_identifier(self.column.name)?;
+        // A typed boolean the library renders, never a user value.
+        out.push_sql(if self.value { " = true" } else { " = false" });
+        Ok(())
+    }
+}
+
+/// `"col" = ?` with a timestamp bind.
+pub(crate) struct SetTimestamp {
+    pub(crate) column: ColumnRef,
+    pub(crate) value: chrono::NaiveDateTime,
+}
+
+impl QueryFragment<Db> for SetTimestamp {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_identifier(self.column.name)?;
+        out.push_sql(" = ");
+        out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(&self.value)
+    }
+}
+
+/// The WHERE of a write: the filters, or for a sliced queryset
+/// `"t"."pk" IN (SELECT "t"."pk" FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?)`.
+enum WriteWhere {
+    Filters(Vec<Fragment>),
+    PkIn(ColumnRef, SelectStatement<PkSelection>),
+}
+
+impl WriteWhere {
+    fn new(source: Source, pk: ColumnRef) -> Self {
+        if source.is_sliced() {
+            WriteWhere::PkIn(pk.clone(), SelectStatement::new(PkSelection(pk), source))
+        } else {
+            WriteWhere::Filters(source.filters)
+        }
+    }
+
+    fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        match self {
+            WriteWhere::Filters(filters) => walk_where(filters, out),
+            WriteWhere::PkIn(pk, subquery) => {
+                out.push_sql(" WHERE ");
+                pk.qualified.walk_ast(out.reborrow())?;
+                out.push_sql(" IN (");
+                subquery.walk_ast(out.reborrow())?;
+                out.push_sql(")");
+                Ok(())
+            }
+        }
+    }
+}
+
+struct PkSelection(ColumnRef);
+
+impl QueryFragment<Db> for PkSelection {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.0.qualified.walk_ast(out)
+    }
+}
+
+struct Update {
+    table: Fragment,
+    sets: Vec<Fragment>,
+    filter: WriteWhere,
+}
+
+impl QueryFragment<Db> for Update {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" SET ");
+        for (i, set) in self.sets.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            set.walk_ast(out.reborrow())?;
+        }
+        self.filter.walk(&mut out)
+    }
+}
+
+struct Delete {
+    table: Fragment,
+    filter: WriteWhere,
+}
+
+impl QueryFragment<Db> for Delete {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("DELETE FROM ");
+        self.table.walk_ast(out.reborrow())?;
+        self.filter.walk(&mut out)
+    }
+}
+
+macro_rules! impl_statement {
+    ($($ty:ty),*) => {$(
+        impl QueryId for $ty {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+        impl<Conn> RunQueryDsl<Conn> for $ty {}
+    )*};
+}
+impl_statement!(Update, Delete);
