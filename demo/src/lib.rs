@@ -1,1 +1,15 @@
+//! The talk's "threads" app on `orm`: Person, Thread, Message with soft delete and
+//! the partial index `soft_deletes_ignore`.
 
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod models;
+#[allow(missing_docs)]
+pub mod schema;
+
+/// The demo schema for both backends (`migrations/sqlite`, `migrations/postgres`).
+pub const MIGRATIONS: orm::Migrations = orm::Migrations {
+    sqlite: &diesel_migrations::embed_migrations!("../migrations/sqlite"),
+    postgres: &diesel_migrations::embed_migrations!("../migrations/postgres"),
+};

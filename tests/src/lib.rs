@@ -1,1 +1,231 @@
+//! The shared test harness: each test runs once on SQLite and once on PostgreSQL.
+//!
+//! PostgreSQL comes from `ORM_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Every test gets its own schema there
+//! (or its own SQLite file), so tests run in parallel without seeing each other's
+//! rows. When PostgreSQL cannot be reached its tests are skipped with a loud line,
+//! unless `ORM_REQUIRE_POSTGRES=1`, when they fail.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::NaiveDateTime;
+use demo::models::{NewMessage, NewPerson, NewThread};
+use demo::schema::{weave_message, weave_person, weave_thread};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, RunQueryDsl};
+use orm::{AnyConnection, Backend, Database};
+
+/// The default PostgreSQL URL of the test suite.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A database of its own for one test, removed when dropped.
+pub struct TestDb {
+    /// The pool.
+    pub db: Database,
+    /// The URL the pool was opened with.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(PathBuf),
+    PostgresSchema { admin_url: String, schema: String },
+}
+
+impl TestDb {
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// A pooled connection (panics if none can be had: this is a test).
+    pub fn conn(&self) -> orm::PooledConnection {
+        self.db.get().expect("test connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Cleanup::PostgresSchema { admin_url, schema } => {
+                if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
+                    let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+                }
+            }
+        }
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{n}_{nanos}", std::process::id())
+}
+
+/// An empty, migrated SQLite file database.
+pub fn sqlite() -> TestDb {
+    sqlite_with(|b| b)
+}
+
+/// Like [`sqlite`], with pool settings.
+pub fn sqlite_with(configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder) -> TestDb {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("orm_test")));
+    let url = path.to_string_lossy().into_owned();
+    let db = configure(Database::builder(&url)).open().expect("open sqlite");
+    db.migrate(&demo::MIGRATIONS).expect("migrate sqlite");
+    TestDb {
+        db,
+        url,
+        cleanup: Cleanup::SqliteFile(path),
+    }
+}
+
+/// The PostgreSQL URL tests use.
+pub fn postgres_url() -> String {
+    std::env::var("ORM_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+fn postgres_required() -> bool {
+    matches!(std::env::var("ORM_REQUIRE_POSTGRES").as_deref(), Ok("1") | Ok("true") | Ok("yes"))
+}
+
+/// An empty, migrated schema of its own on PostgreSQL, or `None` (with a loud line
+/// on stderr) when PostgreSQL cannot be reached and `ORM_REQUIRE_POSTGRES` is unset.
+pub fn postgres() -> Option<TestDb> {
+    postgres_with(|b| b)
+}
+
+/// Like [`postgres`], with pool settings.
+pub fn postgres_with(configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder) -> Option<TestDb> {
+    let admin_url = postgres_url();
+    let mut admin = match diesel::PgConnection::establish(&admin_url) {
+        Ok(c) => c,
+        Err(e) if !postgres_required() => {
+            eprintln!(
+                "\n!!! SKIPPED ON POSTGRESQL: cannot connect to {admin_url}: {e}\n!!! set ORM_TEST_POSTGRES_URL, or ORM_REQUIRE_POSTGRES=1 to make this a failure\n"
+            );
+            return None;
+        }
+        Err(e) => panic!("ORM_REQUIRE_POSTGRES is set but {admin_url} is unreachable: {e}"),
+    };
+    let schema = unique_name("orm_test");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+        .expect("create test schema");
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
+    let db = configure(Database::builder(&url)).open().expect("open postgres");
+    db.migrate(&demo::MIGRATIONS).expect("migrate postgres");
+    Some(TestDb {
+        db,
+        url,
+        cleanup: Cleanup::PostgresSchema { admin_url, schema },
+    })
+}
+
+/// Writes one test once and runs it on both backends:
+///
+/// ```text
+/// on_both_backends! {
+///     fn counting_sends_one_query(db) { ... }
+/// }
+/// ```
+/// makes `counting_sends_one_query::sqlite` and `counting_sends_one_query::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($(#[$meta:meta])* fn $name:ident($db:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            #[test]
+            fn sqlite() {
+                let $db = $crate::sqlite();
+                $body
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn postgres() {
+                let Some($db) = $crate::postgres() else { return };
+                $body
+            }
+        }
+    )*};
+}
+
+/// A timestamp `minutes` after 2024-01-01 00:00 UTC.
+pub fn at(minutes: i64) -> NaiveDateTime {
+    chrono::DateTime::from_timestamp(1_704_067_200 + minutes * 60, 0)
+        .expect("valid timestamp")
+        .naive_utc()
+}
+
+/// The fixture: 3 people (Ada, Alan, Grace; Grace deleted), 3 threads ("Engines",
+/// "Machines", "Deleted" deleted), and 10 messages (7 live). Message `i` (1-based)
+/// is updated at minute `i`, so the default ordering is by id descending.
+pub fn seed(conn: &mut AnyConnection) {
+    let people = [("Ada", "Lovelace", false), ("Alan", "Turing", false), ("Grace", "Hopper", true)];
+    for (i, (first, last, deleted)) in people.iter().enumerate() {
+        let row = NewPerson {
+            created: at(i as i64),
+            updated: at(i as i64),
+            deleted: *deleted,
+            first_name: (*first).into(),
+            last_name: (*last).into(),
+            email_address: format!("{}@example.org", first.to_lowercase()),
+        };
+        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table).values(&row).execute(c))
+            .expect("insert person");
+    }
+    for (i, (title, deleted)) in [("Engines", false), ("Machines", false), ("Deleted", true)].iter().enumerate() {
+        let row = NewThread {
+            created: at(i as i64),
+            updated: at(i as i64),
+            deleted: *deleted,
+            title: (*title).into(),
+        };
+        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table).values(&row).execute(c))
+            .expect("insert thread");
+    }
+    // (text, sender, thread, deleted)
+    let messages = [
+        ("What is an engine?", 1, 1, false),
+        ("A machine that computes.", 2, 1, false),
+        ("What can machines think?", 2, 2, false),
+        ("deleted reply", 1, 2, true),
+        ("Bugs are moths.", 3, 2, false),
+        ("What about compilers?", 3, 1, false),
+        ("deleted again", 2, 1, true),
+        ("Notes on the engine", 1, 1, false),
+        ("in a deleted thread", 1, 3, false),
+        ("deleted in a deleted thread", 2, 3, true),
+    ];
+    for (i, (text, sent_by, thread, deleted)) in messages.iter().enumerate() {
+        let minute = i as i64 + 1;
+        let row = NewMessage {
+            created: at(minute),
+            updated: at(minute),
+            deleted: *deleted,
+            text: (*text).into(),
+            sent_by_id: *sent_by,
+            thread_id: *thread,
+        };
+        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table).values(&row).execute(c))
+            .expect("insert message");
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE weave_message;
+DROP TABLE weave_thread;
+DROP TABLE weave_person;
