@@ -181,23 +181,30 @@ impl Error {
 
     /// True when the database rejected a statement for violating a unique constraint.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(
-            self,
-            Error::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            ))
+        self.is_database_error(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            "UNIQUE constraint failed",
         )
     }
 
     /// True when the database rejected a statement for violating a foreign key.
     pub fn is_foreign_key_violation(&self) -> bool {
-        matches!(
-            self,
-            Error::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                _
-            ))
+        self.is_database_error(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            "FOREIGN KEY constraint failed",
         )
+    }
+
+    /// Matches diesel's error kind, or SQLite's fixed (never translated) message for
+    /// the cases where SQLite reports no extended error code to diesel.
+    fn is_database_error(&self, kind: diesel::result::DatabaseErrorKind, sqlite_message: &str) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error as DieselError};
+        match self {
+            Error::Query(DieselError::DatabaseError(k, info)) => {
+                std::mem::discriminant(k) == std::mem::discriminant(&kind)
+                    || matches!(k, DatabaseErrorKind::Unknown) && info.message().starts_with(sqlite_message)
+            }
+            _ => false,
+        }
     }
 }
