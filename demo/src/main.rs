@@ -32,13 +32,29 @@ fn run() -> orm::Result<()> {
     }
     let db = Database::open(&url)?;
     let ran = db.migrate(&demo::MIGRATIONS)?;
-    println!("database: {} ({}), {ran} migration(s) applied", orm_redacted(&url), db.backend());
+    println!(
+        "database: {} ({}), {ran} migration(s) applied",
+        orm_redacted(&url),
+        db.backend()
+    );
     let conn = &mut db.get()?;
     println!("{:<16} {:>10} {:>10}", "table", "live", "deleted");
     for (table, live, deleted) in [
-        ("weave_person", Person::objects().count(conn)?, Person::objects().only_deleted().count(conn)?),
-        ("weave_thread", Thread::objects().count(conn)?, Thread::objects().only_deleted().count(conn)?),
-        ("weave_message", Message::objects().count(conn)?, Message::objects().only_deleted().count(conn)?),
+        (
+            "weave_person",
+            Person::objects().count(conn)?,
+            Person::objects().only_deleted().count(conn)?,
+        ),
+        (
+            "weave_thread",
+            Thread::objects().count(conn)?,
+            Thread::objects().only_deleted().count(conn)?,
+        ),
+        (
+            "weave_message",
+            Message::objects().count(conn)?,
+            Message::objects().only_deleted().count(conn)?,
+        ),
     ] {
         println!("{table:<16} {live:>10} {deleted:>10}");
     }

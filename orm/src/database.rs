@@ -388,8 +388,8 @@ impl r2d2::ManageConnection for ConnectionManager {
                 .map(AnyConnection::Postgresql)
                 .map_err(|e| self.connect_error(e))?,
             Target::Sqlite { path, memory } => {
-                let mut c = diesel::SqliteConnection::establish(path)
-                    .map_err(|e| self.connect_error(e))?;
+                let mut c =
+                    diesel::SqliteConnection::establish(path).map_err(|e| self.connect_error(e))?;
                 let pragmas = format!(
                     "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;{}",
                     self.busy_timeout.as_millis(),
@@ -432,9 +432,16 @@ mod tests {
             (":memory:", Backend::Sqlite),
             ("sqlite::memory:", Backend::Sqlite),
             ("postgres://u@h/db", Backend::Postgres),
-            ("postgresql://u@h:5432/db?sslmode=disable", Backend::Postgres),
+            (
+                "postgresql://u@h:5432/db?sslmode=disable",
+                Backend::Postgres,
+            ),
         ] {
-            assert_eq!(Target::parse(url).map(|t| t.backend()).ok(), Some(backend), "{url}");
+            assert_eq!(
+                Target::parse(url).map(|t| t.backend()).ok(),
+                Some(backend),
+                "{url}"
+            );
         }
     }
 
@@ -442,7 +449,10 @@ mod tests {
     fn malformed_urls_are_rejected_with_a_reason() {
         for (url, reason) in [
             ("", "empty url"),
-            ("mysql://x/y", "unknown scheme (expected a file path, sqlite:// or postgres://)"),
+            (
+                "mysql://x/y",
+                "unknown scheme (expected a file path, sqlite:// or postgres://)",
+            ),
             ("postgres://u@h:port/db", "port is not a number"),
             ("postgres://u@h:99999/db", "port out of range"),
             ("sqlite://", "no sqlite file path"),

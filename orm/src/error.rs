@@ -197,12 +197,17 @@ impl Error {
 
     /// Matches diesel's error kind, or SQLite's fixed (never translated) message for
     /// the cases where SQLite reports no extended error code to diesel.
-    fn is_database_error(&self, kind: diesel::result::DatabaseErrorKind, sqlite_message: &str) -> bool {
+    fn is_database_error(
+        &self,
+        kind: diesel::result::DatabaseErrorKind,
+        sqlite_message: &str,
+    ) -> bool {
         use diesel::result::{DatabaseErrorKind, Error as DieselError};
         match self {
             Error::Query(DieselError::DatabaseError(k, info)) => {
                 std::mem::discriminant(k) == std::mem::discriminant(&kind)
-                    || matches!(k, DatabaseErrorKind::Unknown) && info.message().starts_with(sqlite_message)
+                    || matches!(k, DatabaseErrorKind::Unknown)
+                        && info.message().starts_with(sqlite_message)
             }
             _ => false,
         }

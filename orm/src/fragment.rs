@@ -74,9 +74,11 @@ impl QueryFragment<Db> for Not {
 }
 
 /// Renders a fragment's SQL for `backend` without a connection.
-pub(crate) fn render(fragment: &dyn QueryFragment<Db>, backend: crate::Backend) -> QueryResult<String> {
+pub(crate) fn render(
+    fragment: &dyn QueryFragment<Db>,
+    backend: crate::Backend,
+) -> QueryResult<String> {
     let mut builder = backend.query_builder();
     fragment.to_sql(&mut builder, &backend.diesel_backend())?;
     Ok(diesel::query_builder::QueryBuilder::<Db>::finish(builder))
 }
-

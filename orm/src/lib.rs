@@ -27,16 +27,16 @@
 //!     .exclude(weave_message::thread_id.eq(7));
 //! assert_eq!(
 //!     recent.sql(Backend::Postgres)?,
-//!     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND ("weave_message"."text" LIKE $1) AND (NOT ("weave_message"."thread_id" = $2)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC"#
+//!     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."text" LIKE $1)) AND (NOT (("weave_message"."thread_id" = $2))) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC"#
 //! );
 //!
 //! // ...and each terminal method sends exactly one statement.
 //! let (n, captured) = orm::capture(|| recent.count(&mut conn));
-//! assert_eq!(n?, 1);
+//! assert_eq!(n?, 2);
 //! assert_eq!(captured.len(), 1);
 //! assert_eq!(
 //!     captured.sql(),
-//!     ["SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`text` LIKE ?) AND (NOT (`weave_message`.`thread_id` = ?))"]
+//!     ["SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`text` LIKE ?)) AND (NOT ((`weave_message`.`thread_id` = ?)))"]
 //! );
 //! # Ok(()) }
 //! ```

@@ -34,7 +34,9 @@ impl std::fmt::Debug for Migrations {
 struct Lent(&'static EmbeddedMigrations);
 
 impl<DB: diesel::backend::Backend> MigrationSource<DB> for Lent {
-    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
+    fn migrations(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
         MigrationSource::<DB>::migrations(self.0)
     }
 }

@@ -1,7 +1,7 @@
 //! The `Model` trait and the `model!` macro that implements it.
 
-use diesel::expression::{is_aggregate, AppearsOnTable, ValidGrouping};
 use diesel::expression::SelectableHelper;
+use diesel::expression::{is_aggregate, AppearsOnTable, ValidGrouping};
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sql_types::BigInt;
 use diesel::{Column, Expression, Selectable, Table};
@@ -16,9 +16,7 @@ use crate::queryset::QuerySet;
 /// Implement it with [`model!`](crate::model); the row struct itself derives diesel's
 /// `Queryable` and `Selectable` as usual.
 pub trait Model:
-    Selectable<Db, SelectExpression: QueryFragment<Db> + QueryId + Send + Sync> + Sized
-    + Send
-    + 'static
+    Selectable<Db, SelectExpression: QueryFragment<Db> + QueryId + Send + Sync> + Sized + Send + 'static
 {
     /// The diesel table.
     type Table: Table + QueryFragment<Db> + Default + Copy + Send + Sync + 'static;
@@ -121,7 +119,7 @@ pub trait Model:
 /// let sql = Book::objects().filter(book::title.eq("Dune")).sql(Backend::Postgres)?;
 /// assert_eq!(
 ///     sql,
-///     r#"SELECT "book"."id", "book"."title", "book"."deleted", "book"."created", "book"."updated" FROM "book" WHERE ("book"."deleted" = false) AND ("book"."title" = $1) ORDER BY "book"."updated" DESC, "book"."id" DESC"#
+///     r#"SELECT "book"."id", "book"."title", "book"."deleted", "book"."created", "book"."updated" FROM "book" WHERE ("book"."deleted" = false) AND (("book"."title" = $1)) ORDER BY "book"."updated" DESC, "book"."id" DESC"#
 /// );
 /// # Ok::<(), orm::Error>(())
 /// ```
@@ -156,6 +154,8 @@ macro_rules! model {
 
             $(
                 fn default_ordering() -> ::std::vec::Vec<$crate::OrderTerm> {
+                    #[allow(unused_imports)]
+                    use $crate::__private::diesel::ExpressionMethods as _;
                     $crate::IntoOrdering::<$table::table>::into_ordering($ordering)
                 }
             )?

@@ -5,4 +5,6 @@ pub use crate::connection::{AnyConnection, Backend};
 pub use crate::database::Database;
 pub use crate::model::Model;
 pub use crate::queryset::QuerySet;
-pub use diesel::{BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, TextExpressionMethods};
+pub use diesel::{
+    BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, TextExpressionMethods,
+};

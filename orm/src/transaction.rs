@@ -34,7 +34,10 @@ type Manager = <AnyConnection as Connection>::TransactionManager;
 ///
 /// # Errors
 /// `f`'s error, or [`Error::Query`] when `BEGIN`/`COMMIT` fails.
-pub fn atomic<T, E>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+pub fn atomic<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
 where
     E: From<Error>,
 {
@@ -44,7 +47,8 @@ where
         .is_none();
     match conn {
         AnyConnection::Sqlite(inner) if outermost => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE").map_err(Error::from)?;
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+                .map_err(Error::from)?;
         }
         _ => Manager::begin_transaction(conn).map_err(Error::from)?,
     }

@@ -59,7 +59,8 @@ impl Drop for TestDb {
             }
             Cleanup::PostgresSchema { admin_url, schema } => {
                 if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
-                    let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+                    let _ =
+                        admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
                 }
             }
         }
@@ -84,7 +85,9 @@ pub fn sqlite() -> TestDb {
 pub fn sqlite_with(configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder) -> TestDb {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name("orm_test")));
     let url = path.to_string_lossy().into_owned();
-    let db = configure(Database::builder(&url)).open().expect("open sqlite");
+    let db = configure(Database::builder(&url))
+        .open()
+        .expect("open sqlite");
     db.migrate(&demo::MIGRATIONS).expect("migrate sqlite");
     TestDb {
         db,
@@ -99,7 +102,10 @@ pub fn postgres_url() -> String {
 }
 
 fn postgres_required() -> bool {
-    matches!(std::env::var("ORM_REQUIRE_POSTGRES").as_deref(), Ok("1") | Ok("true") | Ok("yes"))
+    matches!(
+        std::env::var("ORM_REQUIRE_POSTGRES").as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
 }
 
 /// An empty, migrated schema of its own on PostgreSQL, or `None` (with a loud line
@@ -109,7 +115,9 @@ pub fn postgres() -> Option<TestDb> {
 }
 
 /// Like [`postgres`], with pool settings.
-pub fn postgres_with(configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder) -> Option<TestDb> {
+pub fn postgres_with(
+    configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder,
+) -> Option<TestDb> {
     let admin_url = postgres_url();
     let mut admin = match diesel::PgConnection::establish(&admin_url) {
         Ok(c) => c,
@@ -127,7 +135,9 @@ pub fn postgres_with(configure: impl FnOnce(orm::DatabaseBuilder) -> orm::Databa
         .expect("create test schema");
     let separator = if admin_url.contains('?') { '&' } else { '?' };
     let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
-    let db = configure(Database::builder(&url)).open().expect("open postgres");
+    let db = configure(Database::builder(&url))
+        .open()
+        .expect("open postgres");
     db.migrate(&demo::MIGRATIONS).expect("migrate postgres");
     Some(TestDb {
         db,
@@ -179,7 +189,11 @@ pub fn at(minutes: i64) -> NaiveDateTime {
 /// "Machines", "Deleted" deleted), and 10 messages (7 live). Message `i` (1-based)
 /// is updated at minute `i`, so the default ordering is by id descending.
 pub fn seed(conn: &mut AnyConnection) {
-    let people = [("Ada", "Lovelace", false), ("Alan", "Turing", false), ("Grace", "Hopper", true)];
+    let people = [
+        ("Ada", "Lovelace", false),
+        ("Alan", "Turing", false),
+        ("Grace", "Hopper", true),
+    ];
     for (i, (first, last, deleted)) in people.iter().enumerate() {
         let row = NewPerson {
             created: at(i as i64),
@@ -189,18 +203,25 @@ pub fn seed(conn: &mut AnyConnection) {
             last_name: (*last).into(),
             email_address: format!("{}@example.org", first.to_lowercase()),
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table).values(&row).execute(c))
-            .expect("insert person");
+        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table)
+            .values(&row)
+            .execute(c))
+        .expect("insert person");
     }
-    for (i, (title, deleted)) in [("Engines", false), ("Machines", false), ("Deleted", true)].iter().enumerate() {
+    for (i, (title, deleted)) in [("Engines", false), ("Machines", false), ("Deleted", true)]
+        .iter()
+        .enumerate()
+    {
         let row = NewThread {
             created: at(i as i64),
             updated: at(i as i64),
             deleted: *deleted,
             title: (*title).into(),
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table).values(&row).execute(c))
-            .expect("insert thread");
+        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table)
+            .values(&row)
+            .execute(c))
+        .expect("insert thread");
     }
     // (text, sender, thread, deleted)
     let messages = [
@@ -225,7 +246,9 @@ pub fn seed(conn: &mut AnyConnection) {
             sent_by_id: *sent_by,
             thread_id: *thread,
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table).values(&row).execute(c))
-            .expect("insert message");
+        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table)
+            .values(&row)
+            .execute(c))
+        .expect("insert message");
     }
 }

@@ -23,11 +23,18 @@ struct Int {
 fn sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout() {
     let db = orm_tests::sqlite();
     let conn = &mut db.conn();
-    let mode: Vec<Text> = diesel::sql_query("SELECT journal_mode AS value FROM pragma_journal_mode").load(&mut **conn).unwrap();
+    let mode: Vec<Text> =
+        diesel::sql_query("SELECT journal_mode AS value FROM pragma_journal_mode")
+            .load(&mut **conn)
+            .unwrap();
     assert_eq!(mode[0].value, "wal");
-    let fk: Vec<Int> = diesel::sql_query("SELECT foreign_keys AS value FROM pragma_foreign_keys").load(&mut **conn).unwrap();
+    let fk: Vec<Int> = diesel::sql_query("SELECT foreign_keys AS value FROM pragma_foreign_keys")
+        .load(&mut **conn)
+        .unwrap();
     assert_eq!(fk[0].value, 1);
-    let busy: Vec<Int> = diesel::sql_query("SELECT timeout AS value FROM pragma_busy_timeout").load(&mut **conn).unwrap();
+    let busy: Vec<Int> = diesel::sql_query("SELECT timeout AS value FROM pragma_busy_timeout")
+        .load(&mut **conn)
+        .unwrap();
     assert_eq!(busy[0].value, 5000);
 }
 
@@ -45,7 +52,10 @@ fn in_memory_sqlite_is_one_database_shared_by_the_pool() {
 #[test]
 fn unknown_schemes_and_bad_ports_are_invalid_urls() {
     for (url, reason) in [
-        ("mysql://root@localhost/x", "unknown scheme (expected a file path, sqlite:// or postgres://)"),
+        (
+            "mysql://root@localhost/x",
+            "unknown scheme (expected a file path, sqlite:// or postgres://)",
+        ),
         ("", "empty url"),
         ("postgres://u@localhost:notaport/db", "port is not a number"),
     ] {
@@ -66,8 +76,15 @@ fn invalid_url_errors_do_not_show_the_password() {
 #[test]
 fn an_unopenable_sqlite_file_names_the_cause() {
     let err = Database::open("/nonexistent-dir/sub/threads.db").unwrap_err();
-    assert_eq!(err.connect_kind(), Some(ConnectErrorKind::CannotOpenFile), "{err}");
-    assert!(err.to_string().contains("unable to open database file"), "{err}");
+    assert_eq!(
+        err.connect_kind(),
+        Some(ConnectErrorKind::CannotOpenFile),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("unable to open database file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -82,13 +99,23 @@ fn a_refused_postgres_connection_names_the_cause() {
 
 #[test]
 fn a_missing_postgres_database_names_the_database() {
-    let Some(_db) = orm_tests::postgres() else { return };
+    let Some(_db) = orm_tests::postgres() else {
+        return;
+    };
     let base = postgres_url();
     let (head, _) = base.rsplit_once('/').expect("url with a database");
     let url = format!("{head}/orm_no_such_database");
     let err = Database::open(&url).unwrap_err();
-    assert_eq!(err.connect_kind(), Some(ConnectErrorKind::MissingDatabase), "{err}");
-    assert!(err.to_string().contains("\"orm_no_such_database\" does not exist"), "{err}");
+    assert_eq!(
+        err.connect_kind(),
+        Some(ConnectErrorKind::MissingDatabase),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("\"orm_no_such_database\" does not exist"),
+        "{err}"
+    );
 }
 
 on_both_backends! {

@@ -133,10 +133,7 @@ mod tests {
 
     #[test]
     fn in_lists_of_any_length_collapse() {
-        assert_eq!(
-            fingerprint("x IN (?, ?, ?)"),
-            fingerprint("x IN (?)"),
-        );
+        assert_eq!(fingerprint("x IN (?, ?, ?)"), fingerprint("x IN (?)"),);
         assert_eq!(fingerprint("f(a, b)"), "f(a, b)");
     }
 }

@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn transaction_statements_are_classified_apart() {
         assert_eq!(classify("BEGIN IMMEDIATE"), QueryKind::Transaction);
-        assert_eq!(classify("SAVEPOINT diesel_savepoint_1"), QueryKind::Transaction);
+        assert_eq!(
+            classify("SAVEPOINT diesel_savepoint_1"),
+            QueryKind::Transaction
+        );
         assert_eq!(classify("release savepoint x"), QueryKind::Transaction);
         assert_eq!(classify("SELECT 1"), QueryKind::Data);
         assert_eq!(classify("BEGINNING"), QueryKind::Data);

@@ -205,8 +205,14 @@ impl<M: Model> QuerySet<M> {
         let mut filters = Vec::with_capacity(self.filters.len() + 1);
         if let Some(column) = M::soft_delete_column() {
             match self.deleted {
-                Deleted::Hide => filters.push(Arc::new(BoolColumnIs { column, value: false }) as Fragment),
-                Deleted::Only => filters.push(Arc::new(BoolColumnIs { column, value: true })),
+                Deleted::Hide => filters.push(Arc::new(BoolColumnIs {
+                    column,
+                    value: false,
+                }) as Fragment),
+                Deleted::Only => filters.push(Arc::new(BoolColumnIs {
+                    column,
+                    value: true,
+                })),
                 Deleted::Include => {}
             }
         }
@@ -225,7 +231,9 @@ impl<M: Model> QuerySet<M> {
         }
     }
 
-    pub(crate) fn select_statement(&self) -> SelectStatement<diesel::helper_types::AsSelect<M, Db>> {
+    pub(crate) fn select_statement(
+        &self,
+    ) -> SelectStatement<diesel::helper_types::AsSelect<M, Db>> {
         SelectStatement::new(M::selection(), self.source())
     }
 
@@ -256,18 +264,19 @@ impl<M: Model> QuerySet<M> {
     /// The SQL `all()` sends on `backend`, placeholders included.
     ///
     /// ```
-    /// # use orm_doctest::*;
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
     /// use orm::prelude::*;
     /// let qs = Message::objects().filter(weave_message::thread_id.eq(7)).limit(10);
     /// assert_eq!(
     ///     qs.sql(Backend::Sqlite)?,
-    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` = ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?"
+    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?"
     /// );
     /// assert_eq!(
     ///     qs.sql(Backend::Postgres)?,
-    ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND ("weave_message"."thread_id" = $1) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $2"#
+    ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $2"#
     /// );
-    /// # Ok::<(), orm::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn sql(&self, backend: Backend) -> crate::Result<String> {
         Ok(render(&self.select_statement(), backend)?)
@@ -276,7 +285,8 @@ impl<M: Model> QuerySet<M> {
     /// The SQL `count()` sends on `backend`.
     ///
     /// ```
-    /// # use orm_doctest::*;
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
     /// use orm::prelude::*;
     /// assert_eq!(
     ///     Message::objects().count_sql(Backend::Postgres)?,
@@ -286,7 +296,7 @@ impl<M: Model> QuerySet<M> {
     ///     Message::objects().limit(5).count_sql(Backend::Sqlite)?,
     ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ?) AS `counted`"
     /// );
-    /// # Ok::<(), orm::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn count_sql(&self, backend: Backend) -> crate::Result<String> {
         Ok(render(&*self.count_statement(), backend)?)
@@ -295,7 +305,8 @@ impl<M: Model> QuerySet<M> {
     /// The SQL `exists()` sends on `backend`.
     ///
     /// ```
-    /// # use orm_doctest::*;
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
     /// use orm::prelude::*;
     /// assert_eq!(
     ///     Message::objects().exists_sql(Backend::Postgres)?,
@@ -305,7 +316,7 @@ impl<M: Model> QuerySet<M> {
     ///     Message::objects().exists_sql(Backend::Sqlite)?,
     ///     "SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ?"
     /// );
-    /// # Ok::<(), orm::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn exists_sql(&self, backend: Backend) -> crate::Result<String> {
         Ok(render(&self.exists_statement(), backend)?)

@@ -44,7 +44,8 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<M>> {
         let statement = self.first_statement(false);
-        run(Location::caller(), || M::load_rows(&statement, conn)).map(|rows| rows.into_iter().next())
+        run(Location::caller(), || M::load_rows(&statement, conn))
+            .map(|rows| rows.into_iter().next())
     }
 
     /// The last row: the first of the reversed ordering (by primary key when it has
@@ -62,16 +63,26 @@ impl<M: Model> QuerySet<M> {
             });
         }
         let statement = self.first_statement(true);
-        run(Location::caller(), || M::load_rows(&statement, conn)).map(|rows| rows.into_iter().next())
+        run(Location::caller(), || M::load_rows(&statement, conn))
+            .map(|rows| rows.into_iter().next())
     }
 
-    fn first_statement(&self, reverse: bool) -> SelectStatement<diesel::helper_types::AsSelect<M, crate::Db>> {
+    fn first_statement(
+        &self,
+        reverse: bool,
+    ) -> SelectStatement<diesel::helper_types::AsSelect<M, crate::Db>> {
         let mut statement = self.select_statement();
         if statement.source.order.is_empty() {
-            statement.source.order = crate::IntoOrdering::<M::Table>::into_ordering(M::PrimaryKey::default().asc());
+            statement.source.order =
+                crate::IntoOrdering::<M::Table>::into_ordering(M::PrimaryKey::default().asc());
         }
         if reverse {
-            statement.source.order = statement.source.order.iter().map(|t| t.reversed()).collect();
+            statement.source.order = statement
+                .source
+                .order
+                .iter()
+                .map(|t| t.reversed())
+                .collect();
         }
         if !matches!(statement.source.limit, Some(0)) {
             statement.limit_override = Some(1);
@@ -217,7 +228,10 @@ impl RowCount for usize {
 struct CountQuery<'a>(&'a dyn diesel::query_builder::QueryFragment<crate::Db>);
 
 impl diesel::query_builder::QueryFragment<crate::Db> for CountQuery<'_> {
-    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, crate::Db>) -> diesel::QueryResult<()> {
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, crate::Db>,
+    ) -> diesel::QueryResult<()> {
         self.0.walk_ast(pass)
     }
 }

@@ -70,7 +70,10 @@ impl Source {
 }
 
 /// ` WHERE (a) AND (b)`, or nothing.
-pub(crate) fn walk_where<'b>(filters: &'b [Fragment], out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+pub(crate) fn walk_where<'b>(
+    filters: &'b [Fragment],
+    out: &mut AstPass<'_, 'b, Db>,
+) -> QueryResult<()> {
     for (i, filter) in filters.iter().enumerate() {
         out.push_sql(if i == 0 { " WHERE (" } else { " AND (" });
         filter.walk_ast(out.reborrow())?;

@@ -30,10 +30,10 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(n?, 2);
     /// assert_eq!(
     ///     captured.sql(),
-    ///     ["UPDATE `weave_message` SET `deleted` = true, `updated` = ? WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` = ?)"]
+    ///     ["UPDATE `weave_message` SET `deleted` = true, `updated` = ? WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?))"]
     /// );
     /// // On PostgreSQL: UPDATE "weave_message" SET "deleted" = true, "updated" = $1
-    /// //                WHERE ("weave_message"."deleted" = false) AND ("weave_message"."thread_id" = $2)
+    /// //                WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $2))
     /// assert_eq!(thread_1.count(&mut conn)?, 0);
     /// assert_eq!(thread_1.clone().only_deleted().count(&mut conn)?, 2);
     /// # Ok(()) }
@@ -64,7 +64,11 @@ impl<M: Model> QuerySet<M> {
         self.hard_delete_at(conn, Location::caller())
     }
 
-    fn hard_delete_at(&self, conn: &mut AnyConnection, site: &'static Location<'static>) -> Result<usize> {
+    fn hard_delete_at(
+        &self,
+        conn: &mut AnyConnection,
+        site: &'static Location<'static>,
+    ) -> Result<usize> {
         let statement = Delete {
             table: Arc::new(M::Table::default()),
             filter: WriteWhere::new(self.source(), primary_key::<M>()),
