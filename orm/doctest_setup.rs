@@ -98,3 +98,12 @@ fn setup() -> (orm::Database, orm::PooledConnection) {
     .expect("schema");
     (db, conn)
 }
+
+diesel::joinable!(weave_message -> weave_person (sent_by_id));
+diesel::joinable!(weave_message -> weave_thread (thread_id));
+diesel::allow_tables_to_appear_in_same_query!(weave_person, weave_thread, weave_message);
+
+orm::relation! {
+    Message.sent_by -> Person (weave_message::sent_by_id), reverse Person.messages;
+    Message.thread -> Thread (weave_message::thread_id), reverse Thread.messages;
+}

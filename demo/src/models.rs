@@ -147,3 +147,8 @@ pub struct NewMessage {
     /// The thread.
     pub thread_id: i64,
 }
+
+orm::relation! {
+    Message.sent_by -> Person (weave_message::sent_by_id), reverse Person.messages;
+    Message.thread -> Thread (weave_message::thread_id), reverse Thread.messages;
+}

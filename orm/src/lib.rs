@@ -93,6 +93,7 @@ mod model;
 mod ordering;
 pub mod prelude;
 mod queryset;
+pub mod relations;
 mod transaction;
 
 pub use capability::Capability;

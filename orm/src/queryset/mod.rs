@@ -4,7 +4,7 @@
 //! terminal methods that run SQL live in `run.rs` and `write.rs` and take
 //! `&mut AnyConnection`.
 
-mod run;
+pub(crate) mod run;
 pub mod statement;
 mod write;
 
@@ -117,6 +117,12 @@ impl<M: Model> QuerySet<M> {
         E::SqlType: BoolOrNullableBool,
     {
         self.filters.push(Arc::new(predicate));
+        self
+    }
+
+    /// Adds an already type-checked filter.
+    pub(crate) fn filter_fragment(mut self, predicate: Fragment) -> Self {
+        self.filters.push(predicate);
         self
     }
 
