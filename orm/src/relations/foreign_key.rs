@@ -5,6 +5,11 @@ use crate::fragment::{ColumnRef, Fragment};
 use crate::model::Model;
 use crate::relations::select_related::JoinedSelect;
 
+/// Loads `(C, P)` pairs; written by [`relation!`](crate::relation) for concrete types.
+#[doc(hidden)]
+pub type LoadJoined<C, P> =
+    fn(&JoinedSelect<C, P>, &mut AnyConnection) -> diesel::QueryResult<Vec<(C, P)>>;
+
 /// A many-to-one relation: each `C` row points at one `P` row through a column of
 /// `C`'s table (`Message::sent_by`: message → person through `sent_by_id`).
 ///
@@ -20,8 +25,7 @@ pub struct ForeignKey<C: Model, P: Model> {
     #[doc(hidden)]
     pub key_in: fn(Vec<i64>) -> Fragment,
     #[doc(hidden)]
-    pub load_joined:
-        fn(&JoinedSelect<C, P>, &mut AnyConnection) -> diesel::QueryResult<Vec<(C, P)>>,
+    pub load_joined: LoadJoined<C, P>,
     #[doc(hidden)]
     pub _models: PhantomData<fn() -> (C, P)>,
 }
