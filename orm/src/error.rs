@@ -83,6 +83,10 @@ pub enum Error {
     #[error("{0}")]
     QueryCount(Box<crate::instrument::QueryCountMismatch>),
 
+    /// A scope repeated a query shape from one call site (strict N+1 detection).
+    #[error("{0}")]
+    NPlusOne(Box<crate::instrument::NPlusOneReport>),
+
     /// The database reported an error while running a statement.
     #[error(transparent)]
     Query(#[from] diesel::result::Error),

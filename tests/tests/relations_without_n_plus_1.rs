@@ -5,6 +5,7 @@ use demo::models::{Message, NewMessage, NewPerson, NewThread, Person, Thread};
 use demo::schema::{weave_message, weave_person, weave_thread};
 use diesel::RunQueryDsl;
 use orm::capture;
+use orm::instrument::{detect_n_plus_one, NPlusOneMode};
 use orm::prelude::*;
 use orm_tests::{at, on_both_backends, seed};
 
@@ -196,5 +197,39 @@ on_both_backends! {
         assert_eq!(captured.len(), expected);
         let with_messages: usize = page.iter().map(|(_, ms)| ms.len()).sum();
         assert_eq!(with_messages, 5, "the live messages of Ada (1, 8, 9) and Alan (2, 3)");
+    }
+
+    fn the_detector_fires_on_the_naive_page_and_not_on_the_prefetched_one(db) {
+        let conn = &mut db.conn();
+        seed_many(conn);
+        let naive = detect_n_plus_one(5, NPlusOneMode::Strict, || naive_threads_page(conn));
+        let report = match naive {
+            Err(orm::Error::NPlusOne(report)) => report,
+            other => panic!("expected an n+1 report, got {:?}", other.map(|p| p.len())),
+        };
+        assert_eq!(report.repeated.len(), 2, "{report}");
+        assert_eq!(report.repeated[0].count, 857, "one sender lookup per live message");
+        assert_eq!(report.repeated[1].count, 100, "one message query per thread");
+        let site = report.repeated[1].call_site.expect("call site");
+        assert!(site.file().ends_with("relations_without_n_plus_1.rs"));
+
+        let prefetched = detect_n_plus_one(5, NPlusOneMode::Strict, || {
+            Thread::objects().prefetch(Thread::messages().select_related(Message::sent_by)).all(conn)
+        });
+        assert_eq!(prefetched.expect("no n+1").expect("loaded").len(), 100);
+    }
+
+    fn the_detector_ignores_single_lookups_and_empty_prefetches(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let quiet = detect_n_plus_one(2, NPlusOneMode::Strict, || {
+            Person::objects().filter(weave_person::id.eq(1)).get(conn).unwrap();
+            Thread::objects().filter(weave_thread::id.eq(-1)).prefetch(Thread::messages()).all(conn).unwrap()
+        });
+        assert!(quiet.expect("no n+1").is_empty());
+        let off = detect_n_plus_one(2, NPlusOneMode::Off, || naive_threads_page(conn));
+        assert!(off.is_ok());
+        let warn = detect_n_plus_one(2, NPlusOneMode::Warn, || naive_threads_page(conn));
+        assert!(warn.is_ok());
     }
 }

@@ -7,10 +7,12 @@
 
 mod capture;
 mod fingerprint;
+mod n_plus_one;
 mod record;
 
 pub use capture::{capture, expect_queries, Captured, QueryCountMismatch};
 pub use fingerprint::fingerprint;
+pub use n_plus_one::{detect_n_plus_one, NPlusOneMode, NPlusOneReport, Repeated};
 pub use record::{QueryKind, QueryRecord};
 
 pub(crate) use capture::{health_check, note_rows, with_call_site, CaptureInstrumentation};

@@ -44,7 +44,7 @@ pub struct QueryRecord {
     pub started_at: Instant,
 }
 
-fn serialize_location<S: serde::Serializer>(
+pub(crate) fn serialize_location<S: serde::Serializer>(
     loc: &Option<&'static Location<'static>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {

@@ -60,6 +60,17 @@ impl<C: Model> QuerySet<C> {
     /// assert!(qs.sql(Backend::Sqlite)?.contains("FROM `weave_message` INNER JOIN `weave_person` ON `weave_person`.`id` = `weave_message`.`sent_by_id`"));
     /// # Ok(()) }
     /// ```
+    ///
+    /// A relation of another model does not compile (unlike Django's
+    /// `"messages__sent_by"` strings):
+    ///
+    /// ```compile_fail
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() {
+    /// use orm::prelude::*;
+    /// let qs = Thread::objects().select_related(Message::sent_by); // a Message relation
+    /// # }
+    /// ```
     pub fn select_related<P: Model>(self, fk: ForeignKey<C, P>) -> Related<C, P> {
         Related { qs: self, fk }
     }
