@@ -58,6 +58,15 @@
 //! [`QuerySet::sql`], [`QuerySet::count_sql`] and [`QuerySet::exists_sql`] render a
 //! statement for either backend without a connection.
 //!
+//! ## Relations
+//!
+//! [`relation!`] declares a foreign key (`Message::sent_by`) and its reverse
+//! (`Person::messages()`). [`QuerySet::select_related`] loads the target row by
+//! `INNER JOIN` in the same query; [`QuerySet::prefetch`] loads a reverse relation for
+//! all parents with one more query per hop, and a hop may `select_related` too:
+//! 100 threads with their messages and senders are 2 queries.
+//! [`instrument::detect_n_plus_one`] reports the shapes that were not loaded this way.
+//!
 //! ## Soft delete
 //!
 //! A model declared with `soft_delete: deleted` hides deleted rows from `objects()`;
