@@ -34,7 +34,7 @@ fn run() -> orm::Result<()> {
     let ran = db.migrate(&demo::MIGRATIONS)?;
     println!(
         "database: {} ({}), {ran} migration(s) applied",
-        orm_redacted(&url),
+        orm::redact_url(&url),
         db.backend()
     );
     let conn = &mut db.get()?;
@@ -59,18 +59,4 @@ fn run() -> orm::Result<()> {
         println!("{table:<16} {live:>10} {deleted:>10}");
     }
     Ok(())
-}
-
-/// The URL without its password, for printing.
-fn orm_redacted(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }

@@ -107,7 +107,9 @@ mod transaction;
 
 pub use capability::Capability;
 pub use connection::{AnyConnection, Backend, Db, MultiBackend};
-pub use database::{ConnectionManager, Database, DatabaseBuilder, PooledConnection};
+pub use database::{
+    redact as redact_url, ConnectionManager, Database, DatabaseBuilder, PooledConnection,
+};
 pub use error::{ConnectErrorKind, Error, Result};
 pub use fragment::ColumnRef;
 pub use instrument::{capture, Captured};

@@ -170,25 +170,37 @@ impl<M: Model> QuerySet<M> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let capability = conn.backend().capability();
-        let chunk = if capability.array_binds {
-            ids.len().max(1)
-        } else {
-            // Leave room for the queryset's own binds.
-            capability.max_bind_params - 1_000
-        };
-        let mut found = HashMap::with_capacity(ids.len());
-        for part in ids.chunks(chunk) {
+        let rows = fetch_chunks(conn, &ids, |conn, part| {
             let qs = self
                 .clone()
                 .unordered()
-                .filter(<M::PrimaryKey as Default>::default().eq_any(part.to_vec()));
+                .filter(<M::PrimaryKey as Default>::default().eq_any(part));
             let statement = qs.select_statement();
-            let rows = run(site, || M::load_rows(&statement, conn))?;
-            found.extend(rows.into_iter().map(|m| (m.pk(), m)));
-        }
-        Ok(found)
+            run(site, || M::load_rows(&statement, conn))
+        })?;
+        Ok(rows.into_iter().map(|m| (m.pk(), m)).collect())
     }
+}
+
+/// Runs `load` over `keys` in chunks the backend can bind: all at once where the
+/// backend binds one array (PostgreSQL `= ANY($1)`), else under the bind limit with
+/// room left for the queryset's own binds. No keys: no call.
+pub(crate) fn fetch_chunks<T>(
+    conn: &mut AnyConnection,
+    keys: &[i64],
+    mut load: impl FnMut(&mut AnyConnection, Vec<i64>) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let capability = conn.backend().capability();
+    let chunk = if capability.array_binds {
+        keys.len().max(1)
+    } else {
+        capability.max_bind_params - 1_000
+    };
+    let mut rows = Vec::new();
+    for part in keys.chunks(chunk) {
+        rows.extend(load(conn, part.to_vec())?);
+    }
+    Ok(rows)
 }
 
 /// Runs one statement with its call site recorded and its row count noted.

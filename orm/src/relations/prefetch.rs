@@ -11,7 +11,7 @@ use crate::connection::{AnyConnection, Db};
 use crate::error::Result;
 use crate::model::Model;
 use crate::ordering::IntoOrdering;
-use crate::queryset::run::run;
+use crate::queryset::run::{fetch_chunks, run};
 use crate::queryset::QuerySet;
 
 /// One prefetch hop from parents `P`: loads the rows of many parents in one query
@@ -100,25 +100,6 @@ impl<P: Model, C: Model> Reverse<P, C> {
     pub fn select_related<X: Model>(self, fk: ForeignKey<C, X>) -> ReverseRelated<P, C, X> {
         ReverseRelated { reverse: self, fk }
     }
-}
-
-/// Fetches the rows of a hop in chunks of keys the backend can bind.
-fn fetch_chunks<T>(
-    conn: &mut AnyConnection,
-    keys: &[i64],
-    mut load: impl FnMut(&mut AnyConnection, Vec<i64>) -> Result<Vec<T>>,
-) -> Result<Vec<T>> {
-    let capability = conn.backend().capability();
-    let chunk = if capability.array_binds {
-        keys.len().max(1)
-    } else {
-        capability.max_bind_params - 1_000
-    };
-    let mut rows = Vec::new();
-    for part in keys.chunks(chunk) {
-        rows.extend(load(conn, part.to_vec())?);
-    }
-    Ok(rows)
 }
 
 impl<P: Model, C: Model> Hop<P> for Reverse<P, C> {
