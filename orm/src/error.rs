@@ -90,6 +90,27 @@ pub enum Error {
     /// The database reported an error while running a statement.
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
+
+    /// The database's EXPLAIN output could not be read as a plan.
+    #[error("could not read the {backend} query plan: {reason}")]
+    PlanFormat {
+        /// The backend that answered.
+        backend: Backend,
+        /// What was wrong with the output.
+        reason: &'static str,
+    },
+
+    /// A captured statement cannot be explained again safely or faithfully.
+    #[error("cannot explain the captured statement again: {reason}")]
+    NotReplayable {
+        /// Why.
+        reason: crate::explain::ReplayRefusal,
+    },
+
+    /// A scope sent more data statements than its budget
+    /// ([`max_queries`](crate::instrument::max_queries)).
+    #[error("{0}")]
+    QueryBudget(Box<crate::instrument::BudgetExceeded>),
 }
 
 /// Why a connection could not be opened, classified from the driver's message.
@@ -163,6 +184,11 @@ impl Error {
     /// True for [`Error::PoolTimeout`].
     pub fn is_pool_timeout(&self) -> bool {
         matches!(self, Error::PoolTimeout { .. })
+    }
+
+    /// True for [`Error::QueryBudget`].
+    pub fn is_query_budget(&self) -> bool {
+        matches!(self, Error::QueryBudget(_))
     }
 
     /// True for [`Error::Unsupported`].

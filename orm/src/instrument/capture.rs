@@ -37,34 +37,73 @@ thread_local! {
 /// # Ok(()) }
 /// ```
 pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
-    struct Guard;
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
+    let scope = ScopeGuard::open();
+    // If `f` panics, the guard closes the scope as it unwinds and the records are dropped.
+    let r = f();
+    (r, scope.finish())
+}
+
+/// An open capture scope not tied to a closure (a profiler around a request).
+/// Closing it, by [`finish`](Self::finish) or by drop, removes exactly its own scope,
+/// even when scopes opened later are still open.
+pub(crate) struct ScopeGuard {
+    started: Instant,
+    depth: usize,
+    open: bool,
+    /// Scopes are per thread: the guard must stay on its thread.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl ScopeGuard {
+    pub(crate) fn open() -> Self {
+        let depth = SCOPES.with(|s| {
+            let mut scopes = s.borrow_mut();
+            scopes.push(Vec::new());
+            scopes.len() - 1
+        });
+        ACTIVE.with(|a| a.set(a.get() + 1));
+        Self {
+            started: Instant::now(),
+            depth,
+            open: true,
+            _not_send: std::marker::PhantomData,
         }
     }
-    SCOPES.with(|s| s.borrow_mut().push(Vec::new()));
-    ACTIVE.with(|a| a.set(a.get() + 1));
-    let started = Instant::now();
-    let result = {
-        let _guard = Guard;
-        // The guard closes the scope even if `f` panics; the records are then dropped.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let records = SCOPES.with(|s| s.borrow_mut().pop().unwrap_or_default());
-        match r {
-            Ok(r) => (r, records),
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
-    };
-    let (r, records) = result;
-    (
-        r,
+
+    /// When the scope opened.
+    pub(crate) fn started_at(&self) -> Instant {
+        self.started
+    }
+
+    pub(crate) fn finish(mut self) -> Captured {
+        let records = self.close();
         Captured {
             records,
-            started,
-            wall: started.elapsed(),
-        },
-    )
+            started: self.started,
+            wall: self.started.elapsed(),
+        }
+    }
+
+    fn close(&mut self) -> Vec<QueryRecord> {
+        if !std::mem::replace(&mut self.open, false) {
+            return Vec::new();
+        }
+        ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
+        SCOPES.with(|s| {
+            let mut scopes = s.borrow_mut();
+            if self.depth < scopes.len() {
+                scopes.remove(self.depth)
+            } else {
+                Vec::new()
+            }
+        })
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 /// Runs `f` and fails with [`Error::QueryCount`](crate::Error::QueryCount) unless it
@@ -274,7 +313,8 @@ impl CaptureInstrumentation {
         let duration = started_at.elapsed();
         let active = ACTIVE.with(Cell::get) > 0;
         let traced = tracing::enabled!(tracing::Level::DEBUG);
-        if !active && !traced {
+        let slow = super::slow::is_slow(duration);
+        if !active && !traced && !slow {
             return;
         }
         let mut text = String::new();
@@ -285,6 +325,9 @@ impl CaptureInstrumentation {
         };
         if traced {
             tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
+        }
+        if slow {
+            super::slow::warn(self.backend, duration, &sql, &binds, CALL_SITE.with(Cell::get));
         }
         if !active {
             return;

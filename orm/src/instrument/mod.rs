@@ -5,14 +5,21 @@
 //! `tracing` below debug level) nothing is formatted, so capture costs nothing when
 //! nobody listens.
 
+mod budget;
 mod capture;
 mod fingerprint;
 mod n_plus_one;
 mod record;
+mod slow;
 
+pub use budget::{max_queries, BudgetExceeded, QueryGroup};
 pub use capture::{capture, expect_queries, Captured, QueryCountMismatch};
 pub use fingerprint::fingerprint;
 pub use n_plus_one::{detect_n_plus_one, NPlusOneMode, NPlusOneReport, Repeated};
 pub use record::{QueryKind, QueryRecord};
+pub use slow::{set_slow_query_threshold, slow_query_threshold};
 
-pub(crate) use capture::{health_check, note_rows, with_call_site, CaptureInstrumentation};
+pub(crate) use capture::{
+    health_check, note_rows, with_call_site, CaptureInstrumentation, ScopeGuard,
+};
+pub(crate) use record::split_binds;

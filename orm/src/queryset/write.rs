@@ -40,20 +40,25 @@ impl<M: Model> QuerySet<M> {
     /// ```
     #[track_caller]
     pub fn delete(&self, conn: &mut AnyConnection) -> Result<usize> {
+        let statement = self.delete_statement();
+        run(Location::caller(), || statement.execute(conn))
+    }
+
+    /// The statement `delete()` sends: a soft-delete `UPDATE`, or a `DELETE`.
+    pub(crate) fn delete_statement(&self) -> WriteStatement {
         let Some(deleted) = M::soft_delete_column() else {
-            return self.hard_delete_at(conn, Location::caller());
+            return WriteStatement::Delete(self.hard_delete_statement());
         };
         let mut sets: Vec<Fragment> = vec![Arc::new(SetBool {
             column: deleted,
             value: true,
         })];
         sets.extend(touch_updated::<M>());
-        let statement = Update {
+        WriteStatement::Update(Update {
             table: Arc::new(M::Table::default()),
             sets,
             filter: WriteWhere::new(self.source(), primary_key::<M>()),
-        };
-        run(Location::caller(), || statement.execute(conn))
+        })
     }
 
     /// Removes the queryset's rows for good (`DELETE FROM ...`), soft delete or not;
@@ -69,11 +74,16 @@ impl<M: Model> QuerySet<M> {
         conn: &mut AnyConnection,
         site: &'static Location<'static>,
     ) -> Result<usize> {
-        let statement = Delete {
+        let statement = self.hard_delete_statement();
+        run(site, || statement.execute(conn))
+    }
+
+    /// The statement `hard_delete()` sends.
+    pub(crate) fn hard_delete_statement(&self) -> Delete {
+        Delete {
             table: Arc::new(M::Table::default()),
             filter: WriteWhere::new(self.source(), primary_key::<M>()),
-        };
-        run(site, || statement.execute(conn))
+        }
     }
 
     /// Sets columns on every row of the queryset in one statement; returns how many
@@ -102,26 +112,38 @@ impl<M: Model> QuerySet<M> {
         C: AsChangeset<Target = M::Table>,
         C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
     {
+        let Some(statement) = self.update_statement(conn.backend(), changes)? else {
+            return Ok(0);
+        };
+        run(Location::caller(), || statement.execute(conn))
+    }
+
+    /// The statement `update(changes)` sends on `backend`, or `None` when there is
+    /// nothing to set.
+    pub(crate) fn update_statement<C>(
+        &self,
+        backend: crate::connection::Backend,
+        changes: C,
+    ) -> Result<Option<Update>>
+    where
+        C: AsChangeset<Target = M::Table>,
+        C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
+    {
         let changeset: Fragment = Arc::new(changes.as_changeset());
         let mut sets = Vec::with_capacity(2);
-        if !changeset.is_noop(&conn_backend(conn))? {
+        if !changeset.is_noop(&backend.diesel_backend())? {
             sets.push(changeset);
         }
         sets.extend(touch_updated::<M>());
         if sets.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
-        let statement = Update {
+        Ok(Some(Update {
             table: Arc::new(M::Table::default()),
             sets,
             filter: WriteWhere::new(self.source(), primary_key::<M>()),
-        };
-        run(Location::caller(), || statement.execute(conn))
+        }))
     }
-}
-
-fn conn_backend(conn: &AnyConnection) -> crate::connection::MultiBackend {
-    conn.backend().diesel_backend()
 }
 
 fn primary_key<M: Model>() -> ColumnRef {
@@ -205,7 +227,7 @@ impl QueryFragment<Db> for PkSelection {
     }
 }
 
-struct Update {
+pub(crate) struct Update {
     table: Fragment,
     sets: Vec<Fragment>,
     filter: WriteWhere,
@@ -226,7 +248,7 @@ impl QueryFragment<Db> for Update {
     }
 }
 
-struct Delete {
+pub(crate) struct Delete {
     table: Fragment,
     filter: WriteWhere,
 }
@@ -248,4 +270,19 @@ macro_rules! impl_statement {
         impl<Conn> RunQueryDsl<Conn> for $ty {}
     )*};
 }
-impl_statement!(Update, Delete);
+impl_statement!(Update, Delete, WriteStatement);
+
+/// A write statement of either shape.
+pub(crate) enum WriteStatement {
+    Update(Update),
+    Delete(Delete),
+}
+
+impl QueryFragment<Db> for WriteStatement {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        match self {
+            WriteStatement::Update(u) => u.walk_ast(out),
+            WriteStatement::Delete(d) => d.walk_ast(out),
+        }
+    }
+}

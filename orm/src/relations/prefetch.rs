@@ -28,6 +28,14 @@ pub trait Hop<P>: Clone {
         keys: &[i64],
         site: &'static Location<'static>,
     ) -> Result<Vec<(i64, Self::Row)>>;
+
+    /// The statement `fetch` sends for `keys` (one chunk), for EXPLAIN; `None` when
+    /// the hop cannot show it.
+    #[doc(hidden)]
+    fn statement(&self, keys: Vec<i64>) -> Option<Box<dyn QueryFragment<Db>>> {
+        let _ = keys;
+        None
+    }
 }
 
 /// The reverse of a foreign key: the `C` rows pointing at each `P` (a thread's
@@ -124,6 +132,11 @@ impl<P: Model, C: Model> Hop<P> for Reverse<P, C> {
                 .collect())
         })
     }
+
+    fn statement(&self, keys: Vec<i64>) -> Option<Box<dyn QueryFragment<Db>>> {
+        let qs = self.qs.clone().filter_fragment((self.fk.key_in)(keys));
+        Some(Box::new(qs.select_statement()))
+    }
 }
 
 /// A reverse hop whose rows come with a related row each (`(Message, Person)`).
@@ -164,6 +177,17 @@ impl<P: Model, C: Model, X: Model> Hop<P> for ReverseRelated<P, C, X> {
                 .map(|pair| ((parent.value)(&pair.0), pair))
                 .collect())
         })
+    }
+
+    fn statement(&self, keys: Vec<i64>) -> Option<Box<dyn QueryFragment<Db>>> {
+        let parent = self.reverse.fk;
+        let related: Related<C, X> = self
+            .reverse
+            .qs
+            .clone()
+            .filter_fragment((parent.key_in)(keys))
+            .select_related(self.fk);
+        Some(Box::new(related.statement()))
     }
 }
 
@@ -219,6 +243,11 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
     pub fn offset(mut self, n: u64) -> Self {
         self.qs = self.qs.offset(n);
         self
+    }
+
+    /// The parents' queryset and the hop.
+    pub(crate) fn parts(&self) -> (&QuerySet<P>, &H) {
+        (&self.qs, &self.hop)
     }
 
     /// Loads the parents, then the hop's rows for all of them.

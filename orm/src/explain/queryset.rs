@@ -1,0 +1,275 @@
+//! `explain()` on querysets, their counts and writes, joins and prefetch hops.
+
+use std::panic::Location;
+
+use diesel::query_builder::{AsChangeset, QueryFragment};
+
+use super::options::ExplainOptions;
+use super::plan::{Plan, PlanContext};
+use super::statement::explain_fragment;
+use crate::connection::{AnyConnection, Backend, Db};
+use crate::error::Result;
+use crate::fragment::render;
+use crate::model::Model;
+use crate::queryset::{Deleted, QuerySet};
+use crate::relations::{Hop, Prefetched, Related};
+
+/// What the queryset tells advice about its statement.
+fn context_of<M: Model>(qs: &QuerySet<M>, ordered: bool) -> PlanContext {
+    let table = render(&M::Table::default(), Backend::Postgres)
+        .ok()
+        .map(|t| t.trim_matches('"').to_owned());
+    PlanContext {
+        table,
+        order: if ordered {
+            qs.ordering()
+                .iter()
+                .map(|t| (t.column_name().to_owned(), t.is_descending()))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        limited: qs.source().limit.is_some(),
+        live_rows_of: M::soft_delete_column()
+            .filter(|_| qs.deleted_rows() == Deleted::Hide)
+            .map(|c| c.name().to_owned()),
+    }
+}
+
+impl<M: Model> QuerySet<M> {
+    /// The database's plan for the statement [`all`](Self::all) sends, without
+    /// running it (one `EXPLAIN` statement, the queryset's values bound).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::explain::ExplainOptions;
+    /// use orm::prelude::*;
+    /// let qs = Message::objects().filter(weave_message::text.like("What%")).limit(10);
+    /// let plan = qs.explain(&mut conn)?;
+    /// assert!(plan.has_seq_scan("weave_message")); // the doc database has no index
+    /// assert_eq!(plan.raw, "3|0|0|SCAN weave_message\n20|0|0|USE TEMP B-TREE FOR ORDER BY");
+    /// // SQLite sends:     EXPLAIN QUERY PLAN SELECT ... WHERE ... LIKE ? ... LIMIT ?
+    /// assert_eq!(plan.sql, qs.sql(Backend::Sqlite)?);
+    /// // PostgreSQL sends: EXPLAIN (VERBOSE, FORMAT JSON) SELECT ... LIKE $1 ... LIMIT $2
+    /// assert_eq!(ExplainOptions::new().postgres_prefix(), "EXPLAIN (VERBOSE, FORMAT JSON) ");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`](crate::Error::Query) when the database rejects the statement,
+    /// [`Error::PlanFormat`](crate::Error::PlanFormat) when its output cannot be read.
+    #[track_caller]
+    pub fn explain(&self, conn: &mut AnyConnection) -> Result<Plan> {
+        self.explain_at(conn, ExplainOptions::new(), Location::caller())
+    }
+
+    /// The plan with actual rows and times: the statement runs, inside a transaction
+    /// that is rolled back (`EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON)`).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on SQLite, which has no
+    /// `EXPLAIN ANALYZE`; see [`explain`](Self::explain).
+    ///
+    /// # Backend support
+    /// | PostgreSQL | SQLite |
+    /// |---|---|
+    /// | actual rows, loops, times, buffers | `Unsupported` |
+    #[track_caller]
+    pub fn explain_analyze(&self, conn: &mut AnyConnection) -> Result<Plan> {
+        self.explain_at(conn, ExplainOptions::analyze(), Location::caller())
+    }
+
+    /// The plan of [`all`](Self::all)'s statement with chosen options.
+    #[track_caller]
+    pub fn explain_with(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+        self.explain_at(conn, options, Location::caller())
+    }
+
+    fn explain_at(
+        &self,
+        conn: &mut AnyConnection,
+        options: ExplainOptions,
+        site: &'static Location<'static>,
+    ) -> Result<Plan> {
+        let statement = self.select_statement();
+        explain_fragment(conn, &statement, options, context_of(self, true), site)
+    }
+
+    /// The plan of the statement [`count`](Self::count) sends.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::explain::ExplainOptions;
+    /// use orm::prelude::*;
+    /// # conn.batch_execute("CREATE INDEX soft_deletes_ignore ON weave_message (deleted) WHERE deleted = false").unwrap();
+    /// let plan = Message::objects().explain_count(&mut conn, ExplainOptions::new())?;
+    /// assert!(plan.uses_index("soft_deletes_ignore"));
+    /// assert_eq!(plan.summary(), "SCAN weave_message USING COVERING INDEX soft_deletes_ignore");
+    /// // SQLite:     EXPLAIN QUERY PLAN SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false)
+    /// // PostgreSQL: EXPLAIN (VERBOSE, FORMAT JSON) SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false)
+    /// assert_eq!(plan.sql, Message::objects().count_sql(Backend::Sqlite)?);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn explain_count(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+        let statement = self.count_statement();
+        explain_fragment(
+            conn,
+            &*statement,
+            options,
+            context_of(self, false),
+            Location::caller(),
+        )
+    }
+
+    /// The plan of the statement [`delete`](Self::delete) sends (a soft-delete
+    /// `UPDATE`, or a `DELETE`). Never applied: without `analyze` nothing runs; with
+    /// it the statement runs inside a transaction that is rolled back.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::explain::ExplainOptions;
+    /// use orm::prelude::*;
+    /// let thread_1 = Message::objects().filter(weave_message::thread_id.eq(1));
+    /// let plan = thread_1.explain_delete(&mut conn, ExplainOptions::new())?;
+    /// assert_eq!(plan.sql, "UPDATE `weave_message` SET `deleted` = true, `updated` = ? WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?))");
+    /// assert_eq!(thread_1.count(&mut conn)?, 2); // nothing was deleted
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn explain_delete(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+        let statement = self.delete_statement();
+        explain_fragment(
+            conn,
+            &statement,
+            options,
+            PlanContext::default(),
+            Location::caller(),
+        )
+    }
+
+    /// The plan of the statement [`update`](Self::update) would send with
+    /// `changes`. Never applied (see [`explain_delete`](Self::explain_delete)).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) when `changes` sets nothing
+    /// and the model has no `updated` column: there is no statement to explain.
+    #[track_caller]
+    pub fn explain_update<C>(
+        &self,
+        conn: &mut AnyConnection,
+        changes: C,
+        options: ExplainOptions,
+    ) -> Result<Plan>
+    where
+        C: AsChangeset<Target = M::Table>,
+        C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
+    {
+        let backend = conn.backend();
+        let Some(statement) = self.update_statement(backend, changes)? else {
+            return Err(crate::Error::Unsupported {
+                backend,
+                feature: "explaining an update that sets nothing",
+            });
+        };
+        explain_fragment(
+            conn,
+            &statement,
+            options,
+            PlanContext::default(),
+            Location::caller(),
+        )
+    }
+}
+
+impl<C: Model, P: Model> Related<C, P> {
+    /// The plan of the JOIN [`all`](Self::all) sends.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::explain::{ExplainOptions, NodeKind};
+    /// use orm::prelude::*;
+    /// let plan = Message::objects().select_related(Message::sent_by).explain(&mut conn, ExplainOptions::new())?;
+    /// assert_eq!(plan.scan_kinds(), [NodeKind::Scan, NodeKind::Search]);
+    /// assert!(plan.summary().contains("SEARCH weave_person USING INTEGER PRIMARY KEY (rowid=?)"));
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn explain(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+        let statement = self.statement();
+        explain_fragment(
+            conn,
+            &statement,
+            options,
+            context_of(self.queryset(), true),
+            Location::caller(),
+        )
+    }
+}
+
+impl<P: Model, H: Hop<P>> Prefetched<P, H> {
+    /// The plans of the parents' query and of the hop's query, in the order
+    /// [`all`](Self::all) sends them.
+    ///
+    /// The hop's statement depends on the parents' keys, so the parents are loaded
+    /// first (one `SELECT`, captured like any other); on SQLite, where keys are
+    /// chunked under the bind limit, the first chunk's statement is explained.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::explain::ExplainOptions;
+    /// use orm::prelude::*;
+    /// let plans = Thread::objects()
+    ///     .prefetch(Thread::messages().select_related(Message::sent_by))
+    ///     .explain(&mut conn, ExplainOptions::new())?;
+    /// assert_eq!(plans.len(), 2);
+    /// assert!(plans[1].sql.contains("`weave_message`.`thread_id` IN (?, ?)"));
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn explain(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Vec<Plan>> {
+        let site = Location::caller();
+        let (qs, hop) = self.parts();
+        let parents_statement = qs.select_statement();
+        let mut plans = vec![explain_fragment(
+            conn,
+            &parents_statement,
+            options,
+            context_of(qs, true),
+            site,
+        )?];
+        let keys: Vec<i64> = crate::instrument::with_call_site(site, || {
+            P::load_rows(&parents_statement, conn)
+        })?
+        .iter()
+        .map(Model::pk)
+        .collect();
+        let mut keys = keys;
+        keys.sort_unstable();
+        keys.dedup();
+        let capability = conn.backend().capability();
+        if !capability.array_binds {
+            keys.truncate(capability.max_bind_params - 1_000);
+        }
+        if let Some(statement) = hop.statement(keys) {
+            plans.push(explain_fragment(
+                conn,
+                &*statement,
+                options,
+                PlanContext::default(),
+                site,
+            )?);
+        }
+        Ok(plans)
+    }
+}
