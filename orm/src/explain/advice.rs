@@ -193,18 +193,25 @@ fn sqlite_sort_for_limit(plan: &Plan) -> Option<Advice> {
             .into_iter()
             .find_map(|n| n.relation.clone())
     })?;
-    let columns: Vec<String> = context
-        .order
-        .iter()
-        .map(|(c, desc)| if *desc { format!("{c} DESC") } else { c.clone() })
-        .collect();
-    let partial = context
-        .live_rows_of
-        .as_ref()
-        .map(|c| format!("{} = false", quote(c)));
+    // SQLite's planner keeps a soft-delete partial index (`WHERE deleted = false`)
+    // over a partial index on the sort columns, but walks a composite index whose
+    // leading column is the constant flag: `(deleted, updated DESC, id DESC)`.
+    let mut columns: Vec<String> = context.live_rows_of.iter().cloned().collect();
+    columns.extend(
+        context
+            .order
+            .iter()
+            .map(|(c, desc)| if *desc { format!("{c} DESC") } else { c.clone() }),
+    );
+    let partial = None;
     let reason = format!(
         "{table} is sorted by {} in a temporary b-tree to return the first rows of a LIMIT (SQLite reports no row counts: this matters when the table is large)",
-        columns.join(", ")
+        context
+            .order
+            .iter()
+            .map(|(c, desc)| if *desc { format!("{c} DESC") } else { c.clone() })
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Some(build(
         AdviceKind::SortForLimit { rows_sorted: None },

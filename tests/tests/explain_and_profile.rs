@@ -1,0 +1,568 @@
+//! Query insight: plans as data on the demo's queries, index advice, analysed writes
+//! that change nothing, query budgets, the profile report, and tracing.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use demo::models::{Message, Thread};
+use demo::schema::weave_message;
+use diesel::connection::SimpleConnection;
+use orm::explain::{explain_recorded, AdviceKind, ExplainOptions, NodeKind};
+use orm::instrument::max_queries;
+use orm::prelude::*;
+use orm::profile::{render_html, render_html_list, PlanPolicy};
+use orm::{Error, Profiler};
+use orm_tests::{on_both_backends, seed, TestDb};
+
+const MESSAGES: i64 = 5_000;
+/// Every 20th message is deleted.
+const DELETED: i64 = MESSAGES / 20;
+
+/// 50 people, 100 threads and 5,000 messages (every 20th deleted, `updated` all
+/// different). On PostgreSQL then `VACUUM ANALYZE` (fresh statistics, and a
+/// visibility map that allows index-only scans); SQLite is left without statistics,
+/// as most SQLite databases are.
+fn seed_large(db: &TestDb) {
+    let conn = &mut db.conn();
+    match db.backend() {
+        Backend::Postgres => {
+            conn.batch_execute(
+                "INSERT INTO weave_person (first_name, last_name, email_address, deleted)
+                     SELECT 'First' || i, 'Last' || i, 'p' || i || '@example.org', i % 10 = 0 FROM generate_series(1, 50) i;
+                 INSERT INTO weave_thread (title) SELECT 'Thread ' || i FROM generate_series(1, 100) i;
+                 INSERT INTO weave_message (text, sent_by_id, thread_id, deleted, updated)
+                     SELECT 'message number ' || i || ' with some text to make the row wider than an index entry',
+                            1 + i % 50, 1 + i % 100, i % 20 = 0, now() - i * interval '1 second'
+                     FROM generate_series(1, 5000) i;",
+            )
+            .unwrap();
+            conn.batch_execute("VACUUM ANALYZE weave_message").unwrap();
+            conn.batch_execute("ANALYZE weave_person").unwrap();
+            conn.batch_execute("ANALYZE weave_thread").unwrap();
+        }
+        Backend::Sqlite => {
+            conn.batch_execute(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 50)
+                     INSERT INTO weave_person (first_name, last_name, email_address, deleted)
+                     SELECT 'First' || i, 'Last' || i, 'p' || i || '@example.org', i % 10 = 0 FROM s;
+                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 100)
+                     INSERT INTO weave_thread (title) SELECT 'Thread ' || i FROM s;
+                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 5000)
+                     INSERT INTO weave_message (text, sent_by_id, thread_id, deleted, updated)
+                     SELECT 'message number ' || i || ' with some text to make the row wider than an index entry',
+                            1 + i % 50, 1 + i % 100, i % 20 = 0,
+                            strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || i || ' seconds')
+                     FROM s;",
+            )
+            .unwrap();
+        }
+    }
+}
+
+on_both_backends! {
+    fn counting_live_messages_reads_only_the_partial_index(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        assert_eq!(Message::objects().count(conn).unwrap(), MESSAGES - DELETED);
+        let plan = Message::objects().explain_count(conn, ExplainOptions::new()).unwrap();
+        assert!(plan.uses_index("soft_deletes_ignore"), "{plan}");
+        assert!(!plan.has_seq_scan("weave_message"), "{plan}");
+        match db.backend() {
+            Backend::Postgres => {
+                assert_eq!(plan.scan_kinds(), [NodeKind::IndexOnlyScan], "{plan}");
+                assert_eq!(plan.root.kind, NodeKind::Aggregate);
+                assert!(plan.raw.contains("\"Index Only Scan\""));
+            }
+            Backend::Sqlite => {
+                let scan = plan.nodes()[0];
+                assert!(scan.covering, "{plan}");
+                assert_eq!(scan.relation.as_deref(), Some("weave_message"));
+                assert!(plan.raw.contains("COVERING INDEX soft_deletes_ignore"));
+            }
+        }
+    }
+
+    fn filtering_deleted_messages_uses_an_index(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let deleted = Message::objects().only_deleted();
+        assert_eq!(deleted.count(conn).unwrap(), DELETED);
+        let plan = deleted.explain(conn).unwrap();
+        assert!(plan.uses_index("weave_message_deleted"), "{plan}");
+        assert!(!plan.has_seq_scan("weave_message"), "{plan}");
+        let kinds = plan.scan_kinds();
+        match db.backend() {
+            Backend::Postgres => assert!(
+                kinds == [NodeKind::BitmapHeapScan, NodeKind::BitmapIndexScan]
+                    || kinds == [NodeKind::IndexScan],
+                "{plan}"
+            ),
+            Backend::Sqlite => assert_eq!(kinds, [NodeKind::Search], "{plan}"),
+        }
+    }
+
+    fn without_indexes_counting_is_a_seq_scan(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        conn.batch_execute("DROP INDEX soft_deletes_ignore; DROP INDEX weave_message_deleted;").unwrap();
+        let plan = Message::objects().explain_count(conn, ExplainOptions::new()).unwrap();
+        assert!(plan.has_seq_scan("weave_message"), "{plan}");
+        assert!(!plan.uses_index("soft_deletes_ignore"));
+        let expected = match db.backend() {
+            Backend::Postgres => NodeKind::SeqScan,
+            Backend::Sqlite => NodeKind::Scan,
+        };
+        assert_eq!(plan.scan_kinds(), [expected], "{plan}");
+    }
+
+    fn explain_analyze_reports_actual_rows_or_a_typed_error(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let qs = Message::objects().filter(weave_message::thread_id.eq(7));
+        let result = qs.explain_analyze(conn);
+        match db.backend() {
+            Backend::Postgres => {
+                let plan = result.unwrap();
+                assert!(plan.is_analyzed());
+                let expected = qs.count(conn).unwrap() as f64;
+                assert_eq!(plan.root.actual_rows, Some(expected), "{plan}");
+                assert!(plan.execution_ms.is_some());
+                assert!(plan.planning_ms.is_some());
+                assert!(plan.nodes().iter().all(|n| n.actual_loops.is_some()));
+                assert!(plan.summary().contains(&format!("; {expected} rows in ")), "{}", plan.summary());
+            }
+            Backend::Sqlite => {
+                let err = result.unwrap_err();
+                assert!(err.is_unsupported(), "{err}");
+                assert_eq!(err.to_string(), "EXPLAIN ANALYZE is not supported on sqlite");
+            }
+        }
+    }
+
+    fn explain_keeps_the_querysets_values_bound(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let qs = Message::objects().filter(weave_message::text.like("What'%")).limit(3);
+        let (plan, captured) = orm::capture(|| qs.explain(conn));
+        let plan = plan.unwrap();
+        assert_eq!(plan.sql, qs.sql(db.backend()).unwrap());
+        assert_eq!(captured.len(), 1);
+        let sent = &captured.data()[0];
+        let prefix = match db.backend() {
+            Backend::Postgres => "EXPLAIN (VERBOSE, FORMAT JSON) SELECT ",
+            Backend::Sqlite => "EXPLAIN QUERY PLAN SELECT ",
+        };
+        assert!(sent.sql.starts_with(prefix), "{}", sent.sql);
+        assert!(!sent.sql.contains("What"), "{}", sent.sql);
+        assert_eq!(sent.binds, ["\"What'%\"", "3"]);
+    }
+
+    fn an_analysed_write_changes_nothing(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let thread_7 = Message::objects().filter(weave_message::thread_id.eq(7));
+        let live = thread_7.count(conn).unwrap();
+        let all_deleted = Message::objects().only_deleted().count(conn).unwrap();
+        assert!(live > 0);
+
+        let soft = thread_7.explain_delete(conn, ExplainOptions::analyze());
+        let update = thread_7.explain_update(conn, weave_message::text.eq("changed"), ExplainOptions::analyze());
+        let hard = thread_7.clone().with_deleted().explain_with(conn, ExplainOptions::analyze());
+        match db.backend() {
+            Backend::Postgres => {
+                let soft = soft.unwrap();
+                assert_eq!(soft.root.kind, NodeKind::ModifyTable, "{soft}");
+                assert_eq!(soft.root.label, "ModifyTable (Update)");
+                // The UPDATE really ran (its scan found the rows)...
+                let scan = soft.nodes().into_iter().find(|n| n.kind.is_scan()).unwrap();
+                assert_eq!(scan.actual_rows, Some(live as f64), "{soft}");
+                assert!(update.unwrap().sql.starts_with("UPDATE \"weave_message\" SET \"text\" = $1"));
+                assert!(hard.unwrap().is_analyzed());
+            }
+            Backend::Sqlite => {
+                assert!(soft.unwrap_err().is_unsupported());
+                assert!(update.unwrap_err().is_unsupported());
+                assert!(hard.unwrap_err().is_unsupported());
+                // Without ANALYZE the plan is read and the statement never runs.
+                let plan = thread_7.explain_delete(conn, ExplainOptions::new()).unwrap();
+                assert!(plan.sql.starts_with("UPDATE `weave_message` SET `deleted` = true"));
+            }
+        }
+        // ...and was rolled back: same rows live and deleted, no text changed.
+        assert_eq!(thread_7.count(conn).unwrap(), live);
+        assert_eq!(Message::objects().only_deleted().count(conn).unwrap(), all_deleted);
+        assert_eq!(
+            Message::objects().filter(weave_message::text.eq("changed")).count(conn).unwrap(),
+            0
+        );
+
+        // Inside an open transaction the analysis rolls back to a savepoint only.
+        let outer = orm::atomic(conn, |conn| {
+            thread_7.clone().limit(1).delete(conn)?;
+            if conn.backend() == Backend::Postgres {
+                thread_7.explain_delete(conn, ExplainOptions::analyze())?;
+            }
+            thread_7.count(conn)
+        });
+        assert_eq!(outer.unwrap(), live - 1);
+        assert_eq!(thread_7.count(conn).unwrap(), live - 1);
+    }
+
+    fn joins_and_each_prefetch_hop_are_explained(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let related = Message::objects()
+            .filter(weave_message::thread_id.eq(3))
+            .select_related(Message::sent_by);
+        let plan = related.explain(conn, ExplainOptions::new()).unwrap();
+        let relations: Vec<_> = plan.nodes().iter().filter_map(|n| n.relation.clone()).collect();
+        assert!(relations.contains(&"weave_message".to_owned()), "{plan}");
+        assert!(relations.contains(&"weave_person".to_owned()), "{plan}");
+        match db.backend() {
+            Backend::Postgres => assert!(plan.uses_index("weave_message_thread_id"), "{plan}"),
+            // Without statistics SQLite prefers the soft-delete partial index; each
+            // sender is found by primary key.
+            Backend::Sqlite => assert_eq!(plan.scan_kinds(), [NodeKind::Search, NodeKind::Search], "{plan}"),
+        }
+
+        let page = Thread::objects()
+            .limit(10)
+            .prefetch(Thread::messages().select_related(Message::sent_by));
+        let (plans, captured) = orm::capture(|| page.explain(conn, ExplainOptions::new()));
+        let plans = plans.unwrap();
+        // EXPLAIN parents, load parents (for the hop's keys), EXPLAIN the hop.
+        assert_eq!(captured.len(), 3);
+        assert_eq!(plans.len(), 2);
+        assert!(plans[0].nodes().iter().any(|n| n.relation.as_deref() == Some("weave_thread")));
+        match db.backend() {
+            Backend::Postgres => assert!(plans[1].sql.contains("\"weave_message\".\"thread_id\" = ANY($1)"), "{}", plans[1].sql),
+            Backend::Sqlite => assert!(plans[1].sql.contains("`weave_message`.`thread_id` IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), "{}", plans[1].sql),
+        }
+        assert!(!plans[1].has_seq_scan("weave_message"), "{}", plans[1]);
+        if db.backend() == Backend::Postgres {
+            assert!(plans[1].uses_index("weave_message_thread_id"), "{}", plans[1]);
+        }
+    }
+
+    fn the_default_ordering_gets_sort_for_limit_advice(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let page = Message::objects().limit(20);
+        let plan = page.explain(conn).unwrap();
+        let advice = plan.advice();
+        assert_eq!(advice.len(), 1, "{plan}\n{advice:?}");
+        let a = &advice[0];
+        assert!(matches!(a.kind, AdviceKind::SortForLimit { .. }), "{a:?}");
+        assert_eq!(a.table, "weave_message");
+        match db.backend() {
+            Backend::Postgres => {
+                assert_eq!(a.columns, ["updated DESC", "id DESC"]);
+                assert_eq!(a.partial.as_deref(), Some("deleted = false"));
+                assert_eq!(
+                    a.create_index,
+                    "CREATE INDEX weave_message_updated_id_idx ON weave_message (updated DESC, id DESC) WHERE deleted = false"
+                );
+            }
+            Backend::Sqlite => {
+                assert_eq!(a.columns, ["deleted", "updated DESC", "id DESC"]);
+                assert_eq!(a.partial, None);
+                assert_eq!(
+                    a.create_index,
+                    "CREATE INDEX weave_message_deleted_updated_id_idx ON weave_message (deleted, updated DESC, id DESC)"
+                );
+            }
+        }
+        assert!(a.to_string().starts_with("advice from one plan: "));
+        if db.backend() == Backend::Postgres {
+            assert!(matches!(a.kind, AdviceKind::SortForLimit { rows_sorted: Some(r) } if r > 4_000.0), "{a:?}");
+        }
+
+        // Following the advice removes the sort, and the advice with it.
+        conn.batch_execute(&a.create_index).unwrap();
+        if db.backend() == Backend::Postgres {
+            conn.batch_execute("ANALYZE weave_message").unwrap();
+        }
+        let plan = page.explain(conn).unwrap();
+        let name = a.create_index.split(' ').nth(2).unwrap();
+        assert!(plan.uses_index(name), "{plan}");
+        assert!(plan.nodes().iter().all(|n| !n.kind.is_sort()), "{plan}");
+        assert!(plan.advice().is_empty(), "{plan}");
+        // A small LIMIT over a filter on an indexed column is not advised on either.
+        let by_thread = Message::objects().filter(weave_message::thread_id.eq(3)).limit(5);
+        assert!(by_thread.explain(conn).unwrap().advice().iter().all(|a| a.table == "weave_message"));
+    }
+
+    fn a_seq_scan_whose_filter_removes_most_rows_gets_advice_where_rows_are_measured(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let qs = Message::objects().filter(weave_message::text.like("message number 42 %")).unordered();
+        match db.backend() {
+            Backend::Postgres => {
+                let plan = qs.explain_analyze(conn).unwrap();
+                let advice = plan.advice();
+                assert_eq!(advice.len(), 1, "{plan}");
+                let a = &advice[0];
+                let AdviceKind::SeqScanFilter { rows_read, rows_removed } = a.kind else {
+                    panic!("{a:?}")
+                };
+                assert_eq!(rows_read, (MESSAGES - DELETED) as f64 + 0.0_f64.max(0.0) + (rows_read - (MESSAGES - DELETED) as f64));
+                assert!(rows_removed / rows_read > 0.99, "{a:?}");
+                assert_eq!(a.columns, ["text"]);
+                assert_eq!(a.partial.as_deref(), Some("deleted = false"));
+            }
+            Backend::Sqlite => {
+                // SQLite reports no row counts: no scan advice from its plans.
+                let plan = qs.explain(conn).unwrap();
+                assert!(plan.nodes().iter().all(|n| n.rows_removed_by_filter.is_none()));
+                assert!(plan.advice().is_empty(), "{plan}");
+            }
+        }
+    }
+
+    fn a_budget_failure_groups_statements_by_shape_and_call_site(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let loop_line = line!() + 4;
+        let result = max_queries(2, || -> orm::Result<()> {
+            let threads = Thread::objects().all(conn)?;
+            for thread in &threads {
+                Message::objects().filter(weave_message::thread_id.eq(thread.id)).count(conn)?;
+            }
+            Ok(())
+        });
+        let err = result.unwrap_err();
+        assert!(err.is_query_budget());
+        let Error::QueryBudget(exceeded) = &err else { panic!("{err}") };
+        assert_eq!(exceeded.max, 2);
+        assert_eq!(exceeded.captured.len(), 3);
+        assert_eq!(exceeded.groups.len(), 2);
+        let repeated = &exceeded.groups[0];
+        assert_eq!(repeated.count, 2);
+        assert!(repeated.fingerprint.starts_with("SELECT COUNT(*) FROM"));
+        assert_eq!(repeated.call_sites.len(), 1);
+        let site = repeated.call_sites[0].call_site.unwrap();
+        assert!(site.file().ends_with("explain_and_profile.rs"));
+        assert_eq!(site.line(), loop_line);
+        assert_eq!(repeated.call_sites[0].count, 2);
+        let text = err.to_string();
+        assert!(text.starts_with("query budget exceeded: 3 queries, at most 2 allowed; by shape:\n  2 x SELECT COUNT(*)"), "{text}");
+        assert!(text.contains(&format!("      2 x at {}:{loop_line}:", site.file())), "{text}");
+
+        // The same page by prefetch fits: 2 queries.
+        let page = max_queries(2, || Thread::objects().prefetch(Thread::messages()).all(conn));
+        assert_eq!(page.unwrap().unwrap().len(), 2);
+        // Transaction statements do not count.
+        let within = max_queries(1, || orm::atomic(conn, |c| Message::objects().count(c)));
+        assert_eq!(within.unwrap().unwrap(), 7);
+    }
+
+    #[should_panic(expected = "query budget exceeded: 2 queries, at most 1 allowed")]
+    fn assert_max_queries_panics_over_budget(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        orm::assert_max_queries!(1, {
+            Message::objects().count(conn).unwrap();
+            Thread::objects().count(conn).unwrap();
+        });
+    }
+
+    fn a_profile_reports_every_statement_its_shapes_n_plus_one_and_plans(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let loop_line = line!() + 7;
+        let (result, mut profile) = Profiler::new("GET /threads/ <naive>")
+            .plans(PlanPolicy::EveryShape)
+            .max_queries(3)
+            .run(|| -> orm::Result<usize> {
+                let threads = Thread::objects().all(conn)?;
+                for thread in &threads {
+                    Message::objects().filter(weave_message::thread_id.eq(thread.id)).all(conn)?;
+                }
+                Message::objects().filter(weave_message::thread_id.eq(99)).delete(conn)
+            });
+        assert_eq!(result.unwrap(), 0);
+
+        // Statements: 1 + 2 threads + 1 delete, each with SQL, binds, rows, call site.
+        assert_eq!(profile.totals.queries, 4);
+        assert_eq!(profile.queries.len(), profile.totals.statements);
+        let data: Vec<_> = profile.queries.iter().filter(|q| q.kind == orm::instrument::QueryKind::Data).collect();
+        assert_eq!(data.len(), 4);
+        assert_eq!(data[1].binds, ["2"]);
+        assert_eq!(data[2].binds, ["1"]);
+        assert_eq!(data[1].rows, Some(2));
+        assert_eq!(data[2].rows, Some(4));
+        assert!(data[1].call_site.as_deref().unwrap().contains(&format!("explain_and_profile.rs:{loop_line}:")));
+        assert!(data.windows(2).all(|w| w[0].start_us <= w[1].start_us));
+        assert!(profile.totals.wall_us >= profile.totals.database_us);
+        assert_eq!(profile.totals.rows, 2 + 2 + 4);
+
+        // Shapes and N+1.
+        assert_eq!(profile.groups.len(), 3);
+        assert_eq!(profile.groups[0].count, 2);
+        assert_eq!(profile.n_plus_one.len(), 1);
+        assert_eq!(profile.n_plus_one[0].count, 2);
+        assert_eq!(profile.queries.iter().filter(|q| q.n_plus_one).count(), 2);
+
+        // Budget.
+        let over = profile.check_budget().unwrap_err();
+        assert!(over.to_string().starts_with("query budget exceeded: 4 queries, at most 3 allowed"));
+
+        // Plans: one per SELECT shape; the write is refused, never re-sent.
+        let (collected, during) = orm::capture(|| profile.collect_plans(conn));
+        assert_eq!(collected.unwrap(), 2);
+        assert_eq!(during.len(), 2);
+        assert!(during.sql().iter().all(|s| s.starts_with("EXPLAIN")));
+        assert_eq!(profile.plans.len(), 3);
+        let refused = profile.plans.iter().find(|p| p.plan.is_none()).unwrap();
+        assert_eq!(refused.error.as_deref(), Some("cannot explain the captured statement again: only SELECT statements are explained again"));
+        assert_eq!(profile.totals.queries, 4, "plans are not part of the profile");
+
+        // Text summary.
+        let summary = profile.summary();
+        assert!(summary.starts_with("GET /threads/ <naive>: 4 queries in "), "{summary}");
+        assert!(summary.contains("(OVER budget of 3)"), "{summary}");
+        assert!(summary.contains("n+1: 2 x at "), "{summary}");
+        assert!(summary.contains("plan of #"), "{summary}");
+
+        // JSON.
+        let json: serde_json::Value = serde_json::from_str(&profile.to_json()).unwrap();
+        assert_eq!(json["label"], "GET /threads/ <naive>");
+        assert_eq!(json["totals"]["queries"], 4);
+        assert_eq!(json["queries"].as_array().unwrap().len(), profile.queries.len());
+        assert_eq!(json["queries"][1]["binds"][0], "2");
+        assert_eq!(json["n_plus_one"][0]["count"], 2);
+        assert_eq!(json["plans"].as_array().unwrap().len(), 3);
+        assert_eq!(json["plan_policy"]["policy"], "every_shape");
+
+        // HTML: one self-contained page showing every statement, escaped.
+        let html = render_html(&profile);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("@import"));
+        for q in &profile.queries {
+            assert!(html.contains(&format!("id=\"p0-q{}\"", q.index)));
+            assert!(html.contains(&format!("data-target=\"p0-q{}\"", q.index)));
+        }
+        assert!(html.contains("GET /threads/ &lt;naive&gt;"));
+        assert!(!html.contains("<naive>"));
+        assert!(html.contains("class=\"bar n1\""));
+        assert!(html.contains("id=\"p0-plan0\""));
+        let list = render_html_list(&[profile.clone(), profile]);
+        assert!(list.contains("id=\"p1-q0\"") && list.contains("href=\"#p1\""));
+        let dir = std::env::temp_dir().join(format!("orm_profile_{}_{}.html", std::process::id(), db.backend()));
+        std::fs::write(&dir, &html).unwrap();
+        let _ = std::fs::remove_file(&dir);
+    }
+
+    fn a_profile_scope_can_span_a_request_and_plans_follow_the_policy(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        // Opened by a middleware, closed when the response goes out.
+        let scope = Profiler::new("GET /threads/").plans(PlanPolicy::SlowerThan(Duration::from_secs(3600))).start();
+        let (page, inner) = orm::capture(|| {
+            Thread::objects().limit(100).prefetch(Thread::messages().select_related(Message::sent_by)).all(conn)
+        });
+        assert_eq!(page.unwrap().len(), 100);
+        let mut profile = scope.finish();
+        assert_eq!(inner.len(), 2);
+        assert_eq!(profile.totals.queries, 2);
+        assert!(profile.n_plus_one.is_empty());
+        assert_eq!(profile.collect_plans(conn).unwrap(), 0, "no statement took an hour");
+
+        let (_, mut profile) = Profiler::new("sampled").plans(PlanPolicy::Sample { one_in: 1 }).run(|| {
+            Thread::objects().limit(100).prefetch(Thread::messages()).all(conn)
+        });
+        assert_eq!(profile.collect_plans(conn).unwrap(), 2);
+        // The hop's plan comes from the captured statement, its keys bound again.
+        let hop = profile.plans[1].plan.as_ref().unwrap();
+        assert_eq!(hop.sql, profile.queries.iter().rfind(|q| q.sql.starts_with("SELECT")).unwrap().sql);
+        assert!(hop.nodes().iter().any(|n| n.relation.as_deref() == Some("weave_message")), "{hop}");
+
+        let (_, mut never) = Profiler::new("quiet").run(|| Message::objects().count(conn));
+        assert_eq!(never.collect_plans(conn).unwrap(), 0);
+        assert!(never.plans.is_empty());
+    }
+
+    fn a_captured_select_is_explained_again_with_its_values(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        let (_, captured) = orm::capture(|| {
+            Message::objects().filter(weave_message::text.like("message \"42\"%")).limit(3).all(conn).unwrap();
+            Message::objects().in_bulk(conn, &[1, 2, 3]).unwrap();
+        });
+        for record in captured.data() {
+            let plan = explain_recorded(conn, record, ExplainOptions::new()).unwrap();
+            assert_eq!(plan.sql, record.sql);
+        }
+        let by_id = explain_recorded(conn, captured.data()[1], ExplainOptions::new()).unwrap();
+        assert!(!by_id.has_seq_scan("weave_message"), "{by_id}");
+        if db.backend() == Backend::Postgres {
+            let analysed = explain_recorded(conn, captured.data()[1], ExplainOptions::analyze()).unwrap();
+            assert_eq!(analysed.root.actual_rows, Some(3.0), "{analysed}");
+        }
+    }
+
+    fn each_query_is_traced_at_debug_and_slow_ones_at_warn(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = Recorder { events: events.clone() };
+        tracing::subscriber::with_default(subscriber, || {
+            Message::objects().count(conn).unwrap();
+            orm::instrument::set_slow_query_threshold(Some(Duration::ZERO));
+            Thread::objects().count(conn).unwrap();
+            orm::instrument::set_slow_query_threshold(None);
+        });
+        let events = events.lock().unwrap();
+        let debug: Vec<_> = events.iter().filter(|e| e.target == "orm::query").collect();
+        assert_eq!(debug.len(), 2, "{events:?}");
+        assert!(debug.iter().all(|e| e.level == tracing::Level::DEBUG && e.fields.contains("duration=")));
+        assert!(debug[0].fields.contains("weave_message"));
+        let warn: Vec<_> = events.iter().filter(|e| e.target == "orm::slow_query").collect();
+        assert_eq!(warn.len(), 1, "{events:?}");
+        assert_eq!(warn[0].level, tracing::Level::WARN);
+        assert!(warn[0].fields.contains("weave_thread"), "{:?}", warn[0]);
+        assert!(warn[0].fields.contains("explain_and_profile.rs"), "{:?}", warn[0]);
+    }
+}
+
+/// A minimal `tracing` subscriber that keeps every event.
+struct Recorder {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+#[derive(Debug)]
+struct Event {
+    level: tracing::Level,
+    target: String,
+    fields: String,
+}
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.events.lock().unwrap().push(Event {
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_owned(),
+            fields: fields.0,
+        });
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
