@@ -7,12 +7,19 @@ use std::time::Duration;
 use demo::models::{Message, Thread};
 use demo::schema::weave_message;
 use diesel::connection::SimpleConnection;
+use diesel::RunQueryDsl;
 use orm::explain::{explain_recorded, AdviceKind, ExplainOptions, NodeKind};
 use orm::instrument::max_queries;
 use orm::prelude::*;
 use orm::profile::{render_html, render_html_list, PlanPolicy};
 use orm::{Error, Profiler};
 use orm_tests::{on_both_backends, seed, TestDb};
+
+#[derive(diesel::QueryableByName)]
+struct AllVisible {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    all_visible: bool,
+}
 
 const MESSAGES: i64 = 5_000;
 /// Every 20th message is deleted.
@@ -36,7 +43,21 @@ fn seed_large(db: &TestDb) {
                      FROM generate_series(1, 5000) i;",
             )
             .unwrap();
-            conn.batch_execute("VACUUM ANALYZE weave_message").unwrap();
+            // VACUUM marks pages all-visible only once no other transaction (other
+            // tests run in parallel) may still see their old state: retry until the
+            // visibility map covers the table, or index-only scans are not chosen.
+            for _ in 0..100 {
+                conn.batch_execute("VACUUM ANALYZE weave_message").unwrap();
+                let visible: Vec<AllVisible> = orm::with_inner!(&mut **conn, |c| diesel::sql_query(
+                    "SELECT relallvisible >= relpages AS all_visible FROM pg_class WHERE oid = 'weave_message'::regclass"
+                )
+                .load(c))
+                .unwrap();
+                if visible.first().is_some_and(|v| v.all_visible) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             conn.batch_execute("ANALYZE weave_person").unwrap();
             conn.batch_execute("ANALYZE weave_thread").unwrap();
         }
