@@ -58,5 +58,7 @@ fn run() -> orm::Result<()> {
     ] {
         println!("{table:<16} {live:>10} {deleted:>10}");
     }
+    let plan = Message::objects().explain_count(conn, ExplainOptions::new())?;
+    println!("counting live messages: {}", plan.summary());
     Ok(())
 }

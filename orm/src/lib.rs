@@ -83,6 +83,18 @@
 //! terminal method. `BEGIN`/`COMMIT` and the pool's `SELECT 1` health checks are
 //! recorded but not counted. [`assert_num_queries!`] checks a count in tests.
 //!
+//! ## Query insight
+//!
+//! [`QuerySet::explain`] returns the database's plan as data ([`explain::Plan`]:
+//! node kinds, tables, indexes, estimated and actual rows), for counts, writes
+//! (never applied), joins and each prefetch hop too; `plan.uses_index("...")` makes
+//! a test of "this query uses that index", and [`explain::Plan::advice`] suggests
+//! the index a costly plan lacks. [`profile()`] records a scope (a request, a job)
+//! with its shapes, N+1 groups and, by policy, plans: as text, JSON, or one HTML
+//! page ([`profile::render_html`]). [`instrument::max_queries`] fails a scope over
+//! its budget with the statements grouped by shape and call site;
+//! [`instrument::set_slow_query_threshold`] logs slow statements at warn level.
+//!
 //! ## Transactions
 //!
 //! [`atomic`] commits on `Ok`, rolls back on `Err` or panic, nests with savepoints,
@@ -117,8 +129,8 @@ pub use fragment::ColumnRef;
 pub use instrument::{capture, Captured};
 pub use migrate::Migrations;
 pub use model::Model;
-pub use profile::{profile, Profile, Profiler};
 pub use ordering::{IntoOrdering, OrderTerm};
+pub use profile::{profile, Profile, Profiler};
 pub use queryset::{Deleted, QuerySet};
 pub use transaction::atomic;
 

@@ -188,21 +188,21 @@ fn sqlite_sort_for_limit(plan: &Plan) -> Option<Advice> {
     if !sorts || !context.limited || context.order.is_empty() {
         return None;
     }
-    let table = context.table.clone().or_else(|| {
-        plan.nodes()
-            .into_iter()
-            .find_map(|n| n.relation.clone())
-    })?;
+    let table = context
+        .table
+        .clone()
+        .or_else(|| plan.nodes().into_iter().find_map(|n| n.relation.clone()))?;
     // SQLite's planner keeps a soft-delete partial index (`WHERE deleted = false`)
     // over a partial index on the sort columns, but walks a composite index whose
     // leading column is the constant flag: `(deleted, updated DESC, id DESC)`.
     let mut columns: Vec<String> = context.live_rows_of.iter().cloned().collect();
-    columns.extend(
-        context
-            .order
-            .iter()
-            .map(|(c, desc)| if *desc { format!("{c} DESC") } else { c.clone() }),
-    );
+    columns.extend(context.order.iter().map(|(c, desc)| {
+        if *desc {
+            format!("{c} DESC")
+        } else {
+            c.clone()
+        }
+    }));
     let partial = None;
     let reason = format!(
         "{table} is sorted by {} in a temporary b-tree to return the first rows of a LIMIT (SQLite reports no row counts: this matters when the table is large)",
@@ -223,7 +223,7 @@ fn sqlite_sort_for_limit(plan: &Plan) -> Option<Advice> {
 }
 
 /// Follows single children while `skip` holds.
-fn descend<'a>(mut node: &'a PlanNode, skip: impl Fn(&PlanNode) -> bool) -> &'a PlanNode {
+fn descend(mut node: &PlanNode, skip: impl Fn(&PlanNode) -> bool) -> &PlanNode {
     while skip(node) {
         match node.children.first() {
             Some(child) => node = child,
@@ -294,7 +294,11 @@ fn unqualify_key(key: &str) -> String {
         Some((c, r)) => (c, Some(r)),
         None => (key, None),
     };
-    let column = column.rsplit('.').next().unwrap_or(column).trim_matches('"');
+    let column = column
+        .rsplit('.')
+        .next()
+        .unwrap_or(column)
+        .trim_matches('"');
     match rest {
         Some(r) => format!("{column} {r}"),
         None => column.to_owned(),
@@ -359,7 +363,11 @@ fn leading_identifier(s: &str) -> Option<String> {
 }
 
 fn last_segment(s: &str) -> String {
-    s.rsplit('.').next().unwrap_or(s).trim_matches('"').to_owned()
+    s.rsplit('.')
+        .next()
+        .unwrap_or(s)
+        .trim_matches('"')
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -369,7 +377,9 @@ mod tests {
     #[test]
     fn filters_yield_columns_and_the_constant_flag() {
         assert_eq!(
-            Conditions::parse("((NOT weave_message.deleted) AND ((weave_message.text)::text ~~ 'What%'::text))"),
+            Conditions::parse(
+                "((NOT weave_message.deleted) AND ((weave_message.text)::text ~~ 'What%'::text))"
+            ),
             Conditions {
                 columns: vec!["text".into()],
                 constant_flag: Some(("deleted".into(), false)),
@@ -379,7 +389,10 @@ mod tests {
             Conditions::parse("(weave_message.thread_id = 3)").columns,
             ["thread_id"]
         );
-        assert_eq!(Conditions::parse("(a = 1) OR (b = 2)"), Conditions::default());
+        assert_eq!(
+            Conditions::parse("(a = 1) OR (b = 2)"),
+            Conditions::default()
+        );
     }
 
     #[test]

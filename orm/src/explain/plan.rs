@@ -218,8 +218,10 @@ impl PlanNode {
     /// `Seq Scan on weave_message`, `Index Only Scan using soft_deletes_ignore on
     /// weave_message`, `SEARCH weave_person USING INTEGER PRIMARY KEY (rowid=?)`.
     pub fn describe(&self) -> String {
-        if matches!(self.kind, NodeKind::Scan | NodeKind::Search | NodeKind::TempBTree)
-            || matches!(self.kind, NodeKind::Other(_)) && self.relation.is_none()
+        if matches!(
+            self.kind,
+            NodeKind::Scan | NodeKind::Search | NodeKind::TempBTree
+        ) || matches!(self.kind, NodeKind::Other(_)) && self.relation.is_none()
         {
             return self.label.clone();
         }
@@ -262,11 +264,7 @@ impl PlanNode {
             })
             .unwrap_or_default();
         if node.kind == NodeKind::ModifyTable {
-            node.label = format!(
-                "{} ({})",
-                node.label,
-                text("Operation").unwrap_or_default()
-            );
+            node.label = format!("{} ({})", node.label, text("Operation").unwrap_or_default());
         }
         node.children = value
             .get("Plans")
@@ -602,7 +600,9 @@ mod tests {
 
     #[test]
     fn sqlite_lines_are_parsed_into_scan_kinds_and_indexes() {
-        let n = PlanNode::from_sqlite("SEARCH weave_message USING COVERING INDEX weave_message_deleted (deleted=?)");
+        let n = PlanNode::from_sqlite(
+            "SEARCH weave_message USING COVERING INDEX weave_message_deleted (deleted=?)",
+        );
         assert_eq!(n.kind, NodeKind::Search);
         assert_eq!(n.relation.as_deref(), Some("weave_message"));
         assert_eq!(n.index.as_deref(), Some("weave_message_deleted"));
@@ -623,7 +623,12 @@ mod tests {
     fn sqlite_rows_nest_by_parent() {
         let rows = vec![
             (2, 0, 0, "SCAN weave_message".to_owned()),
-            (5, 0, 0, "SEARCH weave_person USING INTEGER PRIMARY KEY (rowid=?)".to_owned()),
+            (
+                5,
+                0,
+                0,
+                "SEARCH weave_person USING INTEGER PRIMARY KEY (rowid=?)".to_owned(),
+            ),
             (9, 0, 0, "USE TEMP B-TREE FOR ORDER BY".to_owned()),
         ];
         let plan = Plan::from_sqlite_rows(&rows, String::new(), PlanContext::default());
@@ -640,13 +645,31 @@ mod tests {
             {"Node Type": "Sort", "Sort Key": ["weave_message.updated DESC"], "Plan Rows": 5000, "Plans": [
               {"Node Type": "Seq Scan", "Relation Name": "weave_message", "Filter": "(NOT weave_message.deleted)", "Rows Removed by Filter": 10, "Plan Rows": 5000}]}]},
             "Planning Time": 0.2, "Execution Time": 1.5}]"#;
-        let plan = Plan::from_postgres_json(json, String::new(), ExplainOptions::analyze(), PlanContext::default()).unwrap();
+        let plan = Plan::from_postgres_json(
+            json,
+            String::new(),
+            ExplainOptions::analyze(),
+            PlanContext::default(),
+        )
+        .unwrap();
         assert_eq!(plan.scan_kinds(), [NodeKind::SeqScan]);
         assert!(plan.has_seq_scan("weave_message"));
-        assert_eq!(plan.root.children[0].sort_keys, ["weave_message.updated DESC"]);
+        assert_eq!(
+            plan.root.children[0].sort_keys,
+            ["weave_message.updated DESC"]
+        );
         assert_eq!(plan.execution_ms, Some(1.5));
-        assert_eq!(plan.summary(), "Limit → Sort → Seq Scan on weave_message; 10 rows in 1.500 ms");
-        let err = Plan::from_postgres_json("{}", String::new(), ExplainOptions::new(), PlanContext::default()).unwrap_err();
+        assert_eq!(
+            plan.summary(),
+            "Limit → Sort → Seq Scan on weave_message; 10 rows in 1.500 ms"
+        );
+        let err = Plan::from_postgres_json(
+            "{}",
+            String::new(),
+            ExplainOptions::new(),
+            PlanContext::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::PlanFormat { .. }));
     }
 }

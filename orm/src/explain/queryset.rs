@@ -144,7 +144,11 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn explain_delete(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+    pub fn explain_delete(
+        &self,
+        conn: &mut AnyConnection,
+        options: ExplainOptions,
+    ) -> Result<Plan> {
         let statement = self.delete_statement();
         explain_fragment(
             conn,
@@ -249,12 +253,11 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
             context_of(qs, true),
             site,
         )?];
-        let keys: Vec<i64> = crate::instrument::with_call_site(site, || {
-            P::load_rows(&parents_statement, conn)
-        })?
-        .iter()
-        .map(Model::pk)
-        .collect();
+        let keys: Vec<i64> =
+            crate::instrument::with_call_site(site, || P::load_rows(&parents_statement, conn))?
+                .iter()
+                .map(Model::pk)
+                .collect();
         let mut keys = keys;
         keys.sort_unstable();
         keys.dedup();

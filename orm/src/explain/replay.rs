@@ -8,8 +8,8 @@
 use std::panic::Location;
 
 use diesel::query_builder::QueryFragment;
-use diesel::RunQueryDsl;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Text, Timestamp};
+use diesel::RunQueryDsl;
 
 use super::options::ExplainOptions;
 use super::plan::{Plan, PlanContext};
@@ -45,7 +45,10 @@ impl std::fmt::Display for ReplayRefusal {
             Self::NotASelect => f.write_str("only SELECT statements are explained again"),
             Self::OtherBackend { recorded } => write!(f, "it ran on {recorded}"),
             Self::UnreadableBind { index, text } => {
-                write!(f, "bind {index} (`{text}`) cannot be bound again with certainty")
+                write!(
+                    f,
+                    "bind {index} (`{text}`) cannot be bound again with certainty"
+                )
             }
         }
     }
@@ -188,7 +191,7 @@ macro_rules! bind_all {
 use bind_all;
 
 fn is_select(sql: &str) -> bool {
-    let word = sql.trim_start().split_whitespace().next().unwrap_or("");
+    let word = sql.split_whitespace().next().unwrap_or("");
     word.eq_ignore_ascii_case("SELECT")
 }
 

@@ -106,8 +106,7 @@ fn explain_once(
         }
         Backend::Sqlite => {
             let query = SqliteExplain { statement };
-            let rows =
-                with_call_site(site, || query.load::<(i32, i32, i32, String)>(conn))?;
+            let rows = with_call_site(site, || query.load::<(i32, i32, i32, String)>(conn))?;
             Ok(Plan::from_sqlite_rows(&rows, sql, context))
         }
     }

@@ -327,7 +327,13 @@ impl CaptureInstrumentation {
             tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
         }
         if slow {
-            super::slow::warn(self.backend, duration, &sql, &binds, CALL_SITE.with(Cell::get));
+            super::slow::warn(
+                self.backend,
+                duration,
+                &sql,
+                &binds,
+                CALL_SITE.with(Cell::get),
+            );
         }
         if !active {
             return;

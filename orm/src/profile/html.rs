@@ -142,7 +142,11 @@ fn section(out: &mut String, p: &Profile, id: &str) {
         (ms(t.wall_us), "wall time", false),
         (t.rows.to_string(), "rows", false),
         (p.groups.len().to_string(), "shapes", false),
-        (p.n_plus_one.len().to_string(), "n+1 shapes", !p.n_plus_one.is_empty()),
+        (
+            p.n_plus_one.len().to_string(),
+            "n+1 shapes",
+            !p.n_plus_one.is_empty(),
+        ),
     ];
     for (value, name, bad) in cards {
         let _ = write!(
@@ -220,7 +224,11 @@ fn queries(out: &mut String, p: &Profile, id: &str) {
             .map(|n| format!(" <a href=\"#{id}-plan{n}\">plan</a>"))
             .unwrap_or_default();
         let short: String = q.sql.chars().take(140).collect();
-        let ellipsis = if q.sql.chars().count() > 140 { "…" } else { "" };
+        let ellipsis = if q.sql.chars().count() > 140 {
+            "…"
+        } else {
+            ""
+        };
         let _ = write!(
             out,
             "<details class=\"query\" id=\"{id}-q{i}\"><summary><span class=\"muted\">#{i}</span> {tags}<code>{short}{ellipsis}</code> <span class=\"muted\">{dur}</span></summary>\n<pre>{sql}</pre>",
@@ -295,7 +303,9 @@ fn n_plus_one(out: &mut String, p: &Profile) {
 fn plans(out: &mut String, p: &Profile, id: &str) {
     out.push_str("<h2>Plans</h2>\n");
     if p.plans.is_empty() {
-        out.push_str("<p class=\"muted\">No plans collected (see the profiler's plan policy).</p>\n");
+        out.push_str(
+            "<p class=\"muted\">No plans collected (see the profiler's plan policy).</p>\n",
+        );
         return;
     }
     for (n, pl) in p.plans.iter().enumerate() {
