@@ -430,7 +430,7 @@ on_both_backends! {
 
         // Plans: one per SELECT shape; the write is refused, never re-sent.
         let (collected, during) = orm::capture(|| profile.collect_plans(conn));
-        assert_eq!(collected.unwrap(), 2);
+        assert_eq!(collected, 2);
         assert_eq!(during.len(), 2);
         assert!(during.sql().iter().all(|s| s.starts_with("EXPLAIN")));
         assert_eq!(profile.plans.len(), 3);
@@ -469,9 +469,10 @@ on_both_backends! {
         assert!(html.contains("id=\"p0-plan0\""));
         let list = render_html_list(&[profile.clone(), profile]);
         assert!(list.contains("id=\"p1-q0\"") && list.contains("href=\"#p1\""));
-        let dir = std::env::temp_dir().join(format!("orm_profile_{}_{}.html", std::process::id(), db.backend()));
-        std::fs::write(&dir, &html).unwrap();
-        let _ = std::fs::remove_file(&dir);
+        if let Ok(dir) = std::env::var("ORM_PROFILE_HTML_DIR") {
+            // For looking at the report in a browser.
+            std::fs::write(format!("{dir}/profile_{}.html", db.backend()), &html).unwrap();
+        }
     }
 
     fn a_profile_scope_can_span_a_request_and_plans_follow_the_policy(db) {
@@ -487,19 +488,19 @@ on_both_backends! {
         assert_eq!(inner.len(), 2);
         assert_eq!(profile.totals.queries, 2);
         assert!(profile.n_plus_one.is_empty());
-        assert_eq!(profile.collect_plans(conn).unwrap(), 0, "no statement took an hour");
+        assert_eq!(profile.collect_plans(conn), 0, "no statement took an hour");
 
         let (_, mut profile) = Profiler::new("sampled").plans(PlanPolicy::Sample { one_in: 1 }).run(|| {
             Thread::objects().limit(100).prefetch(Thread::messages()).all(conn)
         });
-        assert_eq!(profile.collect_plans(conn).unwrap(), 2);
+        assert_eq!(profile.collect_plans(conn), 2);
         // The hop's plan comes from the captured statement, its keys bound again.
         let hop = profile.plans[1].plan.as_ref().unwrap();
         assert_eq!(hop.sql, profile.queries.iter().rfind(|q| q.sql.starts_with("SELECT")).unwrap().sql);
         assert!(hop.nodes().iter().any(|n| n.relation.as_deref() == Some("weave_message")), "{hop}");
 
         let (_, mut never) = Profiler::new("quiet").run(|| Message::objects().count(conn));
-        assert_eq!(never.collect_plans(conn).unwrap(), 0);
+        assert_eq!(never.collect_plans(conn), 0);
         assert!(never.plans.is_empty());
     }
 

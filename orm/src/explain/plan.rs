@@ -252,7 +252,7 @@ impl PlanNode {
         node.actual_time_ms = number("Actual Total Time");
         node.filter = text("Filter");
         node.rows_removed_by_filter = number("Rows Removed by Filter");
-        node.index_condition = text("Index Cond").or_else(|| text("Recheck Cond"));
+        node.index_condition = text("Index Cond");
         node.sort_keys = value
             .get("Sort Key")
             .and_then(Value::as_array)
@@ -488,10 +488,11 @@ impl Plan {
             .collect::<Vec<_>>()
             .join(" → ");
         let root = &self.root;
+        let plural = |rows: f64| if rows == 1.0 { "row" } else { "rows" };
         if let Some(rows) = root.actual_rows {
-            s.push_str(&format!("; {} rows", rows.round()));
+            s.push_str(&format!("; {} {}", rows.round(), plural(rows)));
         } else if let Some(rows) = root.estimated_rows {
-            s.push_str(&format!("; est. {} rows", rows.round()));
+            s.push_str(&format!("; est. {} {}", rows.round(), plural(rows)));
         }
         if let Some(ms) = self.execution_ms {
             s.push_str(&format!(" in {ms:.3} ms"));

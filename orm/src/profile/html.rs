@@ -188,7 +188,12 @@ fn timeline(out: &mut String, p: &Profile, id: &str) {
         .unwrap_or(0)
         .max(p.totals.wall_us)
         .max(1) as f64;
-    out.push_str("<h2>Timeline</h2><div class=\"legend\">each bar is one statement, placed in the scope's wall time<i style=\"background:var(--data)\"></i>query<i style=\"background:var(--n1)\"></i>n+1<i style=\"background:var(--tx)\"></i>transaction / health check<i style=\"background:var(--err)\"></i>error</div>\n<div class=\"timeline\">\n");
+    let _ = write!(
+        out,
+        "<h2>Timeline</h2><div class=\"legend\">each bar is one statement, placed in the scope's {} of wall time (grid: tenths)",
+        ms(span as u64)
+    );
+    out.push_str("<i style=\"background:var(--data)\"></i>query<i style=\"background:var(--n1)\"></i>n+1<i style=\"background:var(--tx)\"></i>transaction / health check<i style=\"background:var(--err)\"></i>error</div>\n<div class=\"timeline\">\n");
     for q in &p.queries {
         let left = 100.0 * q.start_us as f64 / span;
         let width = 100.0 * q.duration_us as f64 / span;

@@ -42,7 +42,7 @@ static SAMPLE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// assert_eq!(threads?.len(), 2);
 /// assert_eq!(profile.totals.queries, 2);
 /// profile.check_budget()?;
-/// assert_eq!(profile.collect_plans(&mut conn)?, 2);
+/// assert_eq!(profile.collect_plans(&mut conn), 2);
 /// assert!(profile.summary().starts_with("GET /threads/: 2 queries"));
 /// let html = orm::profile::render_html(&profile);
 /// assert!(html.contains("weave_thread"));

@@ -222,12 +222,9 @@ impl Profile {
     /// gets its reason in [`ProfiledPlan::error`] instead of failing the profile.
     ///
     /// Run it after the scope, on a connection of the same database: the EXPLAIN
-    /// statements are not part of the profile.
-    ///
-    /// # Errors
-    /// None today beyond those recorded per plan; the `Result` leaves room for
-    /// connection-level failures.
-    pub fn collect_plans(&mut self, conn: &mut AnyConnection) -> Result<usize> {
+    /// statements are not part of the profile. Calling it again explains only the
+    /// statements not explained yet.
+    pub fn collect_plans(&mut self, conn: &mut AnyConnection) -> usize {
         let mut collected = 0;
         for index in self.selected() {
             if self.plans.iter().any(|p| p.query == index) {
@@ -250,7 +247,7 @@ impl Profile {
                 error,
             });
         }
-        Ok(collected)
+        collected
     }
 
     /// A few lines: totals, the largest shapes, N+1 shapes, plans and advice.
