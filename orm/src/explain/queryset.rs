@@ -6,7 +6,7 @@ use diesel::query_builder::{AsChangeset, QueryFragment};
 
 use super::options::ExplainOptions;
 use super::plan::{Plan, PlanContext};
-use super::statement::explain_fragment;
+use super::statement::{explain_fragment, render_explain};
 use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::Result;
 use crate::fragment::render;
@@ -44,17 +44,31 @@ impl<M: Model> QuerySet<M> {
     /// # include!("../../doctest_setup.rs");
     /// # fn main() -> orm::Result<()> {
     /// # let (_db, mut conn) = setup();
-    /// use orm::explain::ExplainOptions;
     /// use orm::prelude::*;
     /// let qs = Message::objects().filter(weave_message::text.like("What%")).limit(10);
     /// let plan = qs.explain(&mut conn)?;
     /// assert!(plan.has_seq_scan("weave_message")); // the doc database has no index
     /// // SQLite's own rows, `id|parent|notused|detail`:
     /// assert!(plan.raw.ends_with("|0|0|USE TEMP B-TREE FOR ORDER BY"));
-    /// // SQLite sends:     EXPLAIN QUERY PLAN SELECT ... WHERE ... LIKE ? ... LIMIT ?
     /// assert_eq!(plan.sql, qs.sql(Backend::Sqlite)?);
-    /// // PostgreSQL sends: EXPLAIN (VERBOSE, FORMAT JSON) SELECT ... LIKE $1 ... LIMIT $2
-    /// assert_eq!(ExplainOptions::new().postgres_prefix(), "EXPLAIN (VERBOSE, FORMAT JSON) ");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The statement sent, on each backend (see [`explain_sql`](Self::explain_sql)):
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// let qs = Message::objects().filter(weave_message::thread_id.eq(7)).limit(10);
+    /// assert_eq!(
+    ///     qs.explain_sql(Backend::Sqlite, ExplainOptions::new())?,
+    ///     "EXPLAIN QUERY PLAN SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?"
+    /// );
+    /// assert_eq!(
+    ///     qs.explain_sql(Backend::Postgres, ExplainOptions::analyze())?,
+    ///     r#"EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON) SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $2"#
+    /// );
     /// # Ok(()) }
     /// ```
     ///
@@ -86,6 +100,12 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn explain_with(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
         self.explain_at(conn, options, Location::caller())
+    }
+
+    /// The EXPLAIN statement [`explain_with`](Self::explain_with) sends on
+    /// `backend`, placeholders included (SQLite ignores the options).
+    pub fn explain_sql(&self, backend: Backend, options: ExplainOptions) -> Result<String> {
+        render_explain(&self.select_statement(), backend, options)
     }
 
     fn explain_at(

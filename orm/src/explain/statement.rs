@@ -68,6 +68,24 @@ macro_rules! impl_explain_statement {
 }
 impl_explain_statement!(SqliteExplain);
 
+/// The EXPLAIN statement for `statement` on `backend`, as text.
+pub(crate) fn render_explain(
+    statement: &dyn QueryFragment<Db>,
+    backend: Backend,
+    options: ExplainOptions,
+) -> Result<String> {
+    Ok(match backend {
+        Backend::Postgres => render(
+            &PostgresExplain {
+                prefix: options.postgres_prefix(),
+                statement,
+            },
+            backend,
+        )?,
+        Backend::Sqlite => render(&SqliteExplain { statement }, backend)?,
+    })
+}
+
 /// Explains `statement` on `conn`. With `ANALYZE` (PostgreSQL only) the statement runs
 /// inside a transaction (a savepoint when one is open) that is always rolled back.
 pub(crate) fn explain_fragment(
