@@ -377,6 +377,23 @@ on_both_backends! {
         assert_eq!(within.unwrap().unwrap(), 7);
     }
 
+    fn an_exact_count_failure_also_names_the_repeated_shapes(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let line = line!() + 3;
+        let err = orm::instrument::expect_queries(1, || {
+            for id in [1, 2, 3] {
+                Message::objects().filter(weave_message::id.eq(id)).first(conn).unwrap();
+            }
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("expected 1 queries, got 3:\n"), "{text}");
+        let shapes = text.split_once("repeated shapes:\n").map(|(_, s)| s).unwrap_or_default();
+        assert!(shapes.starts_with("  3 x SELECT "), "{text}");
+        assert!(shapes.contains(&format!("      3 x at tests/tests/explain_and_profile.rs:{line}:")), "{text}");
+    }
+
     #[should_panic(expected = "query budget exceeded: 2 queries, at most 1 allowed")]
     fn assert_max_queries_panics_over_budget(db) {
         let conn = &mut db.conn();
@@ -490,7 +507,7 @@ on_both_backends! {
         assert!(profile.n_plus_one.is_empty());
         assert_eq!(profile.collect_plans(conn), 0, "no statement took an hour");
 
-        let (_, mut profile) = Profiler::new("sampled").plans(PlanPolicy::Sample { one_in: 1 }).run(|| {
+        let (_, mut profile) = Profiler::new("every shape").plans(PlanPolicy::EveryShape).run(|| {
             Thread::objects().limit(100).prefetch(Thread::messages()).all(conn)
         });
         assert_eq!(profile.collect_plans(conn), 2);
@@ -587,4 +604,23 @@ impl tracing::Subscriber for Recorder {
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Sampling decides per profile, counted process-wide: this is the only test of the
+/// binary that samples, and it runs on one backend so the count is its own.
+#[test]
+fn sampling_collects_plans_for_one_profile_in_n() {
+    let db = orm_tests::sqlite();
+    let conn = &mut db.conn();
+    seed(conn);
+    let mut with_plans = 0;
+    for _ in 0..6 {
+        let (_, mut profile) = Profiler::new("sampled")
+            .plans(PlanPolicy::Sample { one_in: 3 })
+            .run(|| Message::objects().count(conn));
+        let collected = profile.collect_plans(conn);
+        assert!(collected <= 1);
+        with_plans += collected;
+    }
+    assert_eq!(with_plans, 2);
 }

@@ -107,6 +107,27 @@ impl Captured {
     }
 }
 
+/// Appends the shapes sent more than once (with their call sites), if any: what a
+/// failed count is usually about.
+pub(crate) fn write_repeated_shapes(
+    f: &mut std::fmt::Formatter<'_>,
+    captured: &Captured,
+) -> std::fmt::Result {
+    let repeated: Vec<QueryGroup> = captured
+        .groups()
+        .into_iter()
+        .filter(|g| g.count > 1)
+        .collect();
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "repeated shapes:")?;
+    for g in &repeated {
+        write!(f, "  {g}")?;
+    }
+    Ok(())
+}
+
 /// A scope sent more data statements than its budget allowed.
 #[derive(Debug, Clone)]
 pub struct BudgetExceeded {

@@ -227,7 +227,8 @@ impl std::fmt::Display for QueryCountMismatch {
             self.expected,
             self.captured.len()
         )?;
-        write!(f, "{}", self.captured)
+        write!(f, "{}", self.captured)?;
+        super::budget::write_repeated_shapes(f, &self.captured)
     }
 }
 
