@@ -170,7 +170,7 @@ on_both_backends! {
         assert_eq!(captured.len(), 1);
         let sent = &captured.data()[0];
         let prefix = match db.backend() {
-            Backend::Postgres => "EXPLAIN (VERBOSE, FORMAT JSON) SELECT ",
+            Backend::Postgres => "EXPLAIN (COSTS, VERBOSE, FORMAT JSON) SELECT ",
             Backend::Sqlite => "EXPLAIN QUERY PLAN SELECT ",
         };
         assert!(sent.sql.starts_with(prefix), "{}", sent.sql);

@@ -2,8 +2,8 @@
 //!
 //! | you want | call | sends |
 //! |---|---|---|
-//! | the plan of `all()` | [`QuerySet::explain`](crate::QuerySet::explain) | PostgreSQL `EXPLAIN (VERBOSE, FORMAT JSON) SELECT ...`; SQLite `EXPLAIN QUERY PLAN SELECT ...` |
-//! | the plan with actual rows and times | [`QuerySet::explain_analyze`](crate::QuerySet::explain_analyze) | `EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON) ...` inside a transaction that is rolled back |
+//! | the plan of `all()` | [`QuerySet::explain`](crate::QuerySet::explain) | PostgreSQL `EXPLAIN (COSTS, VERBOSE, FORMAT JSON) SELECT ...`; SQLite `EXPLAIN QUERY PLAN SELECT ...` |
+//! | the plan with actual rows and times | [`QuerySet::explain_analyze`](crate::QuerySet::explain_analyze) | `EXPLAIN (ANALYZE, COSTS, VERBOSE, BUFFERS, FORMAT JSON) ...` inside a transaction that is rolled back |
 //! | chosen options | [`QuerySet::explain_with`](crate::QuerySet::explain_with) + [`ExplainOptions`] | |
 //! | the plan of `count()` | [`QuerySet::explain_count`](crate::QuerySet::explain_count) | |
 //! | the plan of a write | [`QuerySet::explain_delete`](crate::QuerySet::explain_delete), [`QuerySet::explain_update`](crate::QuerySet::explain_update) | never applied |

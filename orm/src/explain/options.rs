@@ -7,10 +7,10 @@
 ///
 /// ```
 /// use orm::explain::ExplainOptions;
-/// assert_eq!(ExplainOptions::new().postgres_prefix(), "EXPLAIN (VERBOSE, FORMAT JSON) ");
+/// assert_eq!(ExplainOptions::new().postgres_prefix(), "EXPLAIN (COSTS, VERBOSE, FORMAT JSON) ");
 /// assert_eq!(
 ///     ExplainOptions::analyze().postgres_prefix(),
-///     "EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON) "
+///     "EXPLAIN (ANALYZE, COSTS, VERBOSE, BUFFERS, FORMAT JSON) "
 /// );
 /// assert_eq!(
 ///     ExplainOptions::analyze().costs(false).timing(false).postgres_prefix(),
@@ -91,15 +91,14 @@ impl ExplainOptions {
     }
 
     /// The PostgreSQL prefix these options render (`EXPLAIN (..., FORMAT JSON) `).
-    /// Options at their default are left out.
+    /// `COSTS` is always written; the other options only when on (`TIMING` only
+    /// when off, under `ANALYZE`).
     pub fn postgres_prefix(&self) -> String {
         let mut parts: Vec<&str> = Vec::with_capacity(6);
         if self.analyze {
             parts.push("ANALYZE");
         }
-        if !self.costs {
-            parts.push("COSTS false");
-        }
+        parts.push(if self.costs { "COSTS" } else { "COSTS false" });
         if self.verbose {
             parts.push("VERBOSE");
         }

@@ -67,7 +67,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     qs.explain_sql(Backend::Postgres, ExplainOptions::analyze())?,
-    ///     r#"EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON) SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $2"#
+    ///     r#"EXPLAIN (ANALYZE, COSTS, VERBOSE, BUFFERS, FORMAT JSON) SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $2"#
     /// );
     /// # Ok(()) }
     /// ```
@@ -81,7 +81,7 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// The plan with actual rows and times: the statement runs, inside a transaction
-    /// that is rolled back (`EXPLAIN (ANALYZE, VERBOSE, BUFFERS, FORMAT JSON)`).
+    /// that is rolled back (`EXPLAIN (ANALYZE, COSTS, VERBOSE, BUFFERS, FORMAT JSON)`).
     ///
     /// # Errors
     /// [`Error::Unsupported`](crate::Error::Unsupported) on SQLite, which has no
@@ -131,7 +131,7 @@ impl<M: Model> QuerySet<M> {
     /// assert!(plan.uses_index("soft_deletes_ignore"));
     /// assert_eq!(plan.summary(), "SEARCH weave_message USING COVERING INDEX soft_deletes_ignore (deleted=?)");
     /// // SQLite:     EXPLAIN QUERY PLAN SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false)
-    /// // PostgreSQL: EXPLAIN (VERBOSE, FORMAT JSON) SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false)
+    /// // PostgreSQL: EXPLAIN (COSTS, VERBOSE, FORMAT JSON) SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false)
     /// assert_eq!(plan.sql, Message::objects().count_sql(Backend::Sqlite)?);
     /// # Ok(()) }
     /// ```
