@@ -100,6 +100,35 @@ fn bench_backend(c: &mut Criterion, name: &str, db: &orm::Database) {
         })
     });
     group.finish();
+
+    // The machine is shared, so the groups above drift with other load. Paired
+    // runs measure the ratio directly: each iteration runs the page once with
+    // capture off and once with capture on, back to back, alternating which goes
+    // first.
+    let (mut off, mut on) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..400 {
+        let mut timed_off = || {
+            let started = std::time::Instant::now();
+            black_box(threads_page(conn));
+            started.elapsed()
+        };
+        let first_off = i % 2 == 0;
+        if first_off {
+            off += timed_off();
+        }
+        let started = std::time::Instant::now();
+        black_box(orm::capture(|| threads_page(conn)));
+        on += started.elapsed();
+        if !first_off {
+            off += timed_off();
+        }
+    }
+    println!(
+        "threads_page/{name}/paired: capture off {:.3} ms, capture on {:.3} ms per page: {:+.1}%",
+        off.as_secs_f64() * 1000.0 / 400.0,
+        on.as_secs_f64() * 1000.0 / 400.0,
+        100.0 * (on.as_secs_f64() / off.as_secs_f64() - 1.0)
+    );
 }
 
 fn capture_overhead(c: &mut Criterion) {

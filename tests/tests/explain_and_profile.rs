@@ -516,6 +516,18 @@ on_both_backends! {
         assert_eq!(hop.sql, profile.queries.iter().rfind(|q| q.sql.starts_with("SELECT")).unwrap().sql);
         assert!(hop.nodes().iter().any(|n| n.relation.as_deref() == Some("weave_message")), "{hop}");
 
+        // Scopes closed out of order keep their own statements.
+        let outer = Profiler::new("outer").start();
+        let inner = Profiler::new("inner").start();
+        Message::objects().count(conn).unwrap();
+        let outer = outer.finish();
+        Thread::objects().count(conn).unwrap();
+        let inner = inner.finish();
+        assert_eq!(outer.totals.queries, 1);
+        assert_eq!(inner.totals.queries, 2);
+        let (_, after) = orm::capture(|| Thread::objects().count(conn));
+        assert_eq!(after.len(), 1);
+
         let (_, mut never) = Profiler::new("quiet").run(|| Message::objects().count(conn));
         assert_eq!(never.collect_plans(conn), 0);
         assert!(never.plans.is_empty());

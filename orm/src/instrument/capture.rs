@@ -12,6 +12,9 @@ use crate::connection::Backend;
 thread_local! {
     /// Open capture scopes on this thread, innermost last.
     static SCOPES: RefCell<Vec<Vec<QueryRecord>>> = const { RefCell::new(Vec::new()) };
+    /// The id of each open scope, in the order of `SCOPES`.
+    static SCOPE_IDS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    static NEXT_SCOPE_ID: Cell<u64> = const { Cell::new(0) };
     /// Fast check: is any scope open on this thread?
     static ACTIVE: Cell<usize> = const { Cell::new(0) };
     /// The call site of the terminal method running now.
@@ -48,7 +51,7 @@ pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
 /// even when scopes opened later are still open.
 pub(crate) struct ScopeGuard {
     started: Instant,
-    depth: usize,
+    id: u64,
     open: bool,
     /// Scopes are per thread: the guard must stay on its thread.
     _not_send: std::marker::PhantomData<*const ()>,
@@ -56,15 +59,13 @@ pub(crate) struct ScopeGuard {
 
 impl ScopeGuard {
     pub(crate) fn open() -> Self {
-        let depth = SCOPES.with(|s| {
-            let mut scopes = s.borrow_mut();
-            scopes.push(Vec::new());
-            scopes.len() - 1
-        });
+        let id = NEXT_SCOPE_ID.with(|n| n.replace(n.get() + 1));
+        SCOPE_IDS.with(|ids| ids.borrow_mut().push(id));
+        SCOPES.with(|s| s.borrow_mut().push(Vec::new()));
         ACTIVE.with(|a| a.set(a.get() + 1));
         Self {
             started: Instant::now(),
-            depth,
+            id,
             open: true,
             _not_send: std::marker::PhantomData,
         }
@@ -89,14 +90,18 @@ impl ScopeGuard {
             return Vec::new();
         }
         ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
-        SCOPES.with(|s| {
-            let mut scopes = s.borrow_mut();
-            if self.depth < scopes.len() {
-                scopes.remove(self.depth)
-            } else {
-                Vec::new()
+        let position = SCOPE_IDS.with(|ids| {
+            let mut ids = ids.borrow_mut();
+            let position = ids.iter().position(|id| *id == self.id);
+            if let Some(p) = position {
+                ids.remove(p);
             }
-        })
+            position
+        });
+        match position {
+            Some(p) => SCOPES.with(|s| s.borrow_mut().remove(p)),
+            None => Vec::new(),
+        }
     }
 }
 
