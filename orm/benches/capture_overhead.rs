@@ -106,22 +106,23 @@ fn bench_backend(c: &mut Criterion, name: &str, db: &orm::Database) {
     // capture off and once with capture on, back to back, alternating which goes
     // first.
     let (mut off, mut on) = (Duration::ZERO, Duration::ZERO);
-    for i in 0..400 {
-        let mut timed_off = || {
-            let started = std::time::Instant::now();
-            black_box(threads_page(conn));
-            started.elapsed()
-        };
-        let first_off = i % 2 == 0;
-        if first_off {
-            off += timed_off();
-        }
+    let timed = |conn: &mut AnyConnection, captured: bool| {
         let started = std::time::Instant::now();
-        black_box(orm::capture(|| threads_page(conn)));
-        on += started.elapsed();
-        if !first_off {
-            off += timed_off();
+        if captured {
+            black_box(orm::capture(|| threads_page(conn)));
+        } else {
+            black_box(threads_page(conn));
         }
+        started.elapsed()
+    };
+    for i in 0..400 {
+        // Alternate which goes first.
+        let first_captured = i % 2 == 1;
+        let a = timed(conn, first_captured);
+        let b = timed(conn, !first_captured);
+        let (t_on, t_off) = if first_captured { (a, b) } else { (b, a) };
+        on += t_on;
+        off += t_off;
     }
     println!(
         "threads_page/{name}/paired: capture off {:.3} ms, capture on {:.3} ms per page: {:+.1}%",
