@@ -188,7 +188,8 @@ on_both_backends! {
 
         let soft = thread_7.explain_delete(conn, ExplainOptions::analyze());
         let update = thread_7.explain_update(conn, weave_message::text.eq("changed"), ExplainOptions::analyze());
-        let hard = thread_7.clone().with_deleted().explain_with(conn, ExplainOptions::analyze());
+        let all_rows = thread_7.clone().with_deleted().count(conn).unwrap();
+        let hard = thread_7.clone().with_deleted().explain_hard_delete(conn, ExplainOptions::analyze());
         match db.backend() {
             Backend::Postgres => {
                 let soft = soft.unwrap();
@@ -198,7 +199,9 @@ on_both_backends! {
                 let scan = soft.nodes().into_iter().find(|n| n.kind.is_scan()).unwrap();
                 assert_eq!(scan.actual_rows, Some(live as f64), "{soft}");
                 assert!(update.unwrap().sql.starts_with("UPDATE \"weave_message\" SET \"text\" = $1"));
-                assert!(hard.unwrap().is_analyzed());
+                let hard = hard.unwrap();
+                assert_eq!(hard.root.label, "ModifyTable (Delete)");
+                assert!(hard.sql.starts_with("DELETE FROM \"weave_message\" WHERE"), "{}", hard.sql);
             }
             Backend::Sqlite => {
                 assert!(soft.unwrap_err().is_unsupported());
@@ -211,6 +214,7 @@ on_both_backends! {
         }
         // ...and was rolled back: same rows live and deleted, no text changed.
         assert_eq!(thread_7.count(conn).unwrap(), live);
+        assert_eq!(thread_7.clone().with_deleted().count(conn).unwrap(), all_rows);
         assert_eq!(Message::objects().only_deleted().count(conn).unwrap(), all_deleted);
         assert_eq!(
             Message::objects().filter(weave_message::text.eq("changed")).count(conn).unwrap(),

@@ -6,7 +6,7 @@
 //! | the plan with actual rows and times | [`QuerySet::explain_analyze`](crate::QuerySet::explain_analyze) | `EXPLAIN (ANALYZE, COSTS, VERBOSE, BUFFERS, FORMAT JSON) ...` inside a transaction that is rolled back |
 //! | chosen options | [`QuerySet::explain_with`](crate::QuerySet::explain_with) + [`ExplainOptions`] | |
 //! | the plan of `count()` | [`QuerySet::explain_count`](crate::QuerySet::explain_count) | |
-//! | the plan of a write | [`QuerySet::explain_delete`](crate::QuerySet::explain_delete), [`QuerySet::explain_update`](crate::QuerySet::explain_update) | never applied |
+//! | the plan of a write | [`QuerySet::explain_delete`](crate::QuerySet::explain_delete), [`QuerySet::explain_hard_delete`](crate::QuerySet::explain_hard_delete), [`QuerySet::explain_update`](crate::QuerySet::explain_update) | never applied |
 //! | a JOIN's plan | [`Related::explain`](crate::relations::Related::explain) | |
 //! | each prefetch hop's plan | [`Prefetched::explain`](crate::relations::Prefetched::explain) | |
 //! | a captured statement's plan | [`explain_recorded`] | only SELECTs, binds re-bound |

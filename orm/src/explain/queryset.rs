@@ -179,6 +179,24 @@ impl<M: Model> QuerySet<M> {
         )
     }
 
+    /// The plan of the `DELETE` [`hard_delete`](Self::hard_delete) sends. Never
+    /// applied (see [`explain_delete`](Self::explain_delete)).
+    #[track_caller]
+    pub fn explain_hard_delete(
+        &self,
+        conn: &mut AnyConnection,
+        options: ExplainOptions,
+    ) -> Result<Plan> {
+        let statement = self.hard_delete_statement();
+        explain_fragment(
+            conn,
+            &statement,
+            options,
+            PlanContext::default(),
+            Location::caller(),
+        )
+    }
+
     /// The plan of the statement [`update`](Self::update) would send with
     /// `changes`. Never applied (see [`explain_delete`](Self::explain_delete)).
     ///
