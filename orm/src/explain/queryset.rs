@@ -130,9 +130,16 @@ impl<M: Model> QuerySet<M> {
     /// let plan = Message::objects().explain_count(&mut conn, ExplainOptions::new())?;
     /// assert!(plan.uses_index("soft_deletes_ignore"));
     /// assert_eq!(plan.summary(), "SEARCH weave_message USING COVERING INDEX soft_deletes_ignore (deleted=?)");
-    /// // SQLite:     EXPLAIN QUERY PLAN SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false)
-    /// // PostgreSQL: EXPLAIN (COSTS, VERBOSE, FORMAT JSON) SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false)
-    /// assert_eq!(plan.sql, Message::objects().count_sql(Backend::Sqlite)?);
+    /// // SQLite sent EXPLAIN QUERY PLAN followed by count()'s statement:
+    /// assert_eq!(
+    ///     plan.sql,
+    ///     "SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false)"
+    /// );
+    /// // PostgreSQL sends the options' prefix followed by the same statement:
+    /// assert_eq!(
+    ///     format!("{}{}", ExplainOptions::new().postgres_prefix(), Message::objects().count_sql(Backend::Postgres)?),
+    ///     r#"EXPLAIN (COSTS, VERBOSE, FORMAT JSON) SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false)"#
+    /// );
     /// # Ok(()) }
     /// ```
     #[track_caller]
