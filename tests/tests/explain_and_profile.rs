@@ -46,7 +46,8 @@ fn seed_large(db: &TestDb) {
             // VACUUM marks pages all-visible only once no other transaction (other
             // tests run in parallel) may still see their old state: retry until the
             // visibility map covers the table, or index-only scans are not chosen.
-            for _ in 0..100 {
+            // Up to 30 s: other suites may share the server.
+            for _ in 0..600 {
                 conn.batch_execute("VACUUM ANALYZE weave_message").unwrap();
                 let visible: Vec<AllVisible> = orm::with_inner!(&mut **conn, |c| diesel::sql_query(
                     "SELECT relallvisible >= relpages AS all_visible FROM pg_class WHERE oid = 'weave_message'::regclass"
