@@ -53,6 +53,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time each workload through orm and through hand-written diesel, alternating.
+    Bench {
+        /// Timed runs per side and workload.
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        /// One JSON object per line instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the HTTP API and the profiler pages on 127.0.0.1.
     Serve {
         /// The port to listen on (0 picks a free one).
@@ -69,7 +78,7 @@ fn main() {
     }
 }
 
-fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error>> {
+fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error + Send + Sync>> {
     let db = Database::open(&cli.database_url)?;
     let ran = db.migrate(&demo::MIGRATIONS)?;
     let conn = &mut db.get()?;
@@ -103,7 +112,7 @@ fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error>> 
     Ok(db)
 }
 
-fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match cli.command {
         None | Some(Command::Tour) => {
             let db = open(&cli, false)?;
@@ -127,6 +136,26 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             } else {
                 print!("{}", scenarios::table(&outcomes));
+            }
+        }
+        Some(Command::Bench { runs, json }) => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "warning: a debug build; measure with `cargo run --release -p demo -- bench`"
+                );
+            }
+            let db = open(&cli, json)?;
+            let conn = &mut db.get()?;
+            let mut results = Vec::new();
+            for w in demo::bench::workloads() {
+                let r = demo::bench::measure(conn, &w, runs)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+                results.push(r);
+            }
+            if !json {
+                print!("{}", demo::bench::markdown(&results));
             }
         }
         Some(Command::Serve { port }) => {
