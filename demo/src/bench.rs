@@ -6,12 +6,11 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use diesel::prelude::*;
-use orm::AnyConnection;
+use orm::{AnyConnection, Model};
 use serde::Serialize;
 
-use crate::json::{full_name, ThreadJson};
+use crate::json::{MessageJson, ThreadJson};
 use crate::models::{Message, Person, Thread};
-use crate::scenarios::{list_some, threads_page, ThreadsPage};
 use crate::schema::{weave_message, weave_person, weave_thread};
 
 /// One side of a workload: runs it once and returns the bytes (or rows) it produced,
@@ -123,34 +122,61 @@ pub fn measure(
     })
 }
 
-// ---- list_some: 100 live messages with their senders, as JSON ----------------------
+// The workloads do exactly the peers' work (../shared/peer), so the JSON is byte for
+// byte the same: Django's default manager does not hide soft-deleted rows, so neither
+// list_some nor the threads page's nested messages filter on `deleted` here.
+
+// ---- list_some: the newest 100 messages with their senders, as DRF JSON ------------
 
 fn list_some_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
-    Ok(list_some(conn)?.len())
+    let rows = Message::objects()
+        .with_deleted()
+        .select_related(Message::sent_by)
+        .limit(100)
+        .all(conn)?;
+    let out: Vec<MessageJson<'_>> = rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
+    Ok(serde_json::to_vec(&out).unwrap_or_default().len())
 }
 
 fn list_some_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
     let rows: Vec<(Message, Person)> = orm::with_inner!(&mut *conn, |c| weave_message::table
         .inner_join(weave_person::table.on(weave_person::id.eq(weave_message::sent_by_id)))
-        .filter(weave_message::deleted.eq(false))
         .order((weave_message::updated.desc(), weave_message::id.desc()))
         .limit(100)
         .select((Message::as_select(), Person::as_select()))
         .load(c))?;
-    let out: Vec<crate::json::SenderText<'_>> = rows
-        .iter()
-        .map(|(m, p)| crate::json::SenderText {
-            sender: full_name(p),
-            text: &m.text,
-        })
-        .collect();
+    let out: Vec<MessageJson<'_>> = rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
     Ok(serde_json::to_vec(&out).unwrap_or_default().len())
 }
 
 // ---- the threads page: 100 threads, their messages and senders, the count, as JSON -
 
+/// DRF's `next` for the first page of `APIRequestFactory().get("/threads/")`.
+const NEXT: &str = "http://testserver/threads/?page=2";
+
+fn page_json(threads: &[(Thread, Vec<(Message, Person)>)], count: i64) -> usize {
+    let results: Vec<ThreadJson<'_>> = threads.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
+    let body = serde_json::json!({
+        "count": count,
+        "next": if count > 100 { Some(NEXT) } else { None },
+        "previous": serde_json::Value::Null,
+        "results": results,
+    });
+    serde_json::to_vec(&body).unwrap_or_default().len()
+}
+
 fn threads_page_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
-    Ok(threads_page(conn, ThreadsPage::PrefetchMessagesAndSenders)?.len())
+    let threads = Thread::objects();
+    let page = threads
+        .clone()
+        .prefetch(
+            Thread::messages()
+                .with_deleted()
+                .select_related(Message::sent_by),
+        )
+        .limit(100)
+        .all(conn)?;
+    Ok(page_json(&page, threads.count(conn)?))
 }
 
 fn threads_page_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
@@ -164,7 +190,6 @@ fn threads_page_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
         let ids: Vec<i64> = threads.iter().map(|t| t.id).collect();
         let messages: Vec<(Message, Person)> = weave_message::table
             .inner_join(weave_person::table.on(weave_person::id.eq(weave_message::sent_by_id)))
-            .filter(weave_message::deleted.eq(false))
             .filter(weave_message::thread_id.eq_any(&ids))
             .order((weave_message::updated.desc(), weave_message::id.desc()))
             .select((Message::as_select(), Person::as_select()))
@@ -179,18 +204,14 @@ fn threads_page_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
     for (m, p) in messages {
         by_thread.entry(m.thread_id).or_default().push((m, p));
     }
-    let empty = Vec::new();
-    let results: Vec<ThreadJson<'_>> = threads
-        .iter()
-        .map(|t| ThreadJson::new(t, by_thread.get(&t.id).unwrap_or(&empty)))
+    let page: Vec<(Thread, Vec<(Message, Person)>)> = threads
+        .into_iter()
+        .map(|t| {
+            let messages = by_thread.remove(&t.id).unwrap_or_default();
+            (t, messages)
+        })
         .collect();
-    let body = serde_json::json!({
-        "count": count,
-        "next": if count > 100 { Some("/api/threads/?page=2") } else { None },
-        "previous": serde_json::Value::Null,
-        "results": results,
-    });
-    Ok(serde_json::to_vec(&body).unwrap_or_default().len())
+    Ok(page_json(&page, count))
 }
 
 /// Every read workload, in the report's order.

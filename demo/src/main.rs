@@ -34,6 +34,10 @@ struct Cli {
     /// Threads to seed into an empty database.
     #[arg(long, global = true, default_value_t = 1_000)]
     threads: usize,
+    /// Use the database as it is: no migrations (e.g. a copy of the Django peer's
+    /// database, which has the same tables).
+    #[arg(long, global = true)]
+    no_migrate: bool,
     /// Random seed of the generated data.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
@@ -80,7 +84,11 @@ fn main() {
 
 fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error + Send + Sync>> {
     let db = Database::open(&cli.database_url)?;
-    let ran = db.migrate(&demo::MIGRATIONS)?;
+    let ran = if cli.no_migrate {
+        0
+    } else {
+        db.migrate(&demo::MIGRATIONS)?
+    };
     let conn = &mut db.get()?;
     if !seed::is_seeded(conn)? {
         let config = SeedConfig {
