@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -31,9 +31,9 @@ use chrono::{DateTime, NaiveDateTime};
 use orm::prelude::*;
 use orm::{Captured, Database, QuerySet};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::json::{full_name, MessageJson, PersonJson, SenderText, ThreadJson};
+use crate::json::{full_name, MessageJson, PageJson, PersonJson, SenderText, ThreadJson};
 use crate::models::{Message, Person, Thread};
 use crate::profile_pages;
 use crate::schema::{weave_message, weave_person, weave_thread};
@@ -151,7 +151,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Value, ApiError>;
+/// A handler's answer: the JSON body, serialised straight from the rows.
+type ApiResult = Result<Vec<u8>, ApiError>;
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> ApiResult {
+    serde_json::to_vec(value).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        detail: e.to_string(),
+    })
+}
 type Params = Vec<(String, String)>;
 
 /// The router over shared state.
@@ -209,7 +217,7 @@ async fn profiled(
         }
     };
     let response = match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
     };
     state.record(RequestProfile {
@@ -306,8 +314,13 @@ fn window(path: &str, params: &Params, page: i64, count: i64) -> Result<Window, 
     })
 }
 
-fn page_body<T: Serialize>(w: &Window, results: &[T]) -> Value {
-    json!({ "count": w.count, "next": w.next, "previous": w.previous, "results": results })
+fn page_body<T: Serialize>(w: &Window, results: &[T]) -> ApiResult {
+    to_json(&PageJson {
+        count: w.count,
+        next: w.next.as_deref(),
+        previous: w.previous.as_deref(),
+        results,
+    })
 }
 
 const PERSON_FIELDS: &[&str] = &[
@@ -393,7 +406,7 @@ async fn persons(
         let w = window("/api/persons/", &params, page, qs.count(conn)?)?;
         let rows = qs.offset(w.offset).limit(PAGE_SIZE as u32).all(conn)?;
         let results: Vec<PersonJson<'_>> = rows.iter().map(PersonJson::from).collect();
-        Ok(page_body(&w, &results))
+        page_body(&w, &results)
     })
     .await
 }
@@ -415,7 +428,7 @@ async fn threads(
             .all(conn)?;
         let results: Vec<ThreadJson<'_>> =
             rows.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
-        Ok(page_body(&w, &results))
+        page_body(&w, &results)
     })
     .await
 }
@@ -437,7 +450,7 @@ async fn messages(
             .all(conn)?;
         let results: Vec<MessageJson<'_>> =
             rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
-        Ok(page_body(&w, &results))
+        page_body(&w, &results)
     })
     .await
 }
@@ -455,7 +468,7 @@ async fn list_some(State(state): State<Arc<AppState>>, method: Method, uri: Uri)
                 text: &m.text,
             })
             .collect();
-        Ok(json!(out))
+        to_json(&out)
     })
     .await
 }
@@ -473,7 +486,7 @@ async fn detail(
                 let p = Person::objects()
                     .filter(weave_person::id.eq(id))
                     .get(conn)?;
-                Ok(json!(PersonJson::from(&p)))
+                to_json(&PersonJson::from(&p))
             }
             "threads" => {
                 let mut rows = Thread::objects()
@@ -483,7 +496,7 @@ async fn detail(
                 let (t, m) = rows
                     .pop()
                     .ok_or_else(|| ApiError::not_found("Not found."))?;
-                Ok(json!(ThreadJson::new(&t, &m)))
+                to_json(&ThreadJson::new(&t, &m))
             }
             "messages" => {
                 let mut rows = Message::objects()
@@ -493,7 +506,7 @@ async fn detail(
                 let (m, p) = rows
                     .pop()
                     .ok_or_else(|| ApiError::not_found("Not found."))?;
-                Ok(json!(MessageJson::new(&m, &p)))
+                to_json(&MessageJson::new(&m, &p))
             }
             _ => Err(ApiError::not_found("Not found.")),
         }

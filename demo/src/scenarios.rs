@@ -8,7 +8,7 @@ use std::time::Instant;
 use orm::prelude::*;
 use serde::Serialize;
 
-use crate::json::{full_name, SenderText, ThreadJson};
+use crate::json::{full_name, PageJson, SenderText, ThreadJson};
 use crate::models::{Message, Person, Thread};
 use crate::schema::{weave_message, weave_person};
 
@@ -176,12 +176,12 @@ pub fn threads_page(conn: &mut AnyConnection, how: ThreadsPage) -> orm::Result<V
     };
     let count = Thread::objects().count(conn)?;
     let results: Vec<ThreadJson<'_>> = page.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
-    let body = serde_json::json!({
-        "count": count,
-        "next": if count > 100 { Some("/api/threads/?page=2") } else { None },
-        "previous": serde_json::Value::Null,
-        "results": results,
-    });
+    let body = PageJson {
+        count,
+        next: (count > 100).then_some("/api/threads/?page=2"),
+        previous: None,
+        results: &results,
+    };
     Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
