@@ -93,6 +93,7 @@
 
 mod capability;
 mod connection;
+pub mod count;
 mod database;
 mod error;
 mod fragment;
@@ -100,6 +101,7 @@ pub mod instrument;
 mod migrate;
 mod model;
 mod ordering;
+pub mod paginate;
 pub mod prelude;
 mod queryset;
 pub mod relations;
