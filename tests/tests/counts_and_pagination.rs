@@ -437,6 +437,75 @@ on_both_backends! {
     }
 }
 
+diesel::table! {
+    weave_rank (id) {
+        id -> BigInt,
+        rank -> Nullable<BigInt>,
+    }
+}
+
+/// A row with a nullable ordering column.
+#[derive(Debug, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = weave_rank)]
+struct Rank {
+    id: i64,
+    rank: Option<i64>,
+}
+
+orm::model! { Rank => weave_rank { primary_key: id, cursor_columns: (rank) } }
+
+/// Ranks with NULLs at both ends of the id range and ties.
+fn rank_table(conn: &mut AnyConnection) {
+    conn.batch_execute(
+        "CREATE TABLE weave_rank (id BIGINT PRIMARY KEY, rank BIGINT);
+         INSERT INTO weave_rank VALUES (1, NULL), (2, 1), (3, 2), (4, NULL), (5, 2), (6, 3), (7, NULL), (8, 1);",
+    )
+    .expect("rank table");
+}
+
+fn walk_both_ways(
+    pages: &orm::paginate::KeysetPaginator<Rank>,
+    conn: &mut AnyConnection,
+) -> (Vec<i64>, Vec<i64>) {
+    let rank_ids = |rows: &[Rank]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    let mut forward = Vec::new();
+    let mut page = pages.page(conn, None).unwrap();
+    loop {
+        forward.extend(rank_ids(&page.results));
+        let Some(next) = page.next.clone() else { break };
+        page = pages.page(conn, Some(&next)).unwrap();
+    }
+    let mut backward = vec![rank_ids(&page.results)];
+    while let Some(previous) = page.previous.clone() {
+        page = pages.page(conn, Some(&previous)).unwrap();
+        backward.push(rank_ids(&page.results));
+    }
+    (forward, backward.into_iter().rev().flatten().collect())
+}
+
+on_both_backends! {
+    fn keyset_pages_place_nulls_where_the_backend_sorts_them(db) {
+        let conn = &mut db.conn();
+        rank_table(conn);
+        for ordering in [Rank::objects().order_by(weave_rank::rank.asc()), Rank::objects().order_by(weave_rank::rank.desc())] {
+            let expected: Vec<i64> = ordering.paginate(100).page(conn, "1").unwrap().results.iter().map(|r| r.id).collect();
+            assert_eq!(expected.len(), 8);
+            for per_page in 1..=5 {
+                let (forward, backward) = walk_both_ways(&ordering.keyset(per_page), conn);
+                assert_eq!(forward, expected, "per_page {per_page}");
+                assert_eq!(backward, expected, "per_page {per_page}");
+            }
+        }
+        // NULLs first ascending on SQLite, last on PostgreSQL.
+        let asc = Rank::objects().order_by(weave_rank::rank.asc()).keyset(3).page(conn, None).unwrap();
+        let first: Vec<Option<i64>> = asc.results.iter().map(|r| r.rank).collect();
+        match db.backend() {
+            Backend::Sqlite => assert_eq!(first, [None, None, None]),
+            Backend::Postgres => assert_eq!(first, [Some(1), Some(1), Some(2)]),
+        }
+    }
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

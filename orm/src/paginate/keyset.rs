@@ -157,8 +157,9 @@ impl<M: Model> KeysetPaginator<M> {
     /// );
     /// // SQLite sorts NULL first in ascending order, PostgreSQL last: a nullable
     /// // column gets the matching `IS NULL` arm on each backend.
+    /// // The primary key is never NULL.
     /// assert!(pages.page_sql(next.as_deref(), Backend::Sqlite)?.contains(
-    ///     "WHERE (`weave_message`.`deleted` = false) AND (((`weave_message`.`updated` < ? OR `weave_message`.`updated` IS NULL) OR (`weave_message`.`updated` = ? AND (`weave_message`.`id` < ? OR `weave_message`.`id` IS NULL))))"
+    ///     "WHERE (`weave_message`.`deleted` = false) AND ((((`weave_message`.`updated` < ? OR `weave_message`.`updated` IS NULL)) OR (`weave_message`.`updated` = ? AND `weave_message`.`id` < ?)))"
     /// ));
     /// # Ok(()) }
     /// ```
@@ -220,6 +221,7 @@ impl<M: Model> KeysetPaginator<M> {
             statement.source.filters.push(Arc::new(After {
                 terms: terms.clone(),
                 values: cursor.values.clone(),
+                primary_key: <M::PrimaryKey as diesel::Column>::NAME,
             }));
         }
         statement.source.order = terms;
@@ -253,6 +255,8 @@ fn row_values<M: Model>(row: &M, terms: &[OrderTerm]) -> Result<Vec<CursorValue>
 struct After {
     terms: Vec<OrderTerm>,
     values: Vec<CursorValue>,
+    /// The primary key column, never NULL: no `IS NULL` arm.
+    primary_key: &'static str,
 }
 
 impl QueryFragment<Db> for After {
@@ -271,13 +275,8 @@ impl QueryFragment<Db> for After {
             }
             // "After" in a descending term is "before" in ascending order.
             let term = &self.terms[i];
-            beyond(
-                term,
-                &self.values[i],
-                term.is_descending(),
-                nulls_first,
-                &mut out,
-            )?;
+            let nulls = (term.column_name() != self.primary_key).then_some(nulls_first);
+            beyond(term, &self.values[i], term.is_descending(), nulls, &mut out)?;
             out.push_sql(")");
         }
         out.push_sql(")");
@@ -301,18 +300,19 @@ fn equal<'b>(
     }
 }
 
-/// The rows sorting after `value` in ascending order (`below`: before it), NULL
-/// being first (`nulls_first`) or last in ascending order.
+/// The rows sorting after `value` in ascending order (`below`: before it). `nulls`
+/// is `None` for a column that is never NULL, else whether NULL sorts first in
+/// ascending order.
 fn beyond<'b>(
     term: &'b OrderTerm,
     value: &'b CursorValue,
     below: bool,
-    nulls_first: bool,
+    nulls: Option<bool>,
     out: &mut AstPass<'_, 'b, Db>,
 ) -> QueryResult<()> {
     let column = &term.column.qualified;
     // NULL lies on the side we look toward when it sorts there.
-    let nulls_ahead = nulls_first == below;
+    let nulls_ahead = nulls.is_some_and(|nulls_first| nulls_first == below);
     if *value == CursorValue::Null {
         if nulls_ahead {
             // Nothing lies beyond NULL toward its own end.
