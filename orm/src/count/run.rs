@@ -181,7 +181,8 @@ impl<M: Model> QuerySet<M> {
         })
     }
 
-    fn count_chain(
+    /// `count_with` with the call site its statements are recorded under.
+    pub(crate) fn count_chain(
         &self,
         conn: &mut AnyConnection,
         strategy: &Count,

@@ -241,9 +241,7 @@ impl<M: Model> Paginator<M> {
     ) -> Result<Page<M>> {
         let statement = self.rows_statement(number, conn.backend())?;
         let page = i64::try_from(number).unwrap_or(i64::MAX);
-        let counted = crate::instrument::with_call_site(site, || {
-            self.queryset.count_with(conn, &self.count)
-        })?;
+        let counted = self.queryset.count_chain(conn, &self.count, site)?;
         let per_page = self.per_page;
         let pages_for = |rows: i64| u64::try_from(rows).unwrap_or(0).div_ceil(per_page).max(1);
         let known_pages = (counted.exact && !counted.more).then(|| pages_for(counted.value));
