@@ -10,8 +10,8 @@ use diesel::QueryResult;
 use serde::Serialize;
 
 use super::cursor::{decode, encode, fingerprint, Cursor, CursorValue, Direction};
-use super::deterministic_ordering;
 use super::page_number::DEFAULT_MAX_PER_PAGE;
+use super::{check_pageable, deterministic_ordering};
 use crate::connection::{AnyConnection, Backend, Db, MultiBackend};
 use crate::error::{Error, Result};
 use crate::fragment::render;
@@ -186,18 +186,13 @@ impl<M: Model> KeysetPaginator<M> {
         cursor: Option<&str>,
         backend: Backend,
     ) -> Result<(ModelSelect<M>, Option<Cursor>)> {
-        if self.per_page == 0 || self.per_page > self.max_per_page {
-            return Err(Error::InvalidPageSize {
-                size: self.per_page,
-                max: self.max_per_page,
-            });
-        }
-        if self.queryset.is_sliced() {
-            return Err(Error::Unsupported {
-                backend,
-                feature: "keyset pagination of a sliced queryset",
-            });
-        }
+        check_pageable(
+            &self.queryset,
+            self.per_page,
+            self.max_per_page,
+            backend,
+            "keyset pagination of a sliced queryset",
+        )?;
         let terms = deterministic_ordering(&self.queryset);
         let cursor = cursor
             .map(|token| decode(token, fingerprint(M::NAME, &terms), &self.secret))

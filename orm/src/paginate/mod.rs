@@ -37,6 +37,27 @@ pub(crate) fn deterministic_ordering<M: Model>(queryset: &QuerySet<M>) -> Vec<Or
     terms
 }
 
+/// The checks both paginators make before building a page's statement: a page size
+/// in `1..=max`, and a queryset that is not sliced.
+pub(crate) fn check_pageable<M: Model>(
+    queryset: &QuerySet<M>,
+    per_page: u64,
+    max_per_page: u64,
+    backend: crate::Backend,
+    feature: &'static str,
+) -> crate::Result<()> {
+    if per_page == 0 || per_page > max_per_page {
+        return Err(crate::Error::InvalidPageSize {
+            size: per_page,
+            max: max_per_page,
+        });
+    }
+    if queryset.is_sliced() {
+        return Err(crate::Error::Unsupported { backend, feature });
+    }
+    Ok(())
+}
+
 /// The message of [`crate::Error::EmptyPage`].
 pub(crate) fn empty_page_message(page: i64, last_page: Option<u64>) -> String {
     match last_page {

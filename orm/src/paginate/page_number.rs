@@ -4,8 +4,8 @@ use std::panic::Location;
 
 use serde::Serialize;
 
-use super::deterministic_ordering;
 use super::link::{with_query_param, PageLink};
+use super::{check_pageable, deterministic_ordering};
 use crate::connection::{AnyConnection, Backend};
 use crate::count::{Count, CountResult};
 use crate::error::{Error, Result};
@@ -202,18 +202,13 @@ impl<M: Model> Paginator<M> {
     }
 
     fn rows_statement(&self, number: u64, backend: Backend) -> Result<ModelSelect<M>> {
-        if self.per_page == 0 || self.per_page > self.max_per_page {
-            return Err(Error::InvalidPageSize {
-                size: self.per_page,
-                max: self.max_per_page,
-            });
-        }
-        if self.queryset.is_sliced() {
-            return Err(Error::Unsupported {
-                backend,
-                feature: "paginating a sliced queryset",
-            });
-        }
+        check_pageable(
+            &self.queryset,
+            self.per_page,
+            self.max_per_page,
+            backend,
+            "paginating a sliced queryset",
+        )?;
         let page = i64::try_from(number).unwrap_or(i64::MAX);
         if page < 1 {
             return Err(Error::EmptyPage {
