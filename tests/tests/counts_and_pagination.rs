@@ -216,6 +216,8 @@ on_both_backends! {
         assert_eq!(whole.method, CountMethod::Sample { sample: SampleMethod::Bernoulli, percent: 100.0 });
         let record = &captured.data()[0];
         assert!(record.sql.contains(r#"FROM "weave_message" TABLESAMPLE BERNOULLI ($1) REPEATABLE ($2) WHERE"#), "{}", record.sql);
+        // Percentage and seed are bound parameters like the filter's value.
+        assert_eq!(record.binds, vec!["100.0", "0.0", "1"]);
         assert_eq!(qs.count_with(conn, &Count::system(100.0)).unwrap().value, 4);
         // REPEATABLE: the same seed gives the same sample; the count is scaled by 2.
         let half = Count::Sample { method: SampleMethod::Bernoulli, percent: 50.0, seed: 7.0 };
@@ -335,8 +337,14 @@ on_both_backends! {
         let first = assert_num_queries!(1, pages.page(conn, None)).unwrap();
         assert_eq!(ids(&first.results), vec![9, 8, 6]);
         assert!(first.previous.is_none());
-        let second = assert_num_queries!(1, pages.page(conn, first.next.as_deref())).unwrap();
+        let (second, captured) = capture(|| pages.page(conn, first.next.as_deref()));
+        let second = second.unwrap();
         assert_eq!(ids(&second.results), vec![5, 3, 2]);
+        assert_eq!(captured.len(), 1);
+        // updated < ? OR (updated = ? AND id < ?), LIMIT ?: the cursor's values are binds.
+        let record = &captured.data()[0];
+        assert_eq!(record.binds.len(), 4, "{}", record.sql);
+        assert_eq!(&record.binds[2..], ["6", "4"]);
         let third = assert_num_queries!(1, pages.page(conn, second.next.as_deref())).unwrap();
         assert_eq!(ids(&third.results), vec![1]);
         assert!(third.next.is_none());

@@ -40,6 +40,28 @@ pub struct KeysetPaginator<M> {
     secret: Vec<u8>,
 }
 
+impl<M> Clone for KeysetPaginator<M> {
+    fn clone(&self) -> Self {
+        Self {
+            queryset: self.queryset.clone(),
+            per_page: self.per_page,
+            max_per_page: self.max_per_page,
+            secret: self.secret.clone(),
+        }
+    }
+}
+
+impl<M: Model> std::fmt::Debug for KeysetPaginator<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("KeysetPaginator")
+            .field("queryset", &self.queryset)
+            .field("per_page", &self.per_page)
+            .field("max_per_page", &self.max_per_page)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One keyset page: serialises to `{"next", "previous", "results"}` (DRF's
 /// `CursorPagination` shape), the links being cursor tokens.
 #[derive(Debug, Clone, Serialize)]

@@ -29,6 +29,32 @@ pub struct Paginator<M> {
     page_param: String,
 }
 
+impl<M> Clone for Paginator<M> {
+    fn clone(&self) -> Self {
+        Self {
+            queryset: self.queryset.clone(),
+            per_page: self.per_page,
+            max_per_page: self.max_per_page,
+            count: self.count.clone(),
+            base_url: self.base_url.clone(),
+            page_param: self.page_param.clone(),
+        }
+    }
+}
+
+impl<M: Model> std::fmt::Debug for Paginator<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paginator")
+            .field("queryset", &self.queryset)
+            .field("per_page", &self.per_page)
+            .field("max_per_page", &self.max_per_page)
+            .field("count", &self.count)
+            .field("base_url", &self.base_url)
+            .field("page_param", &self.page_param)
+            .finish()
+    }
+}
+
 /// One page: serialises to DRF's `{"count", "next", "previous", "results"}` plus
 /// `"count_is_exact"`.
 #[derive(Debug, Clone, Serialize)]
