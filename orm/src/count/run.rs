@@ -126,6 +126,9 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(qs.count_with_sql(&Count::Planner, Backend::Postgres)?, [
     ///     r#"EXPLAIN (FORMAT JSON) SELECT 1 FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1))"#,
     /// ]);
+    /// // SQLite has neither planner row estimates nor TABLESAMPLE.
+    /// assert!(qs.count_with_sql(&Count::Planner, Backend::Sqlite).unwrap_err().is_unsupported());
+    /// assert!(qs.count_with_sql(&Count::bernoulli(1.0), Backend::Sqlite).unwrap_err().is_unsupported());
     ///
     /// assert_eq!(qs.count_with_sql(&Count::bernoulli(1.0), Backend::Postgres)?, [
     ///     r#"SELECT COUNT(*) FROM "weave_message" TABLESAMPLE BERNOULLI ($1) REPEATABLE ($2) WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $3))"#,
