@@ -66,6 +66,11 @@ on_both_backends! {
         assert!(qs.count_sql(db.backend()).unwrap().starts_with("SELECT COUNT(*) FROM (SELECT 1 FROM"));
         let capped = qs.count_with(conn, &Count::AtMost(1)).unwrap();
         assert_eq!((capped.value, capped.more), (1, true));
+        // Every exact strategy counts the slice, the deadline's check included.
+        let within = qs.count_with(conn, &Count::ExactWithin(Duration::from_secs(10))).unwrap();
+        assert_eq!((within.value, within.exact), (2, true));
+        let distinct = Message::objects().distinct().limit(4).count_with(conn, &Count::ExactWithin(Duration::from_secs(10)));
+        assert_eq!(distinct.unwrap().value, 4);
     }
 
     fn exact_and_exact_within_a_deadline_agree(db) {
