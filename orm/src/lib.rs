@@ -91,6 +91,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bulk;
 mod capability;
 mod connection;
 mod database;
@@ -103,6 +104,7 @@ mod ordering;
 pub mod prelude;
 mod queryset;
 pub mod relations;
+mod stream;
 mod transaction;
 
 pub use capability::Capability;
@@ -117,11 +119,13 @@ pub use migrate::Migrations;
 pub use model::Model;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use queryset::{Deleted, QuerySet};
+pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};
 pub use transaction::atomic;
 
 /// Used by the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::queryset::statement::ModelSelect;
+    pub use chrono;
     pub use diesel;
 }
