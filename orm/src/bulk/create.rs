@@ -332,7 +332,7 @@ impl<M: Model> QuerySet<M> {
         }
         let total_rows = rows.len();
         if use_copy {
-            return crate::atomic(conn, |conn| {
+            return bulk_atomic(conn, |conn| {
                 let AnyConnection::Postgresql(pg) = conn else {
                     return Err(Error::Unsupported {
                         backend,
@@ -349,7 +349,7 @@ impl<M: Model> QuerySet<M> {
         }
         let chunk = rows_per_statement(backend, binds_per_row(&rows[0], backend)?, options.batch_size);
         let on_conflict = options.on_conflict();
-        crate::atomic(conn, |conn| {
+        bulk_atomic(conn, |conn| {
             let mut ids = Vec::with_capacity(total_rows);
             for (index, part) in rows.chunks(chunk).enumerate() {
                 let statement = insert_statement::<M>(
@@ -398,6 +398,30 @@ pub(crate) fn rows_per_statement(
 ) -> usize {
     let fit = (backend.capability().max_bind_params / binds_per_row.max(1)).max(1);
     batch_size.map_or(fit, |b| b.min(fit))
+}
+
+/// Runs a bulk write in one transaction ([`atomic`](crate::atomic)). When the write
+/// is its own transaction on PostgreSQL, deferred constraints (the demo's foreign
+/// keys are `DEFERRABLE INITIALLY DEFERRED`) are checked per statement
+/// (`SET CONSTRAINTS ALL IMMEDIATE`), so a violation fails the chunk that caused
+/// it, not the `COMMIT`. Inside a caller's transaction its deferral is left alone.
+pub(crate) fn bulk_atomic<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
+    use diesel::connection::TransactionManager;
+    type Manager = <AnyConnection as diesel::Connection>::TransactionManager;
+    let outermost = Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_none();
+    crate::atomic(conn, |conn| {
+        if outermost {
+            if let AnyConnection::Postgresql(pg) = conn {
+                diesel::connection::SimpleConnection::batch_execute(pg, "SET CONSTRAINTS ALL IMMEDIATE")?;
+            }
+        }
+        f(conn)
+    })
 }
 
 /// Wraps a failed chunk's error with where it happened.

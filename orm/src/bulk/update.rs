@@ -6,7 +6,7 @@ use std::sync::Arc;
 use diesel::RunQueryDsl;
 
 use super::columns::UpdateColumns;
-use super::create::{bulk_error, rows_per_statement};
+use super::create::{bulk_atomic, bulk_error, rows_per_statement};
 use super::statement::{UpdateFromValues, MAX_UPDATE_COLUMNS};
 use crate::connection::AnyConnection;
 use crate::error::{Error, Result};
@@ -92,7 +92,7 @@ impl<M: Model> QuerySet<M> {
             .min((backend.capability().max_bind_params - 1) / per_row);
         let now = chrono::Utc::now().naive_utc();
         let total_rows = rows.len();
-        crate::atomic(conn, |conn| {
+        bulk_atomic(conn, |conn| {
             let mut changed = 0;
             for (index, part) in rows.chunks(chunk).enumerate() {
                 let statement = UpdateFromValues {
