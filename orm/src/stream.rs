@@ -253,22 +253,17 @@ impl<'c, R> Chunks<'c, R> {
                 reason: "must be at least 1",
             });
         }
-        let (strategy, state) = match keyset_direction(qs) {
-            Some(descending) => (
-                StreamStrategy::Keyset,
-                State::Keyset {
-                    after: None,
-                    descending,
-                },
-            ),
-            None if conn.backend().capability().server_side_cursors => (
-                StreamStrategy::Cursor,
-                State::Cursor {
-                    name: format!("orm_stream_{}", CURSORS.fetch_add(1, Ordering::Relaxed)),
-                    open: false,
-                },
-            ),
-            None => (StreamStrategy::Step, State::Step(None)),
+        let (strategy, descending) = choose(qs, conn.backend());
+        let state = match strategy {
+            StreamStrategy::Keyset => State::Keyset {
+                after: None,
+                descending,
+            },
+            StreamStrategy::Cursor => State::Cursor {
+                name: format!("orm_stream_{}", CURSORS.fetch_add(1, Ordering::Relaxed)),
+                open: false,
+            },
+            StreamStrategy::Step => State::Step(None),
         };
         Ok(Self {
             conn: Some(conn),
@@ -471,7 +466,7 @@ impl<M: Model> QuerySet<M> {
     ///     captured.sql(),
     ///     [
     ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`id` ASC LIMIT ?",
-    ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`id` > ?) ORDER BY `weave_message`.`id` ASC LIMIT ?",
+    ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`id` > ?)) ORDER BY `weave_message`.`id` ASC LIMIT ?",
     ///     ]
     /// );
     /// // PostgreSQL sends the same, with $1, $2 placeholders. With another ordering
@@ -513,6 +508,65 @@ impl<M: Model> QuerySet<M> {
         site: &'static Location<'static>,
     ) -> Result<Chunks<'c, M>> {
         Chunks::new(conn, self, Box::new(Models(self.clone())), chunk_size, site)
+    }
+
+    /// The strategy [`stream`](Self::stream) uses on `backend`, and the statements
+    /// it sends: for [`Keyset`](StreamStrategy::Keyset) the first chunk's and every
+    /// later chunk's `SELECT`; for [`Cursor`](StreamStrategy::Cursor) the `DECLARE`
+    /// and each `FETCH` (the cursor is named `orm_stream_<n>`, `n` counting streams
+    /// in the process); for [`Step`](StreamStrategy::Step) the one `SELECT`.
+    ///
+    /// ```
+    /// # include!("../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// use orm::StreamStrategy;
+    /// let by_id = Message::objects().filter(weave_message::thread_id.eq(1)).order_by(weave_message::id.desc());
+    /// let (strategy, sql) = by_id.stream_sql(Backend::Postgres, 1000)?;
+    /// assert_eq!(strategy, StreamStrategy::Keyset);
+    /// assert_eq!(sql[1], r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1)) AND (("weave_message"."id" < $2)) ORDER BY "weave_message"."id" DESC LIMIT $3"#);
+    ///
+    /// // The default ordering (-updated): a cursor on PostgreSQL, one stepped SELECT on SQLite.
+    /// let (strategy, sql) = Message::objects().stream_sql(Backend::Postgres, 1000)?;
+    /// assert_eq!(strategy, StreamStrategy::Cursor);
+    /// assert_eq!(sql[0], r#"DECLARE "orm_stream_<n>" NO SCROLL CURSOR FOR SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC"#);
+    /// assert_eq!(sql[1], r#"FETCH FORWARD 1000 FROM "orm_stream_<n>""#);
+    /// let (strategy, sql) = Message::objects().stream_sql(Backend::Sqlite, 1000)?;
+    /// assert_eq!(strategy, StreamStrategy::Step);
+    /// assert_eq!(sql, [Message::objects().sql(Backend::Sqlite)?]);
+    /// # Ok(()) }
+    /// ```
+    pub fn stream_sql(
+        &self,
+        backend: Backend,
+        chunk_size: u32,
+    ) -> Result<(StreamStrategy, Vec<String>)> {
+        use crate::fragment::render;
+        let strategy = choose(self, backend);
+        let sql = match strategy {
+            (StreamStrategy::Keyset, descending) => vec![
+                render(&keyset_queryset(self, None, descending, chunk_size).select_statement(), backend)?,
+                render(&keyset_queryset(self, Some(0), descending, chunk_size).select_statement(), backend)?,
+            ],
+            (StreamStrategy::Cursor, _) => {
+                let name = "orm_stream_<n>";
+                vec![
+                    render(&Declare { name, query: Box::new(self.select_statement()) }, backend)?,
+                    render(&CursorFetch { name: name.into(), count: chunk_size }, backend)?,
+                ]
+            }
+            (StreamStrategy::Step, _) => vec![render(&self.select_statement(), backend)?],
+        };
+        Ok((strategy.0, sql))
+    }
+}
+
+/// The strategy for `qs` on `backend`, and for keyset whether it runs descending.
+fn choose<M: Model>(qs: &QuerySet<M>, backend: Backend) -> (StreamStrategy, bool) {
+    match keyset_direction(qs) {
+        Some(descending) => (StreamStrategy::Keyset, descending),
+        None if backend.capability().server_side_cursors => (StreamStrategy::Cursor, false),
+        None => (StreamStrategy::Step, false),
     }
 }
 

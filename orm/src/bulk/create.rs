@@ -229,7 +229,15 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// // On PostgreSQL: INSERT INTO "weave_thread" ("title", "deleted", "created", "updated")
     /// //   VALUES ($1, $2, $3, $4), ($5, $6, $7, $8), ($9, $10, $11, $12) RETURNING "id"
-    /// assert!(Thread::objects().get(&mut conn)?.created > chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().into());
+    /// let new = Thread::objects().filter(weave_thread::id.eq(3)).get(&mut conn)?;
+/// assert!(new.created.and_utc().timestamp() > 1_700_000_000); // now, not the default
+/// assert_eq!(new.created, new.updated);
+///
+/// let rows = vec![NewThread { title: "t".into(), deleted: false, created: Default::default(), updated: Default::default() }];
+/// assert_eq!(
+///     Thread::objects().bulk_create_sql(Backend::Postgres, &rows, &Default::default())?,
+///     r#"INSERT INTO "weave_thread" ("title", "deleted", "created", "updated") VALUES ($1, $2, $3, $4) RETURNING "id""#
+/// );
     /// # Ok(()) }
     /// ```
     ///
@@ -280,7 +288,7 @@ impl<M: Model> QuerySet<M> {
     ///
     /// // ada@example.org exists: her first name is updated, Grace is inserted.
     /// let upsert = BulkCreate::new()
-    ///     .update_conflicts(weave_person::email_address, (weave_person::first_name,));
+    ///     .update_conflicts((weave_person::email_address,), (weave_person::first_name,));
     /// let created = Person::objects().bulk_create_with(
     ///     &mut conn,
     ///     vec![person("Augusta", "ada@example.org"), person("Grace", "grace@example.org")],
@@ -303,6 +311,51 @@ impl<M: Model> QuerySet<M> {
         options: &BulkCreate<M>,
     ) -> Result<Created> {
         self.bulk_create_at(conn, rows, options, Location::caller())
+    }
+
+    /// The `INSERT` that [`bulk_create_with`](Self::bulk_create_with) sends for the
+    /// first chunk of `rows` on `backend` (`COPY` aside), placeholders included.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// use orm::bulk::BulkCreate;
+    /// #[derive(diesel::Insertable)]
+    /// #[diesel(table_name = weave_person, treat_none_as_default_value = false)]
+    /// struct NewPerson { first_name: String, email_address: String }
+    /// orm::insertable! { NewPerson => Person }
+    /// let rows = [NewPerson { first_name: "Ada".into(), email_address: "ada@example.org".into() }];
+    /// let skip = BulkCreate::new().ignore_conflicts();
+    /// assert_eq!(
+    ///     Person::objects().bulk_create_sql(Backend::Sqlite, &rows, &skip)?,
+    ///     "INSERT INTO `weave_person` (`first_name`, `email_address`) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING `id`"
+    /// );
+    /// let upsert = BulkCreate::new().update_conflicts((weave_person::email_address,), (weave_person::first_name,));
+    /// assert_eq!(
+    ///     Person::objects().bulk_create_sql(Backend::Postgres, &rows, &upsert)?,
+    ///     r#"INSERT INTO "weave_person" ("first_name", "email_address") VALUES ($1, $2) ON CONFLICT ("email_address") DO UPDATE SET "first_name" = excluded."first_name", "updated" = excluded."updated" RETURNING "id""#
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn bulk_create_sql<R: NewRow<Model = M>>(
+        &self,
+        backend: Backend,
+        rows: &[R],
+        options: &BulkCreate<M>,
+    ) -> Result<String> {
+        let Some(first) = rows.first() else {
+            return Err(Error::InvalidArgument {
+                argument: "rows",
+                reason: "no rows, no statement",
+            });
+        };
+        let chunk = rows_per_statement(backend, binds_per_row(first)?, options.batch_size);
+        let statement = insert_statement::<M>(
+            rows.iter().take(chunk).map(NewRow::row_values).collect(),
+            options.on_conflict(),
+        );
+        Ok(render(&statement, backend)?)
     }
 
     fn bulk_create_at<R: NewRow<Model = M>>(
@@ -347,7 +400,7 @@ impl<M: Model> QuerySet<M> {
                 })
             });
         }
-        let chunk = rows_per_statement(backend, binds_per_row(&rows[0], backend)?, options.batch_size);
+        let chunk = rows_per_statement(backend, binds_per_row(&rows[0])?, options.batch_size);
         let on_conflict = options.on_conflict();
         bulk_atomic(conn, |conn| {
             let mut ids = Vec::with_capacity(total_rows);
@@ -384,7 +437,7 @@ fn insert_statement<M: Model>(
 
 /// How many bind parameters one row takes: its values rendered for SQLite, where
 /// every bind is a `?`.
-fn binds_per_row<R: NewRow>(row: &R, _backend: Backend) -> Result<usize> {
+fn binds_per_row<R: NewRow>(row: &R) -> Result<usize> {
     let values = row.row_values();
     let sql = render(&values, Backend::Sqlite)?;
     Ok(sql.matches('?').count().max(1))

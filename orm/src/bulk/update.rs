@@ -65,31 +65,11 @@ impl<M: Model> QuerySet<M> {
         C: UpdateColumns<M::Table, V>,
     {
         let site = Location::caller();
-        let names = columns.names();
-        if names.len() > MAX_UPDATE_COLUMNS {
-            return Err(Error::InvalidArgument {
-                argument: "columns",
-                reason: "bulk_update sets at most 7 columns at once",
-            });
-        }
-        let updated = M::updated_column().map(|c| c.name);
-        let mut seen = names.clone();
-        seen.extend(updated);
-        seen.sort_unstable();
-        if seen.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::InvalidArgument {
-                argument: "columns",
-                reason: "a column is named twice (the ORM sets `updated` itself)",
-            });
-        }
+        let (names, updated) = update_columns::<M, _, _>(&columns)?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let backend = conn.backend();
-        // One bind for `updated`, then 1 + columns per row.
-        let per_row = 1 + names.len();
-        let chunk = rows_per_statement(backend, per_row, None)
-            .min((backend.capability().max_bind_params - 1) / per_row);
+        let chunk = chunk_rows(conn.backend(), names.len());
         let now = chrono::Utc::now().naive_utc();
         let total_rows = rows.len();
         bulk_atomic(conn, |conn| {
@@ -111,4 +91,84 @@ impl<M: Model> QuerySet<M> {
             Ok(changed)
         })
     }
+
+    /// The statement [`bulk_update`](Self::bulk_update) sends for the first chunk of
+    /// `rows` on `backend`.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// let rows = [(1, ("a".to_string(), 2_i64)), (2, ("b".to_string(), 2))];
+    /// assert_eq!(
+    ///     Message::objects().bulk_update_sql(Backend::Postgres, (weave_message::text, weave_message::thread_id), &rows)?,
+    ///     r#"UPDATE "weave_message" SET "text" = "v"."column2", "thread_id" = "v"."column3", "updated" = $1 FROM (VALUES ($2, $3, $4), ($5, $6, $7)) AS "v" WHERE "weave_message"."id" = "v"."column1""#
+    /// );
+    /// assert_eq!(
+    ///     Message::objects().bulk_update_sql(Backend::Sqlite, (weave_message::text, weave_message::thread_id), &rows)?,
+    ///     "UPDATE `weave_message` SET `text` = `v`.`column2`, `thread_id` = `v`.`column3`, `updated` = ? FROM (VALUES (?, ?, ?), (?, ?, ?)) AS `v` WHERE `weave_message`.`id` = `v`.`column1`"
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] as `bulk_update`, and for no rows.
+    pub fn bulk_update_sql<C, V>(
+        &self,
+        backend: crate::Backend,
+        columns: C,
+        rows: &[(i64, V)],
+    ) -> Result<String>
+    where
+        C: UpdateColumns<M::Table, V>,
+    {
+        let (names, updated) = update_columns::<M, _, _>(&columns)?;
+        if rows.is_empty() {
+            return Err(Error::InvalidArgument {
+                argument: "rows",
+                reason: "no rows, no statement",
+            });
+        }
+        let chunk = chunk_rows(backend, names.len());
+        let statement = UpdateFromValues {
+            table: Arc::new(M::Table::default()),
+            pk: ColumnRef::of(M::PrimaryKey::default()),
+            columns: names,
+            updated: updated.map(|column| (column, chrono::Utc::now().naive_utc())),
+            rows: &rows[..chunk.min(rows.len())],
+            walk_row: <C as UpdateColumns<M::Table, V>>::walk_values,
+        };
+        Ok(crate::fragment::render(&statement, backend)?)
+    }
+}
+
+/// Rows per `bulk_update` statement: one bind for `updated`, then the primary key
+/// and the values of each row.
+fn chunk_rows(backend: crate::Backend, columns: usize) -> usize {
+    let per_row = 1 + columns;
+    rows_per_statement(backend, per_row, None).min((backend.capability().max_bind_params - 1) / per_row)
+}
+
+/// The column names to set and the `updated` column, checked.
+fn update_columns<M: Model, C: UpdateColumns<M::Table, V>, V>(
+    columns: &C,
+) -> Result<(Vec<&'static str>, Option<&'static str>)> {
+    let names = columns.names();
+    if names.len() > MAX_UPDATE_COLUMNS {
+        return Err(Error::InvalidArgument {
+            argument: "columns",
+            reason: "bulk_update sets at most 7 columns at once",
+        });
+    }
+    let updated = M::updated_column().map(|c| c.name);
+    let mut seen = names.clone();
+    seen.extend(updated);
+    seen.sort_unstable();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::InvalidArgument {
+            argument: "columns",
+            reason: "a column is named twice (the ORM sets `updated` itself)",
+        });
+    }
+    Ok((names, updated))
 }
