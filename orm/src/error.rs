@@ -114,9 +114,9 @@ pub enum Error {
         end_row: usize,
         /// How many rows the write was given.
         total_rows: usize,
-        /// The database's detail, when it gives one (PostgreSQL names the offending
-        /// key, `Key (email_address)=(ada@example.org) already exists.`, and COPY the
-        /// line: `COPY weave_message, line 3`).
+        /// The database's detail, when it gives one: PostgreSQL names the offending
+        /// key (`Key (email_address)=(ada@example.org) already exists.`), which
+        /// identifies the row; SQLite gives none. A COPY is one chunk of all rows.
         detail: Option<String>,
         /// The database's error.
         #[source]

@@ -210,9 +210,14 @@ on_both_backends! {
         let conn = &mut db.conn();
         seed(conn);
         let options = BulkCreate::new().method(InsertMethod::Copy);
-        let result = Message::objects().bulk_create_with(conn, messages(1_000), &options);
+        let (result, captured) = capture(|| Message::objects().bulk_create_with(conn, messages(1_000), &options));
         match db.backend() {
             Backend::Postgres => {
+                assert_eq!(
+                    writes(&captured),
+                    [r#"COPY "weave_message"("created", "updated", "deleted", "text", "sent_by_id", "thread_id") FROM STDIN WITH (FORMAT binary)"#],
+                    "one COPY for 1,000 rows"
+                );
                 let created = result.unwrap();
                 assert_eq!(created.rows, 1_000);
                 assert!(created.ids.is_empty(), "COPY reports no ids");

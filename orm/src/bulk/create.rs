@@ -242,8 +242,8 @@ impl<M: Model> QuerySet<M> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::BulkWrite`] naming the chunk and rows the database rejected (with its
-    /// detail: the duplicate key, the COPY line); nothing is written.
+    /// [`Error::BulkWrite`] naming the chunk and rows the database rejected, with
+    /// PostgreSQL's detail naming the offending key; nothing is written.
     ///
     /// ### Notes
     /// An empty `rows` sends nothing. Rows per statement: the bind limit
@@ -268,7 +268,7 @@ impl<M: Model> QuerySet<M> {
     /// | default | `INSERT INTO t (cols) VALUES (...), ... RETURNING "id"` |
     /// | [`ignore_conflicts`](BulkCreate::ignore_conflicts) | `... ON CONFLICT DO NOTHING RETURNING "id"` |
     /// | [`update_conflicts`](BulkCreate::update_conflicts) | `... ON CONFLICT ("email_address") DO UPDATE SET "first_name" = excluded."first_name", "updated" = excluded."updated" RETURNING "id"` |
-    /// | [`InsertMethod::Copy`] | PostgreSQL: `COPY "t" ("c", ...) FROM STDIN (FORMAT binary)`; SQLite: [`Error::Unsupported`] |
+    /// | [`InsertMethod::Copy`] | PostgreSQL: `COPY "t"("c", ...) FROM STDIN WITH (FORMAT binary)` (one statement for any number of rows); SQLite: [`Error::Unsupported`] |
     ///
     /// ```
     /// # include!("../../doctest_setup.rs");
