@@ -168,7 +168,9 @@ fn child(case: &str, url: &str) -> orm::Result<()> {
                 "insert_chunked" => Message::objects().bulk_create(conn, batch)?.len(),
                 _ => {
                     let copy = BulkCreate::new().method(InsertMethod::Copy);
-                    Message::objects().bulk_create_with(conn, batch, &copy)?.rows
+                    Message::objects()
+                        .bulk_create_with(conn, batch, &copy)?
+                        .rows
                 }
             };
             let elapsed = started.elapsed();
@@ -187,12 +189,20 @@ fn child(case: &str, url: &str) -> orm::Result<()> {
                 (1..=n).map(|id| (id, (format!("updated {id}"),))).collect();
             let started = Instant::now();
             let changed = Message::objects().bulk_update(conn, (weave_message::text,), updates)?;
-            println!("{:.3} {} {changed}", started.elapsed().as_secs_f64(), peak_rss_kib());
+            println!(
+                "{:.3} {} {changed}",
+                started.elapsed().as_secs_f64(),
+                peak_rss_kib()
+            );
             return Ok(());
         }
         other => panic!("unknown case {other}"),
     };
-    println!("{:.3} {} {count}", started.elapsed().as_secs_f64(), peak_rss_kib());
+    println!(
+        "{:.3} {} {count}",
+        started.elapsed().as_secs_f64(),
+        peak_rss_kib()
+    );
     Ok(())
 }
 
@@ -225,7 +235,11 @@ fn seed(url: &str) -> orm::Result<()> {
     let mut done = 0;
     while done < total {
         let n = (total - done).min(100_000);
-        Message::objects().bulk_create_with(conn, rows(n, done), &BulkCreate::new().method(method))?;
+        Message::objects().bulk_create_with(
+            conn,
+            rows(n, done),
+            &BulkCreate::new().method(method),
+        )?;
         done += n;
     }
     if conn.backend() == Backend::Postgres {
@@ -236,7 +250,10 @@ fn seed(url: &str) -> orm::Result<()> {
 
 fn run_child(case: &str, url: &str) -> Option<(f64, u64, usize)> {
     let exe = std::env::current_exe().ok()?;
-    let out = Command::new(exe).args(["--child", case, url]).output().ok()?;
+    let out = Command::new(exe)
+        .args(["--child", case, url])
+        .output()
+        .ok()?;
     if !out.status.success() {
         eprintln!("{case} failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
@@ -264,15 +281,23 @@ fn main() {
     let pg_admin = std::env::var("ORM_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let schema = format!("orm_bench_{}", std::process::id());
-    let pg = diesel::PgConnection::establish(&pg_admin).ok().map(|mut admin| {
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .expect("create bench schema");
-        let separator = if pg_admin.contains('?') { '&' } else { '?' };
-        (admin, format!("{pg_admin}{separator}options=-csearch_path%3D{schema}"))
-    });
+    let pg = diesel::PgConnection::establish(&pg_admin)
+        .ok()
+        .map(|mut admin| {
+            admin
+                .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .expect("create bench schema");
+            let separator = if pg_admin.contains('?') { '&' } else { '?' };
+            (
+                admin,
+                format!("{pg_admin}{separator}options=-csearch_path%3D{schema}"),
+            )
+        });
     if pg.is_none() {
-        eprintln!("PostgreSQL unreachable at {}: its rows are skipped", orm::redact_url(&pg_admin));
+        eprintln!(
+            "PostgreSQL unreachable at {}: its rows are skipped",
+            orm::redact_url(&pg_admin)
+        );
     }
 
     println!(
@@ -293,7 +318,13 @@ fn main() {
             continue;
         }
         eprintln!("seeded {name} in {:.1} s", started.elapsed().as_secs_f64());
-        let mut cases = vec!["load_all", "stream_keyset", "stream_ordered", "insert_row_by_row", "insert_chunked"];
+        let mut cases = vec![
+            "load_all",
+            "stream_keyset",
+            "stream_ordered",
+            "insert_row_by_row",
+            "insert_chunked",
+        ];
         if *name == "postgres" {
             cases.push("insert_copy");
         }

@@ -87,6 +87,34 @@
 //!
 //! [`atomic`] commits on `Ok`, rolls back on `Err` or panic, nests with savepoints,
 //! and starts SQLite write transactions with `BEGIN IMMEDIATE`.
+//!
+//! ## Streaming and bulk writes
+//!
+//! [`QuerySet::stream`] iterates any queryset (filters, ordering,
+//! [`select_related`](QuerySet::select_related), [`prefetch`](QuerySet::prefetch) per
+//! chunk) with memory bounded by the chunk size; [`QuerySet::stream_sql`] shows the
+//! statements:
+//!
+//! | ordering | SQLite | PostgreSQL |
+//! |---|---|---|
+//! | by primary key, or none | keyset: `... AND id > ? ORDER BY id LIMIT ?` per chunk | same, `$n` |
+//! | any other | one `SELECT`, stepped | `DECLARE c NO SCROLL CURSOR FOR SELECT ...`, `FETCH FORWARD n FROM c` per chunk |
+//!
+//! Writes of many rows take a `Vec` of a row type declared with [`insertable!`]; each
+//! runs in one transaction, so it is written whole or not at all, and every write
+//! sets `updated` (and inserts `created`) to now:
+//!
+//! | you want | call | SQL |
+//! |---|---|---|
+//! | one row | [`create`](QuerySet::create) | `INSERT INTO t (...) VALUES (...) RETURNING id` |
+//! | many rows, their ids | [`bulk_create`](QuerySet::bulk_create) | `INSERT ... VALUES (...), (...) RETURNING id`, chunked under the bind limit |
+//! | skip or upsert conflicts | [`bulk_create_with`](QuerySet::bulk_create_with) | `... ON CONFLICT DO NOTHING` / `ON CONFLICT (k) DO UPDATE SET c = excluded.c` |
+//! | the fastest load | `bulk_create_with(.., &BulkCreate::new().method(InsertMethod::Copy))` | PostgreSQL `COPY t (...) FROM STDIN WITH (FORMAT binary)` |
+//! | per-row values | [`bulk_update`](QuerySet::bulk_update) | `UPDATE t SET c = v.column2, updated = ? FROM (VALUES (?, ?), ...) AS v WHERE t.id = v.column1` |
+//!
+//! [`BulkCreate`](bulk::BulkCreate) and [`InsertMethod`](bulk::InsertMethod) live in
+//! [`bulk`]. A failed chunk is an [`Error::BulkWrite`] naming the chunk, its rows and
+//! the database's detail.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]

@@ -182,7 +182,8 @@ impl<C: Model, P: Model> Loader<(C, P)> for Joined<C, P> {
         count: u32,
     ) -> QueryResult<Vec<(C, P)>> {
         let fk = self.0.foreign_key();
-        let related = keyset_queryset(self.0.queryset(), after, descending, count).select_related(fk);
+        let related =
+            keyset_queryset(self.0.queryset(), after, descending, count).select_related(fk);
         (fk.load_joined)(&related.statement(), conn)
     }
 
@@ -381,10 +382,7 @@ impl<R> Drop for Chunks<'_, R> {
     }
 }
 
-fn with_site<T>(
-    site: &'static Location<'static>,
-    f: impl FnOnce() -> QueryResult<T>,
-) -> Result<T> {
+fn with_site<T>(site: &'static Location<'static>, f: impl FnOnce() -> QueryResult<T>) -> Result<T> {
     Ok(crate::instrument::with_call_site(site, f)?)
 }
 
@@ -482,13 +480,24 @@ impl<M: Model> QuerySet<M> {
     /// [`Error::Query`], after which the stream ends.
     ///
     /// ### Notes
+    /// Keyset chunks are separate queries: each sees the table as it is when it
+    /// runs (wrap the loop in [`atomic`](crate::atomic) for one snapshot on
+    /// PostgreSQL); a cursor or a stepped `SELECT` reads one snapshot. Memory is
+    /// one chunk of rows on both backends: the PostgreSQL driver would buffer a
+    /// whole `SELECT`'s result, so a single statement is never used to stream
+    /// there.
+    ///
     /// The stream holds `conn` until dropped. On PostgreSQL a cursor stream runs in
     /// a transaction (a savepoint inside [`atomic`](crate::atomic)) until its last
     /// chunk; on SQLite a stepped stream keeps its `SELECT` open, so other
     /// statements need another connection meanwhile.
     #[track_caller]
     #[doc(alias = "iterator")]
-    pub fn stream<'c>(&self, conn: &'c mut AnyConnection, chunk_size: u32) -> Result<Stream<'c, M>> {
+    pub fn stream<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+        chunk_size: u32,
+    ) -> Result<Stream<'c, M>> {
         let chunks = self.chunks_at(conn, chunk_size, Location::caller())?;
         let strategy = chunks.strategy();
         Ok(Stream::new(chunks, strategy))
@@ -497,7 +506,11 @@ impl<M: Model> QuerySet<M> {
     /// The queryset's rows a chunk (a `Vec` of at most `chunk_size`) at a time; see
     /// [`stream`](Self::stream).
     #[track_caller]
-    pub fn chunks<'c>(&self, conn: &'c mut AnyConnection, chunk_size: u32) -> Result<Chunks<'c, M>> {
+    pub fn chunks<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+        chunk_size: u32,
+    ) -> Result<Chunks<'c, M>> {
         self.chunks_at(conn, chunk_size, Location::caller())
     }
 
@@ -545,14 +558,32 @@ impl<M: Model> QuerySet<M> {
         let strategy = choose(self, backend);
         let sql = match strategy {
             (StreamStrategy::Keyset, descending) => vec![
-                render(&keyset_queryset(self, None, descending, chunk_size).select_statement(), backend)?,
-                render(&keyset_queryset(self, Some(0), descending, chunk_size).select_statement(), backend)?,
+                render(
+                    &keyset_queryset(self, None, descending, chunk_size).select_statement(),
+                    backend,
+                )?,
+                render(
+                    &keyset_queryset(self, Some(0), descending, chunk_size).select_statement(),
+                    backend,
+                )?,
             ],
             (StreamStrategy::Cursor, _) => {
                 let name = "orm_stream_<n>";
                 vec![
-                    render(&Declare { name, query: Box::new(self.select_statement()) }, backend)?,
-                    render(&CursorFetch { name: name.into(), count: chunk_size }, backend)?,
+                    render(
+                        &Declare {
+                            name,
+                            query: Box::new(self.select_statement()),
+                        },
+                        backend,
+                    )?,
+                    render(
+                        &CursorFetch {
+                            name: name.into(),
+                            count: chunk_size,
+                        },
+                        backend,
+                    )?,
                 ]
             }
             (StreamStrategy::Step, _) => vec![render(&self.select_statement(), backend)?],

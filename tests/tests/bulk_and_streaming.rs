@@ -37,17 +37,27 @@ fn person(first: &str, email: &str) -> NewPerson {
 }
 
 fn messages(n: usize) -> Vec<NewMessage> {
-    (0..n).map(|i| message(format!("bulk {i}"), 1 + (i % 2) as i64, 1 + (i % 2) as i64)).collect()
+    (0..n)
+        .map(|i| message(format!("bulk {i}"), 1 + (i % 2) as i64, 1 + (i % 2) as i64))
+        .collect()
 }
 
 fn inserts(captured: &orm::Captured) -> usize {
-    captured.sql().iter().filter(|s| s.starts_with("INSERT")).count()
+    captured
+        .sql()
+        .iter()
+        .filter(|s| s.starts_with("INSERT"))
+        .count()
 }
 
 /// The data statements but PostgreSQL's `SET CONSTRAINTS ALL IMMEDIATE`, which a
 /// bulk write that is its own transaction sends first.
 fn writes(captured: &orm::Captured) -> Vec<&str> {
-    captured.sql().into_iter().filter(|s| !s.starts_with("SET CONSTRAINTS")).collect()
+    captured
+        .sql()
+        .into_iter()
+        .filter(|s| !s.starts_with("SET CONSTRAINTS"))
+        .collect()
 }
 
 on_both_backends! {

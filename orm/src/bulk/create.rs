@@ -195,11 +195,17 @@ impl<M: Model> QuerySet<M> {
     /// [`Error::Query`] when the database rejects the row (a unique or foreign-key
     /// violation: see [`Error::is_unique_violation`]).
     #[track_caller]
-    pub fn create<R: NewRow<Model = M>>(&self, conn: &mut AnyConnection, mut row: R) -> Result<i64> {
+    pub fn create<R: NewRow<Model = M>>(
+        &self,
+        conn: &mut AnyConnection,
+        mut row: R,
+    ) -> Result<i64> {
         row.set_timestamps(chrono::Utc::now().naive_utc());
         let statement = insert_statement::<M>(vec![row.row_values()], None);
         let ids = run(Location::caller(), || statement.load::<i64>(conn))?;
-        ids.into_iter().next().ok_or(Error::Query(diesel::result::Error::NotFound))
+        ids.into_iter()
+            .next()
+            .ok_or(Error::Query(diesel::result::Error::NotFound))
     }
 
     /// Inserts many rows, as few statements as the bind limit allows, all in one
@@ -230,14 +236,14 @@ impl<M: Model> QuerySet<M> {
     /// // On PostgreSQL: INSERT INTO "weave_thread" ("title", "deleted", "created", "updated")
     /// //   VALUES ($1, $2, $3, $4), ($5, $6, $7, $8), ($9, $10, $11, $12) RETURNING "id"
     /// let new = Thread::objects().filter(weave_thread::id.eq(3)).get(&mut conn)?;
-/// assert!(new.created.and_utc().timestamp() > 1_700_000_000); // now, not the default
-/// assert_eq!(new.created, new.updated);
-///
-/// let rows = vec![NewThread { title: "t".into(), deleted: false, created: Default::default(), updated: Default::default() }];
-/// assert_eq!(
-///     Thread::objects().bulk_create_sql(Backend::Postgres, &rows, &Default::default())?,
-///     r#"INSERT INTO "weave_thread" ("title", "deleted", "created", "updated") VALUES ($1, $2, $3, $4) RETURNING "id""#
-/// );
+    /// assert!(new.created.and_utc().timestamp() > 1_700_000_000); // now, not the default
+    /// assert_eq!(new.created, new.updated);
+    ///
+    /// let rows = vec![NewThread { title: "t".into(), deleted: false, created: Default::default(), updated: Default::default() }];
+    /// assert_eq!(
+    ///     Thread::objects().bulk_create_sql(Backend::Postgres, &rows, &Default::default())?,
+    ///     r#"INSERT INTO "weave_thread" ("title", "deleted", "created", "updated") VALUES ($1, $2, $3, $4) RETURNING "id""#
+    /// );
     /// # Ok(()) }
     /// ```
     ///
@@ -411,7 +417,14 @@ impl<M: Model> QuerySet<M> {
                 );
                 let first_row = index * chunk;
                 let returned = run(site, || statement.load::<i64>(conn)).map_err(|e| {
-                    bulk_error("bulk_create", index, first_row, first_row + part.len(), total_rows, e)
+                    bulk_error(
+                        "bulk_create",
+                        index,
+                        first_row,
+                        first_row + part.len(),
+                        total_rows,
+                        e,
+                    )
                 })?;
                 ids.extend(returned);
             }
@@ -470,7 +483,10 @@ pub(crate) fn bulk_atomic<T>(
     crate::atomic(conn, |conn| {
         if outermost {
             if let AnyConnection::Postgresql(pg) = conn {
-                diesel::connection::SimpleConnection::batch_execute(pg, "SET CONSTRAINTS ALL IMMEDIATE")?;
+                diesel::connection::SimpleConnection::batch_execute(
+                    pg,
+                    "SET CONSTRAINTS ALL IMMEDIATE",
+                )?;
             }
         }
         f(conn)
@@ -488,7 +504,10 @@ pub(crate) fn bulk_error(
 ) -> Error {
     let detail = match &error {
         Error::Query(diesel::result::Error::DatabaseError(_, info)) => {
-            let parts: Vec<&str> = [info.details(), info.hint()].into_iter().flatten().collect();
+            let parts: Vec<&str> = [info.details(), info.hint()]
+                .into_iter()
+                .flatten()
+                .collect();
             (!parts.is_empty()).then(|| parts.join("; "))
         }
         _ => None,

@@ -90,7 +90,6 @@ fn identifiers(names: &[&'static str], out: &mut AstPass<'_, '_, Db>) -> QueryRe
     Ok(())
 }
 
-
 /// `UPDATE t SET c = "v"."column2", ..., updated = ? FROM (VALUES (?, ?, ...), ...) AS "v"
 /// WHERE "t"."pk" = "v"."column1"`.
 ///

@@ -85,7 +85,14 @@ impl<M: Model> QuerySet<M> {
                 };
                 let first_row = index * chunk;
                 changed += run(site, || statement.execute(conn)).map_err(|e| {
-                    bulk_error("bulk_update", index, first_row, first_row + part.len(), total_rows, e)
+                    bulk_error(
+                        "bulk_update",
+                        index,
+                        first_row,
+                        first_row + part.len(),
+                        total_rows,
+                        e,
+                    )
                 })?;
             }
             Ok(changed)
@@ -146,7 +153,8 @@ impl<M: Model> QuerySet<M> {
 /// and the values of each row.
 fn chunk_rows(backend: crate::Backend, columns: usize) -> usize {
     let per_row = 1 + columns;
-    rows_per_statement(backend, per_row, None).min((backend.capability().max_bind_params - 1) / per_row)
+    rows_per_statement(backend, per_row, None)
+        .min((backend.capability().max_bind_params - 1) / per_row)
 }
 
 /// The column names to set and the `updated` column, checked.
