@@ -454,6 +454,24 @@ on_both_backends! {
         }
     }
 
+    fn streaming_a_sliced_queryset_reads_only_the_slice(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        Message::objects().bulk_create(conn, messages(20)).unwrap();
+        let qs = Message::objects().order_by(weave_message::id.asc()).offset(3).limit(9);
+        let expected: Vec<i64> = qs.all(conn).unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(expected.len(), 9);
+        let (chunks, captured) = capture(|| qs.chunks(conn, 4).unwrap().collect::<orm::Result<Vec<_>>>());
+        let chunks = chunks.unwrap();
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 1]);
+        assert_eq!(chunks.concat().iter().map(|m| m.id).collect::<Vec<_>>(), expected);
+        let expected_statements = match db.backend() {
+            Backend::Postgres => 1 + 3 + 1, // DECLARE, 3 FETCHes, CLOSE
+            Backend::Sqlite => 1,           // one stepped SELECT
+        };
+        assert_eq!(captured.len(), expected_statements, "{captured}");
+    }
+
     fn a_chunk_size_of_zero_is_an_invalid_argument(db) {
         let conn = &mut db.conn();
         let err = Message::objects().stream(conn, 0).err().expect("an error");
