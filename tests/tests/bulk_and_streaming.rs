@@ -314,6 +314,15 @@ on_both_backends! {
         assert_eq!(Message::objects().filter(weave_message::id.eq(last)).get(conn).unwrap().text, format!("updated {last}"));
     }
 
+    fn bulk_update_takes_borrowed_values(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let n = Message::objects().bulk_update(conn, (weave_message::text,), vec![(1, ("borrowed",)), (3, ("too",))]).unwrap();
+        assert_eq!(n, 2);
+        let texts: Vec<String> = Message::objects().in_bulk(conn, &[1, 3]).unwrap().into_values().map(|m| m.text).collect();
+        assert!(texts.contains(&"borrowed".to_string()) && texts.contains(&"too".to_string()), "{texts:?}");
+    }
+
     fn failed_bulk_update_changes_nothing(db) {
         let conn = &mut db.conn();
         seed(conn);

@@ -87,7 +87,7 @@ impl<T: Table, V: InsertValues<Db, T>> ErasedValues for Typed<T, V> {
 ///
 /// `timestamps` names the struct's `created` and `updated` fields (both
 /// `chrono::NaiveDateTime`), which every write sets to now; leave it out for a row
-/// type without them. The struct must derive `Insertable` with
+/// type without them (the table's column defaults then apply). The struct must derive `Insertable` with
 /// `#[diesel(treat_none_as_default_value = false)]`: without it SQLite cannot put
 /// many rows in one `INSERT`, and PostgreSQL's binary COPY does not compile.
 #[macro_export]
