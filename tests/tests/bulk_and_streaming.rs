@@ -205,6 +205,13 @@ on_both_backends! {
         assert_eq!(Person::objects().with_deleted().count(conn).unwrap(), 3, "chunks 0 and 1 were rolled back");
     }
 
+    fn bulk_create_with_a_batch_size_of_zero_is_an_invalid_argument(db) {
+        let conn = &mut db.conn();
+        let (err, captured) = capture(|| Message::objects().bulk_create_with(conn, messages(3), &BulkCreate::new().batch_size(0)));
+        assert!(matches!(err, Err(Error::InvalidArgument { argument: "batch_size", .. })), "{err:?}");
+        assert!(captured.all().is_empty());
+    }
+
     fn bulk_create_inside_atomic_rolls_back_with_it(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -426,14 +433,24 @@ on_both_backends! {
         let conn = &mut db.conn();
         seed(conn);
         Message::objects().bulk_create(conn, messages(11)).unwrap();
-        for related in [
-            Message::objects().order_by(weave_message::id.asc()).select_related(Message::sent_by),
-            Message::objects().select_related(Message::sent_by),
-        ] {
+        // 7 + 11 = 18 live messages in chunks of 5: 4 chunks.
+        let by_id = Message::objects().order_by(weave_message::id.asc()).select_related(Message::sent_by);
+        let default_order = Message::objects().select_related(Message::sent_by);
+        let cursor_or_step = match db.backend() {
+            Backend::Postgres => (StreamStrategy::Cursor, 1 + 4 + 1), // DECLARE, 4 FETCHes, CLOSE
+            Backend::Sqlite => (StreamStrategy::Step, 1),
+        };
+        for (related, (strategy, statements)) in [(by_id, (StreamStrategy::Keyset, 4)), (default_order, cursor_or_step)] {
             let expected: Vec<(i64, String)> = related.all(conn).unwrap().into_iter().map(|(m, p)| (m.id, p.first_name)).collect();
-            let (streamed, captured) = capture(|| related.stream(conn, 5).unwrap().map(|r| r.map(|(m, p)| (m.id, p.first_name))).collect::<orm::Result<Vec<_>>>());
+            assert_eq!(expected.len(), 18);
+            let (streamed, captured) = capture(|| {
+                let stream = related.stream(conn, 5).unwrap();
+                assert_eq!(stream.strategy(), strategy);
+                stream.map(|r| r.map(|(m, p)| (m.id, p.first_name))).collect::<orm::Result<Vec<_>>>()
+            });
             assert_eq!(streamed.unwrap(), expected);
-            assert!(captured.sql().iter().all(|s| !s.starts_with("SELECT") || s.contains("INNER JOIN")), "{captured}");
+            assert_eq!(captured.len(), statements, "{captured}");
+            assert!(captured.sql().iter().all(|s| !s.contains("SELECT") || s.contains("INNER JOIN")), "{captured}");
         }
     }
 
