@@ -182,8 +182,10 @@ pub struct Created {
     /// How many rows were inserted (skipped conflicts not counted; upserted rows
     /// counted).
     pub rows: usize,
-    /// The primary keys of the inserted (or upserted) rows, in input order, skipped
-    /// rows left out. Empty when the rows went by `COPY`, which reports no ids.
+    /// The primary keys of the inserted (or upserted) rows, skipped rows left out,
+    /// in the order `RETURNING` reports them: the input order on both backends (the
+    /// test suite checks it), though neither documents it as a guarantee. Empty when
+    /// the rows went by `COPY`, which reports no ids.
     pub ids: Vec<i64>,
 }
 
@@ -209,7 +211,7 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// Inserts many rows, as few statements as the bind limit allows, all in one
-    /// transaction; returns their primary keys in input order. `created` and
+    /// transaction; returns their primary keys in input order (see [`Created::ids`]). `created` and
     /// `updated` are set to now (see [`BulkCreate::keep_timestamps`]).
     ///
     /// ```
