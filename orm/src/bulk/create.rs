@@ -202,8 +202,10 @@ impl<M: Model> QuerySet<M> {
         conn: &mut AnyConnection,
         mut row: R,
     ) -> Result<i64> {
+        let capability = conn.backend().capability();
+        capability.require(capability.returning, "INSERT ... RETURNING")?;
         row.set_timestamps(chrono::Utc::now().naive_utc());
-        let statement = insert_statement::<M>(vec![row.row_values()], None);
+        let statement = insert_statement::<M>(conn.backend(), vec![row.row_values()], None);
         let ids = run(Location::caller(), || statement.load::<i64>(conn))?;
         ids.into_iter()
             .next()
@@ -360,6 +362,7 @@ impl<M: Model> QuerySet<M> {
         };
         let chunk = rows_per_statement(backend, binds_per_row(first)?, options.batch_size);
         let statement = insert_statement::<M>(
+            backend,
             rows.iter().take(chunk).map(NewRow::row_values).collect(),
             options.on_conflict(),
         );
@@ -412,13 +415,15 @@ impl<M: Model> QuerySet<M> {
         let on_conflict = options.on_conflict();
         bulk_atomic(conn, |conn| {
             let mut ids = Vec::with_capacity(total_rows);
+            let mut written = 0;
             for (index, part) in rows.chunks(chunk).enumerate() {
                 let statement = insert_statement::<M>(
+                    backend,
                     part.iter().map(NewRow::row_values).collect(),
                     on_conflict.clone(),
                 );
                 let first_row = index * chunk;
-                let returned = run(site, || statement.load::<i64>(conn)).map_err(|e| {
+                let fail = |e| {
                     bulk_error(
                         "bulk_create",
                         index,
@@ -427,18 +432,24 @@ impl<M: Model> QuerySet<M> {
                         total_rows,
                         e,
                     )
-                })?;
-                ids.extend(returned);
+                };
+                if statement.returning.is_some() {
+                    let returned = run(site, || statement.load::<i64>(conn)).map_err(fail)?;
+                    written += returned.len();
+                    ids.extend(returned);
+                } else {
+                    written += run(site, || statement.execute(conn)).map_err(fail)?;
+                }
             }
-            Ok(Created {
-                rows: ids.len(),
-                ids,
-            })
+            Ok(Created { rows: written, ids })
         })
     }
 }
 
+/// The multi-row `INSERT`, with `RETURNING` the primary key where the backend has it
+/// ([`Capability::returning`](crate::Capability)).
 fn insert_statement<M: Model>(
+    backend: Backend,
     rows: Vec<super::new_row::RowValues<'_>>,
     on_conflict: Option<OnConflict>,
 ) -> InsertRows<'_> {
@@ -446,7 +457,10 @@ fn insert_statement<M: Model>(
         table: Arc::new(M::Table::default()),
         rows,
         on_conflict,
-        returning: Some(<M::PrimaryKey as Column>::NAME),
+        returning: backend
+            .capability()
+            .returning
+            .then_some(<M::PrimaryKey as Column>::NAME),
     }
 }
 
