@@ -101,11 +101,16 @@ pub enum Error {
     },
 
     /// A bulk write failed; nothing of it was written (the whole write ran in one
-    /// transaction, rolled back). Says which chunk of rows the database rejected.
-    #[error("{operation} failed at chunk {chunk} (rows {first_row}..{end_row} of {total_rows}), nothing written: {source}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    /// transaction, rolled back). Says which row and chunk the database rejected.
+    #[error("{operation} failed at {}chunk {chunk} (rows {first_row}..{end_row} of {total_rows}), nothing written: {source}{}", row.map(|r| format!("row {r}, ")).unwrap_or_default(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     BulkWrite {
         /// `bulk_create` or `bulk_update`.
         operation: &'static str,
+        /// The input row (counting from 0) whose addition made its chunk fail: the
+        /// chunk is re-sent in halves, each attempt rolled back, to find it. `None`
+        /// for a `COPY` (PostgreSQL's detail names the key instead) or when the
+        /// search could not tell.
+        row: Option<usize>,
         /// The failing chunk, counting from 0.
         chunk: usize,
         /// The index of the chunk's first row in the input, counting from 0.

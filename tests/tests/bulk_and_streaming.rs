@@ -192,13 +192,14 @@ on_both_backends! {
         let options = BulkCreate::new().batch_size(3);
         let err = Person::objects().bulk_create_with(conn, rows, &options).unwrap_err();
         match &err {
-            Error::BulkWrite { operation, chunk, first_row, end_row, total_rows, .. } => {
+            Error::BulkWrite { operation, row, chunk, first_row, end_row, total_rows, .. } => {
                 assert_eq!((*operation, *chunk, *first_row, *end_row, *total_rows), ("bulk_create", 2, 6, 9, 10));
+                assert_eq!(*row, Some(7), "the duplicate row is found");
             }
             other => panic!("expected a bulk write error, got {other:?}"),
         }
         assert!(err.is_unique_violation(), "{err}");
-        assert!(err.to_string().starts_with("bulk_create failed at chunk 2 (rows 6..9 of 10), nothing written"), "{err}");
+        assert!(err.to_string().starts_with("bulk_create failed at row 7, chunk 2 (rows 6..9 of 10), nothing written"), "{err}");
         if db.backend() == Backend::Postgres {
             assert!(err.to_string().contains("ada@example.org"), "PostgreSQL names the key: {err}");
         }
@@ -210,6 +211,28 @@ on_both_backends! {
         let (err, captured) = capture(|| Message::objects().bulk_create_with(conn, messages(3), &BulkCreate::new().batch_size(0)));
         assert!(matches!(err, Err(Error::InvalidArgument { argument: "batch_size", .. })), "{err:?}");
         assert!(captured.all().is_empty());
+    }
+
+    fn a_failure_deep_in_a_large_input_names_its_row_and_writes_nothing(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let mut rows = messages(20_000);
+        rows[12_345].thread_id = 999; // no such thread
+        let (err, captured) = capture(|| Message::objects().bulk_create(conn, rows));
+        let err = err.unwrap_err();
+        let per_statement = db.backend().capability().max_bind_params / 6;
+        let chunk = 12_345 / per_statement;
+        match &err {
+            Error::BulkWrite { row, chunk: failed, first_row, .. } => {
+                assert_eq!(*row, Some(12_345), "{err}");
+                assert_eq!((*failed, *first_row), (chunk, chunk * per_statement));
+            }
+            other => panic!("expected a bulk write error, got {other:?}"),
+        }
+        assert!(err.is_foreign_key_violation(), "{err}");
+        // Finding the row took a handful of probes, not one per row.
+        assert!(inserts(&captured) < chunk + 1 + 20, "{} statements", inserts(&captured));
+        assert_eq!(Message::objects().count(conn).unwrap(), 7, "nothing written");
     }
 
     fn bulk_create_inside_atomic_rolls_back_with_it(db) {
@@ -261,7 +284,7 @@ on_both_backends! {
         rows[49].thread_id = 999; // no such thread: a foreign-key violation
         let options = BulkCreate::new().method(InsertMethod::Copy);
         let err = Message::objects().bulk_create_with(conn, rows, &options).unwrap_err();
-        assert!(matches!(err, Error::BulkWrite { .. }), "{err:?}");
+        assert!(matches!(err, Error::BulkWrite { row: None, chunk: 0, .. }), "{err:?}");
         assert!(err.is_foreign_key_violation(), "{err}");
         assert!(err.to_string().contains("999"), "the database names the key: {err}");
         assert_eq!(Message::objects().count(conn).unwrap(), 7);
@@ -335,7 +358,7 @@ on_both_backends! {
         seed(conn);
         let rows = vec![(1, (2_i64,)), (2, (999,))]; // thread 999 does not exist
         let err = Message::objects().bulk_update(conn, (weave_message::thread_id,), rows).unwrap_err();
-        assert!(matches!(err, Error::BulkWrite { operation: "bulk_update", chunk: 0, .. }), "{err:?}");
+        assert!(matches!(err, Error::BulkWrite { operation: "bulk_update", chunk: 0, row: Some(1), .. }), "{err:?}");
         assert!(err.is_foreign_key_violation(), "{err}");
         let m = Message::objects().filter(weave_message::id.eq(1)).get(conn).unwrap();
         assert_eq!((m.thread_id, m.updated), (1, at(1)));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use diesel::{Column, RunQueryDsl};
 
 use super::columns::Columns;
+use super::failure::{bulk_error, run_chunk, ChunkSpan};
 use super::new_row::NewRow;
 use super::statement::{InsertRows, OnConflict};
 use crate::connection::{AnyConnection, Backend};
@@ -403,8 +404,17 @@ impl<M: Model> QuerySet<M> {
                         feature: "COPY",
                     });
                 };
-                let written = run(site, || R::copy_in(&rows, pg))
-                    .map_err(|e| bulk_error("bulk_create", 0, 0, total_rows, total_rows, e))?;
+                // One COPY for all rows: the chunk is the whole input; PostgreSQL's
+                // detail names the offending key.
+                let span = ChunkSpan {
+                    operation: "bulk_create",
+                    chunk: 0,
+                    first_row: 0,
+                    end_row: total_rows,
+                    total_rows,
+                };
+                let written =
+                    run(site, || R::copy_in(&rows, pg)).map_err(|e| bulk_error(span, None, e))?;
                 Ok(Created {
                     rows: written,
                     ids: Vec::new(),
@@ -417,28 +427,29 @@ impl<M: Model> QuerySet<M> {
             let mut ids = Vec::with_capacity(total_rows);
             let mut written = 0;
             for (index, part) in rows.chunks(chunk).enumerate() {
-                let statement = insert_statement::<M>(
-                    backend,
-                    part.iter().map(NewRow::row_values).collect(),
-                    on_conflict.clone(),
-                );
-                let first_row = index * chunk;
-                let fail = |e| {
-                    bulk_error(
-                        "bulk_create",
-                        index,
-                        first_row,
-                        first_row + part.len(),
-                        total_rows,
-                        e,
-                    )
+                let span = ChunkSpan {
+                    operation: "bulk_create",
+                    chunk: index,
+                    first_row: index * chunk,
+                    end_row: index * chunk + part.len(),
+                    total_rows,
                 };
-                if statement.returning.is_some() {
-                    let returned = run(site, || statement.load::<i64>(conn)).map_err(fail)?;
-                    written += returned.len();
+                let returned = run_chunk(conn, span, |conn, n| {
+                    let statement = insert_statement::<M>(
+                        backend,
+                        part[..n].iter().map(NewRow::row_values).collect(),
+                        on_conflict.clone(),
+                    );
+                    if statement.returning.is_some() {
+                        run(site, || statement.load::<i64>(conn))
+                    } else {
+                        // No ids to report: count the rows instead.
+                        run(site, || statement.execute(conn)).map(|n| vec![0; n])
+                    }
+                })?;
+                written += returned.len();
+                if backend.capability().returning {
                     ids.extend(returned);
-                } else {
-                    written += run(site, || statement.execute(conn)).map_err(fail)?;
                 }
             }
             Ok(Created { rows: written, ids })
@@ -507,34 +518,4 @@ pub(crate) fn bulk_atomic<T>(
         }
         f(conn)
     })
-}
-
-/// Wraps a failed chunk's error with where it happened.
-pub(crate) fn bulk_error(
-    operation: &'static str,
-    chunk: usize,
-    first_row: usize,
-    end_row: usize,
-    total_rows: usize,
-    error: Error,
-) -> Error {
-    let detail = match &error {
-        Error::Query(diesel::result::Error::DatabaseError(_, info)) => {
-            let parts: Vec<&str> = [info.details(), info.hint()]
-                .into_iter()
-                .flatten()
-                .collect();
-            (!parts.is_empty()).then(|| parts.join("; "))
-        }
-        _ => None,
-    };
-    Error::BulkWrite {
-        operation,
-        chunk,
-        first_row,
-        end_row,
-        total_rows,
-        detail,
-        source: Box::new(error),
-    }
 }

@@ -44,6 +44,7 @@
 
 mod columns;
 mod create;
+mod failure;
 mod new_row;
 mod statement;
 mod update;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use diesel::RunQueryDsl;
 
 use super::columns::UpdateColumns;
-use super::create::{bulk_atomic, bulk_error, rows_per_statement};
+use super::create::{bulk_atomic, rows_per_statement};
+use super::failure::{run_chunk, ChunkSpan};
 use super::statement::{UpdateFromValues, MAX_UPDATE_COLUMNS};
 use crate::connection::AnyConnection;
 use crate::error::{Error, Result};
@@ -75,24 +76,23 @@ impl<M: Model> QuerySet<M> {
         bulk_atomic(conn, |conn| {
             let mut changed = 0;
             for (index, part) in rows.chunks(chunk).enumerate() {
-                let statement = UpdateFromValues {
-                    table: Arc::new(M::Table::default()),
-                    pk: ColumnRef::of(M::PrimaryKey::default()),
-                    columns: names.clone(),
-                    updated: updated.map(|column| (column, now)),
-                    rows: part,
-                    walk_row: <C as UpdateColumns<M::Table, V>>::walk_values,
+                let span = ChunkSpan {
+                    operation: "bulk_update",
+                    chunk: index,
+                    first_row: index * chunk,
+                    end_row: index * chunk + part.len(),
+                    total_rows,
                 };
-                let first_row = index * chunk;
-                changed += run(site, || statement.execute(conn)).map_err(|e| {
-                    bulk_error(
-                        "bulk_update",
-                        index,
-                        first_row,
-                        first_row + part.len(),
-                        total_rows,
-                        e,
-                    )
+                changed += run_chunk(conn, span, |conn, n| {
+                    let statement = UpdateFromValues {
+                        table: Arc::new(M::Table::default()),
+                        pk: ColumnRef::of(M::PrimaryKey::default()),
+                        columns: names.clone(),
+                        updated: updated.map(|column| (column, now)),
+                        rows: &part[..n],
+                        walk_row: <C as UpdateColumns<M::Table, V>>::walk_values,
+                    };
+                    run(site, || statement.execute(conn))
                 })?;
             }
             Ok(changed)
