@@ -113,8 +113,8 @@
 //! | per-row values | [`bulk_update`](QuerySet::bulk_update) | `UPDATE t SET c = v.column2, updated = ? FROM (VALUES (?, ?), ...) AS v WHERE t.id = v.column1` |
 //!
 //! [`BulkCreate`](bulk::BulkCreate) and [`InsertMethod`](bulk::InsertMethod) live in
-//! [`bulk`]. A failed chunk is an [`Error::BulkWrite`] naming the chunk, its rows and
-//! the database's detail.
+//! [`bulk`]. A failure is an [`Error::BulkWrite`] naming the failing row, its chunk and
+//! the database's detail; nothing is written.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]

@@ -253,8 +253,10 @@ impl<M: Model> QuerySet<M> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::BulkWrite`] naming the chunk and rows the database rejected, with
-    /// PostgreSQL's detail naming the offending key; nothing is written.
+    /// [`Error::BulkWrite`] naming the row the database rejected (each chunk runs in
+    /// a savepoint; a failed one is re-sent in halves, each rolled back, to find the
+    /// row) and its chunk, with PostgreSQL's detail naming the offending key;
+    /// nothing is written.
     ///
     /// ### Notes
     /// An empty `rows` sends nothing. Rows per statement: the bind limit
