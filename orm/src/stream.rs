@@ -28,7 +28,15 @@ use crate::relations::{Hop, Prefetched, Related};
 
 type Manager = <AnyConnection as Connection>::TransactionManager;
 
-/// How a [`Stream`] reads its rows (see the module table).
+/// How a [`Stream`] reads its rows, chosen from the queryset and the backend:
+///
+/// | strategy | when | SQL per chunk |
+/// |---|---|---|
+/// | [`Keyset`](StreamStrategy::Keyset) | ordered by the primary key (or unordered), not sliced; both backends | `... WHERE ... AND "t"."id" > $last ORDER BY "t"."id" LIMIT $n` |
+/// | [`Cursor`](StreamStrategy::Cursor) | any other ordering on PostgreSQL | `DECLARE "c" NO SCROLL CURSOR FOR SELECT ...` once, then `FETCH FORWARD n FROM "c"`, in a transaction |
+/// | [`Step`](StreamStrategy::Step) | any other ordering on SQLite | one `SELECT`, its rows stepped one by one as SQLite produces them |
+///
+/// [`QuerySet::stream_sql`] shows the statements for a queryset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StreamStrategy {
