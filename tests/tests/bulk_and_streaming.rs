@@ -274,7 +274,7 @@ on_both_backends! {
         }
     }
 
-    fn failed_copy_writes_nothing_and_names_the_line(db) {
+    fn failed_copy_writes_nothing_and_names_the_key(db) {
         if db.backend() != Backend::Postgres {
             return;
         }
