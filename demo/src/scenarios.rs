@@ -228,6 +228,8 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
         out.push(o);
     }
 
+    out.extend(count_estimates(conn)?);
+
     // Periodic tasks: count instead of loading, exists instead of loading.
     let live = Message::objects();
     let mut o = measure(conn, "count_vs_len", "load all, then len()", |c| {
@@ -258,16 +260,93 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
     Ok(out)
 }
 
+/// "SELECT COUNT(*) Estimates": every count strategy on the live messages, each with
+/// its error against the exact count. A strategy the backend cannot run (no
+/// TABLESAMPLE or planner estimate on SQLite) is shown with the typed error it gives.
+pub fn count_estimates(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+    use orm::count::Count;
+    use std::time::Duration;
+
+    let live = Message::objects();
+    let exact = live.count(conn)?;
+    let strategies: [(&'static str, Count, bool); 7] = [
+        ("exact", Count::Exact, false),
+        // Table statistics cannot apply a filter: the talk's reltuples on the whole table.
+        (
+            "table statistics (whole table)",
+            Count::TableStatistics,
+            true,
+        ),
+        ("planner estimate", Count::Planner, false),
+        ("TABLESAMPLE BERNOULLI 10%", Count::bernoulli(10.0), false),
+        ("TABLESAMPLE SYSTEM 10%", Count::system(10.0), false),
+        (
+            "exact within 50 ms, else planner",
+            Count::ExactWithin(Duration::from_millis(50)).or(Count::Planner),
+            false,
+        ),
+        ("at most 10,000", Count::AtMost(10_000), false),
+    ];
+    let mut out = Vec::new();
+    for (variant, strategy, whole_table) in strategies {
+        let qs = if whole_table {
+            live.clone().with_deleted()
+        } else {
+            live.clone()
+        };
+        let mut result = None;
+        let mut o = measure(conn, "count_estimates", variant, |c| {
+            match qs.count_with(c, &strategy) {
+                Ok(r) => {
+                    result = Some(Ok(r));
+                    Ok(1)
+                }
+                Err(e) if e.is_unsupported() => {
+                    result = Some(Err(e));
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match result {
+            Some(Ok(r)) => {
+                o.value = Some(r.value);
+                o.exact = Some(r.exact && !r.more);
+                let error = if exact == 0 {
+                    0.0
+                } else {
+                    (r.value - exact) as f64 / exact as f64 * 100.0
+                };
+                let mut note = if r.more {
+                    format!("more than {} (exact {exact})", r.value)
+                } else if r.exact {
+                    "exact".to_owned()
+                } else {
+                    format!("{error:+.1}% vs exact {exact}")
+                };
+                if r.fell_back() {
+                    note.push_str(&format!(", fell back: {:?}", r.fallbacks[0].reason));
+                }
+                add_note(&mut o, note);
+            }
+            Some(Err(e)) => add_note(&mut o, e.to_string()),
+            None => {}
+        }
+        out.push(o);
+    }
+    Ok(out)
+}
+
 /// The outcomes as a table like the slides'.
 pub fn table(outcomes: &[Outcome]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:<28} {:>8} {:>10} {:>10} {:>8}  plan / value / note",
+        "{:<16} {:<34} {:>8} {:>10} {:>10} {:>8}  plan / value / note",
         "scenario", "variant", "queries", "ms", "db ms", "rows"
     );
-    let _ = writeln!(s, "{}", "-".repeat(110));
+    let _ = writeln!(s, "{}", "-".repeat(116));
     for o in outcomes {
         let mut tail = Vec::new();
         if let Some(p) = &o.plan {
@@ -284,7 +363,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         }
         let _ = writeln!(
             s,
-            "{:<16} {:<28} {:>8} {:>10.1} {:>10.1} {:>8}  {}",
+            "{:<16} {:<34} {:>8} {:>10.1} {:>10.1} {:>8}  {}",
             o.scenario,
             o.variant,
             o.queries,

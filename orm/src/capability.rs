@@ -24,6 +24,10 @@ pub struct Capability {
     pub explain_analyze: bool,
     /// `DECLARE ... CURSOR` / `FETCH` server-side cursors.
     pub server_side_cursors: bool,
+    /// The planner's row estimate for any query (`EXPLAIN (FORMAT JSON)` "Plan Rows").
+    pub planner_row_estimates: bool,
+    /// `NULL` sorts before every value in `ASC` order (SQLite); PostgreSQL puts it last.
+    pub nulls_first_ascending: bool,
 }
 
 const SQLITE: Capability = Capability {
@@ -37,6 +41,9 @@ const SQLITE: Capability = Capability {
     array_binds: false,
     explain_analyze: false,
     server_side_cursors: false,
+    // EXPLAIN QUERY PLAN carries no row counts.
+    planner_row_estimates: false,
+    nulls_first_ascending: true,
 };
 
 const POSTGRES: Capability = Capability {
@@ -50,6 +57,8 @@ const POSTGRES: Capability = Capability {
     array_binds: true,
     explain_analyze: true,
     server_side_cursors: true,
+    planner_row_estimates: true,
+    nulls_first_ascending: false,
 };
 
 impl Capability {

@@ -10,6 +10,15 @@ use crate::relations::select_related::JoinedSelect;
 pub type LoadJoined<C, P> =
     fn(&JoinedSelect<C, P>, &mut AnyConnection) -> diesel::QueryResult<Vec<(C, P)>>;
 
+/// Steps through `(C, P)` pairs as SQLite returns them; written by [`relation!`](crate::relation).
+#[doc(hidden)]
+pub type IterJoined<C, P> = for<'c> fn(
+    JoinedSelect<C, P>,
+    &'c mut AnyConnection,
+) -> diesel::QueryResult<
+    Box<dyn Iterator<Item = diesel::QueryResult<(C, P)>> + 'c>,
+>;
+
 /// A many-to-one relation: each `C` row points at one `P` row through a column of
 /// `C`'s table (`Message::sent_by`: message → person through `sent_by_id`).
 ///
@@ -26,6 +35,8 @@ pub struct ForeignKey<C: Model, P: Model> {
     pub key_in: fn(Vec<i64>) -> Fragment,
     #[doc(hidden)]
     pub load_joined: LoadJoined<C, P>,
+    #[doc(hidden)]
+    pub iter_joined: IterJoined<C, P>,
     #[doc(hidden)]
     pub _models: PhantomData<fn() -> (C, P)>,
 }
@@ -75,6 +86,21 @@ macro_rules! relation {
                 },
                 load_joined: |statement, conn| {
                     $crate::__private::diesel::RunQueryDsl::load::<($child, $parent)>(statement, conn)
+                },
+                iter_joined: {
+                    fn iter_joined<'c>(
+                        statement: $crate::relations::JoinedSelect<$child, $parent>,
+                        conn: &'c mut $crate::AnyConnection,
+                    ) -> $crate::__private::diesel::QueryResult<
+                        ::std::boxed::Box<dyn ::std::iter::Iterator<Item = $crate::__private::diesel::QueryResult<($child, $parent)>> + 'c>,
+                    > {
+                        let rows = $crate::__private::diesel::RunQueryDsl::load_iter::<
+                            ($child, $parent),
+                            $crate::__private::diesel::connection::DefaultLoadingMode,
+                        >(statement, conn)?;
+                        ::std::result::Result::Ok(::std::boxed::Box::new(rows))
+                    }
+                    iter_joined
                 },
                 _models: ::std::marker::PhantomData,
             };

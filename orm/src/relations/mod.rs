@@ -7,5 +7,6 @@ mod prefetch;
 mod select_related;
 
 pub use foreign_key::ForeignKey;
+pub(crate) use prefetch::attach;
 pub use prefetch::{Hop, Prefetched, Reverse, ReverseRelated};
 pub use select_related::{JoinedSelect, Related};

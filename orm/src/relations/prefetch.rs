@@ -231,6 +231,10 @@ impl<P: Model> QuerySet<P> {
 }
 
 impl<P: Model, H: Hop<P>> Prefetched<P, H> {
+    pub(crate) fn parts(&self) -> (&QuerySet<P>, &H) {
+        (&self.qs, &self.hop)
+    }
+
     /// At most `n` parents.
     #[must_use]
     pub fn limit(mut self, n: u32) -> Self {
@@ -245,32 +249,38 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
         self
     }
 
-    /// The parents' queryset and the hop.
-    pub(crate) fn parts(&self) -> (&QuerySet<P>, &H) {
-        (&self.qs, &self.hop)
-    }
-
     /// Loads the parents, then the hop's rows for all of them.
     #[track_caller]
     pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<(P, Vec<H::Row>)>> {
         let site = Location::caller();
         let parents = run(site, || P::load_rows(&self.qs.select_statement(), conn))?;
-        if parents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut keys: Vec<i64> = parents.iter().map(Model::pk).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut groups: HashMap<i64, Vec<H::Row>> = HashMap::with_capacity(keys.len());
-        for (key, row) in self.hop.fetch(conn, &keys, site)? {
-            groups.entry(key).or_default().push(row);
-        }
-        Ok(parents
-            .into_iter()
-            .map(|parent| {
-                let children = groups.remove(&parent.pk()).unwrap_or_default();
-                (parent, children)
-            })
-            .collect())
+        attach(conn, parents, &self.hop, site)
     }
+}
+
+/// Pairs each parent with its rows of `hop`: one more query (per key chunk), none
+/// for no parents.
+pub(crate) fn attach<P: Model, H: Hop<P>>(
+    conn: &mut AnyConnection,
+    parents: Vec<P>,
+    hop: &H,
+    site: &'static Location<'static>,
+) -> Result<Vec<(P, Vec<H::Row>)>> {
+    if parents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<i64> = parents.iter().map(Model::pk).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut groups: HashMap<i64, Vec<H::Row>> = HashMap::with_capacity(keys.len());
+    for (key, row) in hop.fetch(conn, &keys, site)? {
+        groups.entry(key).or_default().push(row);
+    }
+    Ok(parents
+        .into_iter()
+        .map(|parent| {
+            let children = groups.remove(&parent.pk()).unwrap_or_default();
+            (parent, children)
+        })
+        .collect())
 }

@@ -96,6 +96,10 @@ impl<C: Model, P: Model> Related<C, P> {
         self
     }
 
+    pub(crate) fn foreign_key(&self) -> ForeignKey<C, P> {
+        self.fk
+    }
+
     pub(crate) fn statement(&self) -> JoinedSelect<C, P> {
         let mut source = self.qs.source();
         source.table = Arc::new(InnerJoin {
