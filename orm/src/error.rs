@@ -90,6 +90,16 @@ pub enum Error {
     /// The database reported an error while running a statement.
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
+
+    /// A `select_related` reaches the same table twice (it would need a table alias):
+    /// prefetch one of the relations instead.
+    #[error(
+        "select_related joins the table of {model} twice; prefetch one of those relations instead"
+    )]
+    TableJoinedTwice {
+        /// The model whose table is reached twice.
+        model: &'static str,
+    },
 }
 
 /// Why a connection could not be opened, classified from the driver's message.
