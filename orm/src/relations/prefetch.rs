@@ -290,7 +290,7 @@ impl<P: Model, C: Model> Reverse<P, C> {
     ///     latest.sql_for(&[1, 2], Backend::Postgres)?,
     ///     "SELECT \"weave_message\".\"id\", \"weave_message\".\"created\", \"weave_message\".\"updated\", \"weave_message\".\"deleted\", \"weave_message\".\"text\", \"weave_message\".\"sent_by_id\", \"weave_message\".\"thread_id\" \
     ///      FROM (SELECT \"weave_message\".*, ROW_NUMBER() OVER (PARTITION BY \"weave_message\".\"thread_id\" ORDER BY \"weave_message\".\"updated\" DESC, \"weave_message\".\"id\" DESC) AS \"orm_rank\" \
-    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND (\"weave_message\".\"thread_id\" = ANY($1))) AS \"weave_message\" \
+    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND ((\"weave_message\".\"thread_id\" = ANY($1)))) AS \"weave_message\" \
     ///      WHERE (\"orm_rank\" <= $2) ORDER BY \"weave_message\".\"updated\" DESC, \"weave_message\".\"id\" DESC"
     /// );
     /// # Ok(()) }
@@ -750,7 +750,7 @@ impl<P: Model> QuerySet<P> {
     /// assert_eq!(
     ///     Message::sent_by.using(Person::objects()).sql_for(&[1, 2], Backend::Postgres)?,
     ///     "SELECT \"weave_person\".\"id\", \"weave_person\".\"created\", \"weave_person\".\"updated\", \"weave_person\".\"deleted\", \"weave_person\".\"first_name\", \"weave_person\".\"last_name\", \"weave_person\".\"email_address\" \
-    ///      FROM \"weave_person\" WHERE (\"weave_person\".\"deleted\" = false) AND (\"weave_person\".\"id\" = ANY($1))"
+    ///      FROM \"weave_person\" WHERE (\"weave_person\".\"deleted\" = false) AND ((\"weave_person\".\"id\" = ANY($1)))"
     /// );
     /// # Ok(()) }
     /// ```
