@@ -226,7 +226,64 @@ impl<C: Model, P: Model> NullableForeignKey<C, P> {
 /// forward [`prefetch`](crate::QuerySet::prefetch) and lazy `get`, and
 /// `Person::messages()` (a [`Reverse`](crate::relations::Reverse) hop for
 /// [`prefetch`](crate::QuerySet::prefetch)). The columns are `BigInt` (`i64` /
-/// `Option<i64>` on the row struct).
+/// `Option<i64>` on the row struct). The methods are inherent, so both models must be
+/// of the crate that declares the relation (else build the hop with
+/// [`Reverse::new`](crate::relations::Reverse::new)).
+///
+/// A nullable key is a `LEFT JOIN` and an `Option`:
+///
+/// ```
+/// diesel::table! { author (id) { id -> BigInt, name -> Text, } }
+/// diesel::table! { book (id) { id -> BigInt, title -> Text, editor_id -> Nullable<BigInt>, } }
+///
+/// #[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Selectable)]
+/// #[diesel(table_name = author)]
+/// struct Author { id: i64, name: String }
+///
+/// #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+/// #[diesel(table_name = book)]
+/// struct Book { id: i64, title: String, editor_id: Option<i64> }
+///
+/// orm::model! { Author => author { primary_key: id } }
+/// orm::model! { Book => book { primary_key: id, ordering: book::id.asc() } }
+/// orm::relation! {
+///     Book.editor -> Option<Author> (book::editor_id), reverse Author.edited;
+/// }
+///
+/// # fn main() -> orm::Result<()> {
+/// use diesel::connection::SimpleConnection;
+/// use orm::prelude::*;
+/// let db = Database::open(":memory:")?;
+/// let mut conn = db.get()?;
+/// conn.batch_execute(
+///     "CREATE TABLE author (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+///      CREATE TABLE book (id INTEGER PRIMARY KEY, title TEXT NOT NULL, editor_id BIGINT REFERENCES author (id));
+///      INSERT INTO author VALUES (1, 'Max');
+///      INSERT INTO book VALUES (1, 'Dune', 1), (2, 'Emma', NULL);",
+/// ).map_err(diesel::result::Error::from)?;
+///
+/// let qs = Book::objects().select_related(Book::editor);
+/// let books = qs.all(&mut conn)?;
+/// assert_eq!(books[0].1.as_ref().map(|a| a.name.as_str()), Some("Max"));
+/// assert_eq!(books[1].1, None);
+/// assert_eq!(
+///     qs.sql(Backend::Sqlite)?,
+///     "SELECT `book`.`id`, `book`.`title`, `book`.`editor_id`, `author`.`id`, `author`.`name` FROM `book` LEFT JOIN `author` ON `author`.`id` = `book`.`editor_id` ORDER BY `book`.`id` ASC"
+/// );
+/// assert_eq!(
+///     qs.sql(Backend::Postgres)?,
+///     r#"SELECT "book"."id", "book"."title", "book"."editor_id", "author"."id", "author"."name" FROM "book" LEFT JOIN "author" ON "author"."id" = "book"."editor_id" ORDER BY "book"."id" ASC"#
+/// );
+///
+/// // Lazy: no query for a NULL key.
+/// let (editor, captured) = orm::capture(|| Book::editor.get(&books[1].0, &mut conn));
+/// assert_eq!((editor?, captured.len()), (None, 0));
+///
+/// // Reverse over a nullable key: each author's books, one more query.
+/// let authors = Author::objects().prefetch(Author::edited()).all(&mut conn)?;
+/// assert_eq!(authors[0].1.iter().map(|b| b.title.as_str()).collect::<Vec<_>>(), ["Dune"]);
+/// # Ok(()) }
+/// ```
 #[macro_export]
 macro_rules! relation {
     () => {};

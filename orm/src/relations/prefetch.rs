@@ -330,8 +330,10 @@ impl<P: Model, C: Model> Reverse<P, C> {
     /// # let (_db, mut conn) = setup();
     /// use orm::prelude::*;
     /// let thread = Thread::objects().filter(weave_thread::id.eq(1)).get(&mut conn)?;
-    /// let messages = Thread::messages().all_for(&thread, &mut conn)?;
-    /// assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 1]);
+    /// let (messages, captured) = orm::capture(|| Thread::messages().all_for(&thread, &mut conn));
+    /// assert_eq!(messages?.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 1]);
+    /// // The hop's query for one key: see `sql_for` for both backends.
+    /// assert_eq!(captured.all()[0].sql, Thread::messages().sql_for(&[thread.id], Backend::Sqlite)?);
     /// # Ok(()) }
     /// ```
     ///
@@ -746,6 +748,17 @@ impl<P: Model> QuerySet<P> {
     ///     Thread::messages().sql_for(&[1, 2], Backend::Sqlite)?,
     ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` \
     ///      FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` IN (SELECT value FROM json_each(?))) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
+    /// );
+    /// assert_eq!(
+    ///     Thread::messages().sql_for(&[1, 2], Backend::Postgres)?,
+    ///     "SELECT \"weave_message\".\"id\", \"weave_message\".\"created\", \"weave_message\".\"updated\", \"weave_message\".\"deleted\", \"weave_message\".\"text\", \"weave_message\".\"sent_by_id\", \"weave_message\".\"thread_id\" \
+    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND ((\"weave_message\".\"thread_id\" = ANY($1))) ORDER BY \"weave_message\".\"updated\" DESC, \"weave_message\".\"id\" DESC"
+    /// );
+    /// // A forward hop with its own queryset (live people only).
+    /// assert_eq!(
+    ///     Message::sent_by.using(Person::objects()).sql_for(&[1, 2], Backend::Sqlite)?,
+    ///     "SELECT `weave_person`.`id`, `weave_person`.`created`, `weave_person`.`updated`, `weave_person`.`deleted`, `weave_person`.`first_name`, `weave_person`.`last_name`, `weave_person`.`email_address` \
+    ///      FROM `weave_person` WHERE (`weave_person`.`deleted` = false) AND (`weave_person`.`id` IN (SELECT value FROM json_each(?)))"
     /// );
     /// assert_eq!(
     ///     Message::sent_by.using(Person::objects()).sql_for(&[1, 2], Backend::Postgres)?,

@@ -262,7 +262,7 @@ impl<C: Model> QuerySet<C> {
     /// A relation of another model does not compile (unlike Django's
     /// `"messages__sent_by"` strings):
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0277
     /// # include!("../../doctest_setup.rs");
     /// # fn main() {
     /// use orm::prelude::*;
@@ -272,7 +272,7 @@ impl<C: Model> QuerySet<C> {
     ///
     /// nor does a chain whose second hop starts from the wrong model:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0277
     /// # include!("../../doctest_setup.rs");
     /// # fn main() {
     /// use orm::prelude::*;
