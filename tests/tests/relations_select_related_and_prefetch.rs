@@ -6,7 +6,7 @@
 //! person who pinned it (nullable): the demo schema has no nullable foreign key.
 
 use demo::models::{Message, Person, Thread};
-use demo::schema::{weave_message, weave_thread};
+use demo::schema::{weave_message, weave_person, weave_thread};
 use diesel::connection::SimpleConnection;
 use diesel::RunQueryDsl;
 use orm::capture;
@@ -292,6 +292,42 @@ on_both_backends! {
 
         let none = Thread::objects().prefetch(Thread::messages().limit_per_parent(0)).all(conn).unwrap();
         assert!(none.iter().all(|(_, ms)| ms.is_empty()));
+    }
+
+    fn two_hops_from_the_same_parents_take_one_query_each(db) {
+        let conn = &mut db.conn();
+        seed_pins(&db, conn);
+        let (rows, captured) = capture(|| {
+            Message::objects()
+                .with_deleted()
+                .prefetch(message_pins())
+                .prefetch(Message::sent_by)
+                .prefetch(Message::thread)
+                .all(conn)
+        });
+        let rows = rows.unwrap();
+        assert_eq!(captured.len(), 4, "messages, pins, senders, threads: {captured}");
+        assert_eq!(rows.len(), 10);
+        for (message, ((pins, sender), thread)) in &rows {
+            let expected: Vec<i64> = PINS.iter().filter(|p| p.1 == message.id).map(|p| p.0).collect();
+            assert_eq!(ids(pins, |p| p.id), expected);
+            assert_eq!(sender.as_ref().unwrap().id, message.sent_by_id);
+            assert_eq!(thread.as_ref().unwrap().id, message.thread_id);
+        }
+    }
+
+    fn a_reverse_hop_over_a_nullable_key_skips_rows_without_a_parent(db) {
+        let conn = &mut db.conn();
+        seed_pins(&db, conn);
+        let pinned = Reverse::new("pins", Pin::pinned_by);
+        let (people, captured) = capture(|| {
+            Person::objects().with_deleted().order_by(weave_person::id.asc()).prefetch(pinned.clone()).all(conn)
+        });
+        assert_eq!(captured.len(), 2);
+        let got: Vec<(i64, Vec<i64>)> = people.unwrap().iter().map(|(p, pins)| (p.id, ids(pins, |x| x.id))).collect();
+        assert_eq!(got, [(1, vec![4, 6, 7]), (2, vec![1, 5]), (3, vec![3])]);
+        let ada = Person::objects().filter(weave_person::id.eq(1)).get(conn).unwrap();
+        assert_eq!(ids(&pinned.all_for(&ada, conn).unwrap(), |p| p.id), [4, 6, 7]);
     }
 
     fn lazy_access_costs_one_query_and_the_detector_names_the_fix(db) {

@@ -12,6 +12,7 @@ pub(crate) use hint::fix_at;
 
 pub use foreign_key::{ForeignKey, KeyOf, Link, NullableForeignKey};
 pub use prefetch::{
-    Forward, Hop, HopOutput, Many, Nested, One, Prefetched, Reverse, ReverseRelated, Shape,
+    Also, Forward, Hop, HopOutput, Many, Nested, One, PrefetchSet, Prefetched, Reverse,
+    ReverseRelated, Shape, Single,
 };
 pub use select_related::{Join, JoinClause, JoinSet, Related, Then};

@@ -699,11 +699,75 @@ impl<P, H1: Hop<P>, H2: Hop<H1::Row>> Hop<P> for Nested<H1, H2> {
     }
 }
 
-/// A queryset of parents `P`, each with the rows of a hop: one query for the parents
-/// and one per hop, however many parents.
-pub struct Prefetched<P, H> {
+/// What a [`Prefetched`] queryset loads for its parents: one hop
+/// ([`QuerySet::prefetch`]), or several ([`Prefetched::prefetch`]).
+pub trait PrefetchSet<P>: Clone {
+    /// What each parent gets: a hop's output, or a tuple of them.
+    type Out;
+
+    /// Loads the related rows of `parents` (one query per hop) and pairs them up.
+    #[doc(hidden)]
+    fn attach(
+        &self,
+        conn: &mut AnyConnection,
+        parents: Vec<P>,
+        site: &'static Location<'static>,
+    ) -> Result<Vec<(P, Self::Out)>>;
+}
+
+/// The one hop of [`QuerySet::prefetch`].
+#[derive(Clone)]
+pub struct Single<H>(H);
+
+impl<P, H: Hop<P>> PrefetchSet<P> for Single<H> {
+    type Out = HopOutput<P, H>;
+
+    fn attach(
+        &self,
+        conn: &mut AnyConnection,
+        parents: Vec<P>,
+        site: &'static Location<'static>,
+    ) -> Result<Vec<(P, Self::Out)>> {
+        attach(conn, &self.0, parents, |p| p, site)
+    }
+}
+
+/// Hops `A`, then one more hop `H` from the same parents ([`Prefetched::prefetch`]).
+#[derive(Clone)]
+pub struct Also<A, H>(A, H);
+
+impl<P, A: PrefetchSet<P>, H: Hop<P>> PrefetchSet<P> for Also<A, H> {
+    type Out = (A::Out, HopOutput<P, H>);
+
+    fn attach(
+        &self,
+        conn: &mut AnyConnection,
+        parents: Vec<P>,
+        site: &'static Location<'static>,
+    ) -> Result<Vec<(P, Self::Out)>> {
+        let first = self.0.attach(conn, parents, site)?;
+        let both = attach(conn, &self.1, first, |(p, _)| p, site)?;
+        Ok(both
+            .into_iter()
+            .map(|((parent, a), h)| (parent, (a, h)))
+            .collect())
+    }
+}
+
+/// A queryset of parents `P`, each with the rows of one or more hops: one query for
+/// the parents and one per hop, however many parents.
+pub struct Prefetched<P, S> {
     qs: QuerySet<P>,
-    hop: H,
+    hops: S,
+}
+
+impl<P, S: Clone> Clone for Prefetched<P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            qs: self.qs.clone(),
+            hops: self.hops.clone(),
+        }
+    }
 }
 
 impl<P: Model> QuerySet<P> {
@@ -768,12 +832,41 @@ impl<P: Model> QuerySet<P> {
     /// # Ok(()) }
     /// ```
     #[doc(alias = "prefetch_related")]
-    pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, H> {
-        Prefetched { qs: self, hop }
+    pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, Single<H>> {
+        Prefetched {
+            qs: self,
+            hops: Single(hop),
+        }
     }
 }
 
-impl<P: Model, H: Hop<P>> Prefetched<P, H> {
+impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
+    /// Also prefetches `hop` for the same parents, one more query (Django's
+    /// `prefetch_related("messages", "owner")`): each parent gets `(first, second)`.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let (messages, captured) = orm::capture(|| {
+    ///     Message::objects()
+    ///         .prefetch(Message::sent_by)
+    ///         .prefetch(Message::thread)
+    ///         .all(&mut conn)
+    /// });
+    /// let (message, (sender, thread)) = &messages?[0];
+    /// assert_eq!(captured.len(), 3); // messages, senders, threads
+    /// assert_eq!((message.id, sender.as_ref().unwrap().first_name.as_str(), thread.as_ref().unwrap().title.as_str()), (3, "Alan", "Machines"));
+    /// # Ok(()) }
+    /// ```
+    pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, Also<S, H>> {
+        Prefetched {
+            qs: self.qs,
+            hops: Also(self.hops, hop),
+        }
+    }
+
     /// At most `n` parents.
     #[must_use]
     pub fn limit(mut self, n: u32) -> Self {
@@ -788,14 +881,14 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
         self
     }
 
-    /// Loads the parents, then the hop's rows for all of them (one query per hop).
+    /// Loads the parents, then each hop's rows for all of them (one query per hop).
     ///
     /// # Errors
     /// [`Error::Query`](crate::Error::Query) when the database fails.
     #[track_caller]
-    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<(P, HopOutput<P, H>)>> {
+    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<(P, S::Out)>> {
         let site = Location::caller();
         let parents = run(site, || P::load_rows(&self.qs.select_statement(), conn))?;
-        attach(conn, &self.hop, parents, |p| p, site)
+        self.hops.attach(conn, parents, site)
     }
 }
