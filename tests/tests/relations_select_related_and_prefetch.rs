@@ -121,7 +121,6 @@ on_both_backends! {
     fn select_related_follows_a_chain_and_left_joins_a_nullable_key(db) {
         let conn = &mut db.conn();
         seed_pins(&db, conn);
-        // A chain goes last in the tuple.
         let qs = Pin::objects().select_related((Pin::pinned_by, Pin::message.then(Message::thread)));
         let (rows, captured) = capture(|| qs.all(conn));
         let rows = rows.unwrap();
@@ -162,6 +161,26 @@ on_both_backends! {
             .unwrap();
         assert_eq!(ids(&sliced, |(p, _)| p.id), [2, 7]);
         assert!(sliced[0].1.is_none());
+    }
+
+    fn a_chain_may_come_first_in_a_select_related_tuple(db) {
+        let conn = &mut db.conn();
+        seed_pins(&db, conn);
+        let (rows, captured) = capture(|| {
+            Pin::objects().select_related((Pin::message.then(Message::thread), Pin::pinned_by)).all(conn)
+        });
+        let rows = rows.unwrap();
+        assert_eq!(captured.len(), 1);
+        let got: Vec<(i64, i64, i64, Option<i64>)> = rows
+            .iter()
+            .map(|(pin, (message, thread), person)| (pin.id, message.id, thread.id, person.as_ref().map(|p| p.id)))
+            .collect();
+        let last = Pin::objects().select_related((Pin::pinned_by, Pin::message.then(Message::thread))).all(conn).unwrap();
+        let expected: Vec<(i64, i64, i64, Option<i64>)> = last
+            .iter()
+            .map(|(pin, person, (message, thread))| (pin.id, message.id, thread.id, person.as_ref().map(|p| p.id)))
+            .collect();
+        assert_eq!(got, expected);
     }
 
     fn select_related_reaching_a_table_twice_is_a_typed_error(db) {

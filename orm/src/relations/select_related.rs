@@ -106,12 +106,18 @@ impl<C, P, N: Copy> Clone for Then<C, P, N> {
 
 impl<C, P, N: Copy> Copy for Then<C, P, N> {}
 
-impl<C: Model, P: Model, N: Join<P>> Join<C> for Then<C, P, N> {
+impl<C: Model, P: Model, N: Join<P>> Join<C> for Then<C, P, N>
+where
+    (P, N::Output): diesel::Selectable<Db>,
+    Columns<(P, N::Output)>: QueryFragment<Db>,
+{
     type Output = (P, N::Output);
-    type Selection = (Columns<P>, N::Selection);
+    // One selectable for the pair (not a tuple of selections), so diesel reads it at
+    // any position of the row.
+    type Selection = Columns<(P, N::Output)>;
 
     fn selection() -> Self::Selection {
-        (P::selection(), N::selection())
+        <(P, N::Output) as SelectableHelper<Db>>::as_select()
     }
 
     fn joins(&self, left: bool, out: &mut Vec<JoinClause>) {
