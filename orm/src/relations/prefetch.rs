@@ -831,6 +831,20 @@ impl<P: Model> QuerySet<P> {
     /// );
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Backend support
+    ///
+    /// | | SQLite | PostgreSQL |
+    /// |---|---|---|
+    /// | parent keys, any number | `IN (SELECT value FROM json_each(?))`: one JSON text bind | `= ANY($1)`: one array bind |
+    /// | [`limit_per_parent`](Reverse::limit_per_parent) | `ROW_NUMBER() OVER (PARTITION BY ...)` | the same |
+    ///
+    /// ### Notes
+    /// - The queryset given to [`ForeignKey::using`] chooses rows; a `limit` on it
+    ///   caps all parents together. Per parent, use
+    ///   [`limit_per_parent`](Reverse::limit_per_parent) on a reverse hop.
+    /// - Rows shared by several parents (a sender of many messages) are cloned into
+    ///   each, so hop rows are `Clone`.
     #[doc(alias = "prefetch_related")]
     pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, Single<H>> {
         Prefetched {
