@@ -4,15 +4,21 @@
 //! ([`ForeignKey::get`], [`Reverse::all_for`]).
 
 mod foreign_key;
+mod forward;
 mod hint;
+mod hop;
+mod key_list;
+mod nested;
 mod prefetch;
+mod reverse;
 mod select_related;
 
 pub(crate) use hint::fix_at;
 
 pub use foreign_key::{ForeignKey, KeyOf, Link, NullableForeignKey};
-pub use prefetch::{
-    Also, Forward, Hop, HopOutput, Many, Nested, One, PrefetchSet, Prefetched, Reverse,
-    ReverseRelated, Shape, Single,
-};
+pub use forward::Forward;
+pub use hop::{Hop, HopOutput, Many, One, Shape};
+pub use nested::Nested;
+pub use prefetch::{Also, PrefetchSet, Prefetched, Single};
+pub use reverse::{Reverse, ReverseRelated};
 pub use select_related::{Join, JoinClause, JoinSet, Related, Then};
