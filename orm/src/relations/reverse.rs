@@ -48,8 +48,8 @@ impl<P, C> Clone for Reverse<P, C> {
 }
 
 impl<P: Model, C: Model> Reverse<P, C> {
-    /// The reverse hop named `name` over the foreign key `fk` (a [`ForeignKey`] or a
-    /// [`NullableForeignKey`]), with `C::objects()` as its queryset (soft-deleted
+    /// The reverse hop named `name` over the foreign key `fk` (a [`ForeignKey`](super::ForeignKey) or a
+    /// [`NullableForeignKey`](super::NullableForeignKey)), with `C::objects()` as its queryset (soft-deleted
     /// children hidden). [`relation!`](crate::relation) declares a method that calls
     /// this; call it yourself where it cannot, when `P` is defined in another crate:
     /// `Reverse::new("pins", Pin::message)`.
