@@ -14,9 +14,10 @@ use crate::queryset::run::run;
 use crate::queryset::QuerySet;
 
 /// A foreign key as a prefetch hop, with a queryset of its own for the parent rows
-/// (Django's `Prefetch("sent_by", queryset=...)`). Made by [`ForeignKey::using`](super::ForeignKey::using) or
-/// [`NullableForeignKey::using`](super::NullableForeignKey::using); a bare foreign key is the same hop over
-/// `P::objects().with_deleted()`.
+/// (Django's `Prefetch("sent_by", queryset=...)`). Made by
+/// [`ForeignKey::using`](super::ForeignKey::using) or
+/// [`NullableForeignKey::using`](super::NullableForeignKey::using); a bare foreign key is
+/// the same hop over `P::objects().with_deleted()`.
 pub struct Forward<C, P> {
     link: Link<C, P>,
     qs: QuerySet<P>,

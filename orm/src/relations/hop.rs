@@ -54,8 +54,9 @@ impl Shape for One {
 /// One prefetch hop from parents `P`: loads the related rows of many parents in one
 /// query and says which parent key each belongs to.
 ///
-/// Hops: [`Reverse`](super::Reverse) (`Thread::messages()`), a foreign key ([`ForeignKey`](super::ForeignKey),
-/// [`NullableForeignKey`](super::NullableForeignKey), or [`Forward`](super::Forward) with a queryset of its own), and
+/// Hops: [`Reverse`](super::Reverse) (`Thread::messages()`), a foreign key
+/// ([`ForeignKey`](super::ForeignKey), [`NullableForeignKey`](super::NullableForeignKey),
+/// or [`Forward`](super::Forward) with a queryset of its own), and
 /// [`Nested`](super::Nested) (a hop, then a hop from its rows).
 pub trait Hop<P>: Clone {
     /// How many rows each parent gets.

@@ -10,7 +10,8 @@ use crate::queryset::run::run;
 use crate::queryset::QuerySet;
 
 /// What a [`Prefetched`](super::Prefetched) queryset loads for its parents: one hop
-/// ([`QuerySet::prefetch`]), or several ([`Prefetched::prefetch`](super::Prefetched::prefetch)).
+/// ([`QuerySet::prefetch`]), or several
+/// ([`Prefetched::prefetch`](super::Prefetched::prefetch)).
 pub trait PrefetchSet<P>: Clone {
     /// What each parent gets: a hop's output, or a tuple of them.
     type Out;
@@ -42,7 +43,8 @@ impl<P, H: Hop<P>> PrefetchSet<P> for Single<H> {
     }
 }
 
-/// Hops `A`, then one more hop `H` from the same parents ([`Prefetched::prefetch`](super::Prefetched::prefetch)).
+/// Hops `A`, then one more hop `H` from the same parents
+/// ([`Prefetched::prefetch`](super::Prefetched::prefetch)).
 #[derive(Clone)]
 pub struct Also<A, H>(A, H);
 
@@ -87,17 +89,17 @@ impl<P: Model> QuerySet<P> {
     /// The hop is a reverse relation (`Thread::messages()`: each thread gets a
     /// `Vec<Message>`), a foreign key (`Message::sent_by`: each message gets an
     /// `Option<Person>`), or a chain of those with
-    /// [`Reverse::prefetch`](super::Reverse::prefetch)/[`Forward::prefetch`](super::Forward::prefetch), each hop with its own queryset
-    /// (filters, ordering, soft delete, [`limit_per_parent`](super::Reverse::limit_per_parent)).
+    /// [`Reverse::prefetch`](super::Reverse::prefetch)/[`Forward::prefetch`](super::Forward::prefetch),
+    /// each hop with its own queryset (filters, ordering, soft delete,
+    /// [`limit_per_parent`](super::Reverse::limit_per_parent)).
     ///
-    /// Children come back in the hop's ordering, grouped under their parent, parents in
-    /// the queryset's order; a parent with no children gets an empty `Vec` (or `None`).
-    /// Keys are deduplicated and sent in one statement whatever their number: one
-    /// array bind on PostgreSQL (`= ANY($1)`), one JSON list on SQLite
-    /// (`IN (SELECT value FROM json_each(?))`). No parents, or no keys: no query for
-    /// the hop. A forward hop returns soft-deleted parents, as
-    /// [`select_related`](Self::select_related) does (use [`ForeignKey::using`](super::ForeignKey::using) to
-    /// choose).
+    /// Children come back in the hop's ordering, grouped under their parent, parents in the
+    /// queryset's order; a parent with no children gets an empty `Vec` (or `None`). Keys
+    /// are deduplicated and sent in one statement whatever their number: one array bind on
+    /// PostgreSQL (`= ANY($1)`), one JSON list on SQLite (`IN (SELECT value FROM
+    /// json_each(?))`). No parents, or no keys: no query for the hop. A forward hop returns
+    /// soft-deleted parents, as [`select_related`](Self::select_related) does (use
+    /// [`ForeignKey::using`](super::ForeignKey::using) to choose).
     ///
     /// ```
     /// # include!("../../doctest_setup.rs");
@@ -150,8 +152,8 @@ impl<P: Model> QuerySet<P> {
     /// | [`limit_per_parent`](super::Reverse::limit_per_parent) | `ROW_NUMBER() OVER (PARTITION BY ...)` | the same |
     ///
     /// ### Notes
-    /// - The queryset given to [`ForeignKey::using`](super::ForeignKey::using) chooses rows; a `limit` on it
-    ///   caps all parents together. Per parent, use
+    /// - The queryset given to [`ForeignKey::using`](super::ForeignKey::using) chooses
+    ///   rows; a `limit` on it caps all parents together. Per parent, use
     ///   [`limit_per_parent`](super::Reverse::limit_per_parent) on a reverse hop.
     /// - Rows shared by several parents (a sender of many messages) are cloned into
     ///   each, so hop rows are `Clone`.

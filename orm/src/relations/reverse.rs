@@ -48,11 +48,12 @@ impl<P, C> Clone for Reverse<P, C> {
 }
 
 impl<P: Model, C: Model> Reverse<P, C> {
-    /// The reverse hop named `name` over the foreign key `fk` (a [`ForeignKey`](super::ForeignKey) or a
-    /// [`NullableForeignKey`](super::NullableForeignKey)), with `C::objects()` as its queryset (soft-deleted
-    /// children hidden). [`relation!`](crate::relation) declares a method that calls
-    /// this; call it yourself where it cannot, when `P` is defined in another crate:
-    /// `Reverse::new("pins", Pin::message)`.
+    /// The reverse hop named `name` over the foreign key `fk` (a
+    /// [`ForeignKey`](super::ForeignKey) or a
+    /// [`NullableForeignKey`](super::NullableForeignKey)), with `C::objects()` as its
+    /// queryset (soft-deleted children hidden). [`relation!`](crate::relation) declares a
+    /// method that calls this; call it yourself where it cannot, when `P` is defined in
+    /// another crate: `Reverse::new("pins", Pin::message)`.
     pub fn new<F: Into<Link<C, P>>>(name: &'static str, fk: F) -> Self {
         Self {
             name,
@@ -185,11 +186,6 @@ impl<P: Model, C: Model> Reverse<P, C> {
             .collect())
     }
 
-    /// The statement for the parents with keys `keys` (chunked by the caller).
-    fn statement(&self, source: Source) -> SelectStatement<diesel::helper_types::AsSelect<C, Db>> {
-        SelectStatement::new(C::selection(), self.ranked(source))
-    }
-
     /// The hop's source for one key filter: the queryset's, wrapped in the per-parent
     /// ranking when there is a limit.
     fn source(&self, key_filter: Fragment) -> Source {
@@ -236,8 +232,8 @@ impl<P: Model, C: Model> Reverse<P, C> {
     /// statement: an array bind on PostgreSQL, a JSON list on SQLite).
     pub fn sql_for(&self, keys: &[i64], backend: Backend) -> Result<String> {
         let filter = key_filter(backend, (self.link.column)(), self.link.key_in, keys);
-        let source = self.qs.clone().filter_fragment(filter).source();
-        Ok(render(&self.statement(source), backend)?)
+        let statement = SelectStatement::new(C::selection(), self.source(filter));
+        Ok(render(&statement, backend)?)
     }
 }
 
