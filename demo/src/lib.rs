@@ -4,9 +4,15 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod api;
+pub mod bench;
+pub mod json;
 pub mod models;
+pub mod profile_pages;
+pub mod scenarios;
 #[allow(missing_docs)]
 pub mod schema;
+pub mod seed;
 
 /// The demo schema for both backends (`migrations/sqlite`, `migrations/postgres`).
 pub const MIGRATIONS: orm::Migrations = orm::Migrations {

@@ -1,61 +1,196 @@
-//! `cargo run -p demo [-- --database-url URL]`: opens (or creates) the database,
-//! migrates it and prints the row counts per table.
+//! `cargo run -p demo`: the talk's threads app, every slide as a runnable scenario.
+//!
+//! With no command it opens `./threads.db`, migrates it, seeds it when empty and runs
+//! every scenario (`tour`). `--database-url postgres://...` does the same on PostgreSQL.
 
-use demo::models::{Message, Person, Thread};
-use orm::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use clap::{Parser, Subcommand};
+use demo::scenarios;
+use demo::seed::{self, SeedConfig};
+use orm::Database;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "demo",
+    version,
+    about = "The talk's threads app on orm: seed, scenarios, HTTP API"
+)]
+struct Cli {
+    /// SQLite file, `sqlite://...`, `:memory:` or `postgres://...`.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "threads.db"
+    )]
+    database_url: String,
+    /// Messages to seed into an empty database.
+    #[arg(long, global = true, default_value_t = 100_000)]
+    messages: usize,
+    /// Persons to seed into an empty database.
+    #[arg(long, global = true, default_value_t = 1_000)]
+    persons: usize,
+    /// Threads to seed into an empty database.
+    #[arg(long, global = true, default_value_t = 1_000)]
+    threads: usize,
+    /// Use the database as it is: no migrations (e.g. a copy of the Django peer's
+    /// database, which has the same tables).
+    #[arg(long, global = true)]
+    no_migrate: bool,
+    /// Random seed of the generated data.
+    #[arg(long, global = true, default_value_t = 0)]
+    seed: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, seed when empty, run every scenario and print the table (the default).
+    Tour,
+    /// Migrate and seed when empty; print the rows per table.
+    Seed,
+    /// Run every scenario on the seeded database.
+    Scenarios {
+        /// One JSON object per line per scenario variant instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time each workload through orm and through hand-written diesel, alternating.
+    Bench {
+        /// Timed runs per side and workload.
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        /// One JSON object per line instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the HTTP API and the profiler pages on 127.0.0.1.
+    Serve {
+        /// The port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
+}
 
 fn main() {
-    if let Err(error) = run() {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli) {
         eprintln!("error: {error}");
         std::process::exit(1);
     }
 }
 
-fn run() -> orm::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut url = String::from("threads.db");
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--database-url" => url = args.next().unwrap_or_default(),
-            other if other.starts_with("--database-url=") => {
-                url = other.trim_start_matches("--database-url=").to_owned();
-            }
-            "-h" | "--help" => {
-                println!("usage: demo [--database-url URL]   (default: threads.db)");
-                return Ok(());
-            }
-            other => {
-                eprintln!("unknown argument `{other}` (try --help)");
-                std::process::exit(2);
-            }
+fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error + Send + Sync>> {
+    let db = Database::open(&cli.database_url)?;
+    let ran = if cli.no_migrate {
+        0
+    } else {
+        db.migrate(&demo::MIGRATIONS)?
+    };
+    let conn = &mut db.get()?;
+    if !seed::is_seeded(conn)? {
+        let config = SeedConfig {
+            persons: cli.persons,
+            threads: cli.threads,
+            messages: cli.messages,
+            seed: cli.seed,
+            progress: !quiet,
+        };
+        if !quiet {
+            eprintln!(
+                "seeding {} persons, {} threads, {} messages ...",
+                config.persons, config.threads, config.messages
+            );
+        }
+        let started = std::time::Instant::now();
+        seed::seed(conn, &config)?;
+        if !quiet {
+            eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
         }
     }
-    let db = Database::open(&url)?;
-    let ran = db.migrate(&demo::MIGRATIONS)?;
-    println!(
-        "database: {} ({}), {ran} migration(s) applied",
-        orm::redact_url(&url),
-        db.backend()
-    );
-    let conn = &mut db.get()?;
+    if !quiet {
+        println!(
+            "database: {} ({}), {ran} migration(s) applied",
+            orm::redact_url(&cli.database_url),
+            db.backend()
+        );
+    }
+    Ok(db)
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match cli.command {
+        None | Some(Command::Tour) => {
+            let db = open(&cli, false)?;
+            let conn = &mut db.get()?;
+            print_counts(conn)?;
+            println!();
+            let outcomes = scenarios::run_all(conn)?;
+            print!("{}", scenarios::table(&outcomes));
+        }
+        Some(Command::Seed) => {
+            let db = open(&cli, false)?;
+            print_counts(&mut *db.get()?)?;
+        }
+        Some(Command::Scenarios { json }) => {
+            let db = open(&cli, json)?;
+            let conn = &mut db.get()?;
+            let outcomes = scenarios::run_all(conn)?;
+            if json {
+                for o in &outcomes {
+                    println!("{}", serde_json::to_string(o)?);
+                }
+            } else {
+                print!("{}", scenarios::table(&outcomes));
+            }
+        }
+        Some(Command::Bench { runs, json }) => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "warning: a debug build; measure with `cargo run --release -p demo -- bench`"
+                );
+            }
+            let db = open(&cli, json)?;
+            let conn = &mut db.get()?;
+            let mut results = Vec::new();
+            for w in demo::bench::workloads() {
+                let r = demo::bench::measure(conn, &w, runs)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+                results.push(r);
+            }
+            if !json {
+                print!("{}", demo::bench::markdown(&results));
+            }
+        }
+        Some(Command::Serve { port }) => {
+            let db = open(&cli, false)?;
+            let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                println!(
+                    "serving on http://{} (API under /api/, profiler at /profile/); Ctrl-C stops",
+                    listener.local_addr()?
+                );
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                axum::serve(listener, demo::api::router(demo::api::AppState::new(db)))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn print_counts(conn: &mut orm::AnyConnection) -> orm::Result<()> {
     println!("{:<16} {:>10} {:>10}", "table", "live", "deleted");
-    for (table, live, deleted) in [
-        (
-            "weave_person",
-            Person::objects().count(conn)?,
-            Person::objects().only_deleted().count(conn)?,
-        ),
-        (
-            "weave_thread",
-            Thread::objects().count(conn)?,
-            Thread::objects().only_deleted().count(conn)?,
-        ),
-        (
-            "weave_message",
-            Message::objects().count(conn)?,
-            Message::objects().only_deleted().count(conn)?,
-        ),
-    ] {
+    for (table, live, deleted) in seed::table_counts(conn)? {
         println!("{table:<16} {live:>10} {deleted:>10}");
     }
     Ok(())

@@ -1,0 +1,531 @@
+//! The HTTP API: DRF's JSON shapes, page-number pagination and django-filter style
+//! filtering, with every request profiled.
+//!
+//! | route | what | queries |
+//! |---|---|---|
+//! | `GET /api/persons/` | persons, 100 a page | 2 (rows, count) |
+//! | `GET /api/threads/` | threads with nested messages and senders | 3 (threads, messages JOIN senders, count) |
+//! | `GET /api/messages/` | messages with `sender` | 2 (rows JOIN senders, count) |
+//! | `GET /api/messages/list_some/` | the talk's 100 `{sender, text}` | 1 |
+//! | `GET /api/<kind>/<id>/` | one object, 404 when there is none | 1 or 2 |
+//! | `GET /profile/` | recent requests: time, queries, database time, N+1 flags | 0 |
+//! | `GET /profile/<id>` | one request's queries, call sites and plans | 0 |
+//!
+//! Query strings filter by field (`?deleted=false&thread=3`); soft-deleted rows are
+//! hidden unless the `deleted` filter is given. Bad input gets a JSON error body:
+//! `400 {"detail": ...}` for an unknown field or a bad value, `404 {"detail": "Invalid
+//! page."}` for a bad page (as DRF does), `404 {"detail": "Not found."}` for an unknown id.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDateTime};
+use orm::prelude::*;
+use orm::{Captured, Database, QuerySet};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::json::{full_name, MessageJson, PageJson, PersonJson, SenderText, ThreadJson};
+use crate::models::{Message, Person, Thread};
+use crate::profile_pages;
+use crate::schema::{weave_message, weave_person, weave_thread};
+
+/// Rows per page, as the talk's `PageNumberPagination`.
+pub const PAGE_SIZE: i64 = 100;
+/// How many requests `/profile/` keeps.
+pub const KEEP_PROFILES: usize = 200;
+
+/// One profiled request.
+#[derive(Debug, Clone)]
+pub struct RequestProfile {
+    /// Sequence number, the `<id>` of `/profile/<id>`.
+    pub id: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Response status.
+    pub status: u16,
+    /// Wall time of the handler, in milliseconds.
+    pub ms: f64,
+    /// Everything the handler sent to the database.
+    pub captured: Captured,
+}
+
+/// What the handlers share.
+pub struct AppState {
+    db: Database,
+    profiles: Mutex<VecDeque<RequestProfile>>,
+    next_id: AtomicU64,
+}
+
+impl AppState {
+    /// State over a database pool.
+    pub fn new(db: Database) -> Arc<Self> {
+        Arc::new(AppState {
+            db,
+            profiles: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The recent requests, newest first.
+    pub fn profiles(&self) -> Vec<RequestProfile> {
+        self.profiles
+            .lock()
+            .map(|p| p.iter().rev().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One recorded request.
+    pub fn profile(&self, id: u64) -> Option<RequestProfile> {
+        self.profiles
+            .lock()
+            .ok()
+            .and_then(|p| p.iter().find(|r| r.id == id).cloned())
+    }
+
+    fn record(&self, mut profile: RequestProfile) {
+        profile.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut p) = self.profiles.lock() {
+            if p.len() == KEEP_PROFILES {
+                p.pop_front();
+            }
+            p.push_back(profile);
+        }
+    }
+}
+
+/// An API error with its status and a DRF-style `{"detail": ...}` body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: String,
+}
+
+impl ApiError {
+    fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            detail: detail.into(),
+        }
+    }
+
+    fn not_found(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<orm::Error> for ApiError {
+    fn from(e: orm::Error) -> Self {
+        let status = match &e {
+            orm::Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            orm::Error::PoolTimeout { .. } | orm::Error::Connect { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let detail = if status == StatusCode::NOT_FOUND {
+            "Not found.".to_owned()
+        } else {
+            e.to_string()
+        };
+        ApiError { status, detail }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "detail": self.detail }))).into_response()
+    }
+}
+
+/// A handler's answer: the JSON body, serialised straight from the rows.
+type ApiResult = Result<Vec<u8>, ApiError>;
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> ApiResult {
+    serde_json::to_vec(value).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        detail: e.to_string(),
+    })
+}
+type Params = Vec<(String, String)>;
+
+/// The router over shared state.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/persons/", get(persons))
+        .route("/api/threads/", get(threads))
+        .route("/api/messages/", get(messages))
+        .route("/api/messages/list_some/", get(list_some))
+        .route("/api/{kind}/{id}/", get(detail))
+        .route("/profile/", get(profile_list))
+        .route("/profile/{id}", get(profile_detail))
+        .fallback(|| async { ApiError::not_found("Not found.") })
+        .with_state(state)
+}
+
+/// Serves the API on `addr` until the process is stopped (or `shutdown` resolves).
+pub async fn serve(
+    db: Database,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, router(AppState::new(db)))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Runs a handler on a blocking thread with a pooled connection, inside a capture
+/// scope, and records the request for `/profile/`.
+async fn profiled(
+    state: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    handler: impl FnOnce(&mut AnyConnection) -> ApiResult + Send + 'static,
+) -> Response {
+    let state2 = state.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let (result, captured) = orm::capture(|| -> ApiResult {
+            let mut conn = state2.db.get()?;
+            handler(&mut conn)
+        });
+        (result, captured, started.elapsed())
+    })
+    .await;
+    let (result, captured, elapsed) = match joined {
+        Ok(parts) => parts,
+        Err(e) => {
+            return ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                detail: format!("handler failed: {e}"),
+            }
+            .into_response()
+        }
+    };
+    let response = match result {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    };
+    state.record(RequestProfile {
+        id: 0,
+        method: method.to_string(),
+        path: uri.to_string(),
+        status: response.status().as_u16(),
+        ms: elapsed.as_secs_f64() * 1e3,
+        captured,
+    });
+    response
+}
+
+// ---- query-string parsing -------------------------------------------------------
+
+fn int(field: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{field}`: `{value}` is not an integer")))
+}
+
+fn boolean(field: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "`{field}`: `{value}` is not a boolean (true or false)"
+        ))),
+    }
+}
+
+fn datetime(field: &str, value: &str) -> Result<NaiveDateTime, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|d| d.naive_utc())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "`{field}`: `{value}` is not a date-time (like 2024-03-01T12:00:00Z)"
+            ))
+        })
+}
+
+fn unknown_field(field: &str, fields: &[&str]) -> ApiError {
+    ApiError::bad_request(format!(
+        "unknown filter field `{field}`; the fields are: {}",
+        fields.join(", ")
+    ))
+}
+
+/// The page number of `?page=`: missing means 1; anything but a positive integer is
+/// DRF's "Invalid page.".
+fn page_number(params: &Params) -> Result<i64, ApiError> {
+    match params.iter().rev().find(|(k, _)| k == "page") {
+        None => Ok(1),
+        Some((_, v)) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(ApiError::not_found("Invalid page.")),
+        },
+    }
+}
+
+/// Where a page sits: its slice and DRF's `next`/`previous` links.
+struct Window {
+    offset: u64,
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+}
+
+fn window(path: &str, params: &Params, page: i64, count: i64) -> Result<Window, ApiError> {
+    let last = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    if page > last {
+        return Err(ApiError::not_found("Invalid page."));
+    }
+    let link = |n: i64| {
+        let mut query: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if n > 1 {
+            query.push(format!("page={n}"));
+        }
+        if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", query.join("&"))
+        }
+    };
+    Ok(Window {
+        offset: ((page - 1) * PAGE_SIZE) as u64,
+        count,
+        next: (page < last).then(|| link(page + 1)),
+        previous: (page > 1).then(|| link(page - 1)),
+    })
+}
+
+fn page_body<T: Serialize>(w: &Window, results: &[T]) -> ApiResult {
+    to_json(&PageJson {
+        count: w.count,
+        next: w.next.as_deref(),
+        previous: w.previous.as_deref(),
+        results,
+    })
+}
+
+const PERSON_FIELDS: &[&str] = &[
+    "id",
+    "created",
+    "updated",
+    "deleted",
+    "first_name",
+    "last_name",
+    "email_address",
+];
+const THREAD_FIELDS: &[&str] = &["id", "created", "updated", "deleted", "title"];
+const MESSAGE_FIELDS: &[&str] = &[
+    "id", "created", "updated", "deleted", "text", "sent_by", "thread",
+];
+
+fn filter_persons(mut qs: QuerySet<Person>, params: &Params) -> Result<QuerySet<Person>, ApiError> {
+    use weave_person as t;
+    for (k, v) in params {
+        qs = match k.as_str() {
+            "page" => qs,
+            "id" => qs.filter(t::id.eq(int(k, v)?)),
+            "created" => qs.filter(t::created.eq(datetime(k, v)?)),
+            "updated" => qs.filter(t::updated.eq(datetime(k, v)?)),
+            "deleted" => qs.with_deleted().filter(t::deleted.eq(boolean(k, v)?)),
+            "first_name" => qs.filter(t::first_name.eq(v.clone())),
+            "last_name" => qs.filter(t::last_name.eq(v.clone())),
+            "email_address" => qs.filter(t::email_address.eq(v.clone())),
+            other => return Err(unknown_field(other, PERSON_FIELDS)),
+        };
+    }
+    Ok(qs)
+}
+
+fn filter_threads(mut qs: QuerySet<Thread>, params: &Params) -> Result<QuerySet<Thread>, ApiError> {
+    use weave_thread as t;
+    for (k, v) in params {
+        qs = match k.as_str() {
+            "page" => qs,
+            "id" => qs.filter(t::id.eq(int(k, v)?)),
+            "created" => qs.filter(t::created.eq(datetime(k, v)?)),
+            "updated" => qs.filter(t::updated.eq(datetime(k, v)?)),
+            "deleted" => qs.with_deleted().filter(t::deleted.eq(boolean(k, v)?)),
+            "title" => qs.filter(t::title.eq(v.clone())),
+            other => return Err(unknown_field(other, THREAD_FIELDS)),
+        };
+    }
+    Ok(qs)
+}
+
+fn filter_messages(
+    mut qs: QuerySet<Message>,
+    params: &Params,
+) -> Result<QuerySet<Message>, ApiError> {
+    use weave_message as t;
+    for (k, v) in params {
+        qs = match k.as_str() {
+            "page" => qs,
+            "id" => qs.filter(t::id.eq(int(k, v)?)),
+            "created" => qs.filter(t::created.eq(datetime(k, v)?)),
+            "updated" => qs.filter(t::updated.eq(datetime(k, v)?)),
+            "deleted" => qs.with_deleted().filter(t::deleted.eq(boolean(k, v)?)),
+            "text" => qs.filter(t::text.eq(v.clone())),
+            "sent_by" => qs.filter(t::sent_by_id.eq(int(k, v)?)),
+            "thread" => qs.filter(t::thread_id.eq(int(k, v)?)),
+            other => return Err(unknown_field(other, MESSAGE_FIELDS)),
+        };
+    }
+    Ok(qs)
+}
+
+// ---- handlers ---------------------------------------------------------------------
+
+async fn persons(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    Query(params): Query<Params>,
+) -> Response {
+    profiled(state, method, uri, move |conn| {
+        let page = page_number(&params)?;
+        let qs = filter_persons(Person::objects(), &params)?;
+        let w = window("/api/persons/", &params, page, qs.count(conn)?)?;
+        let rows = qs.offset(w.offset).limit(PAGE_SIZE as u32).all(conn)?;
+        let results: Vec<PersonJson<'_>> = rows.iter().map(PersonJson::from).collect();
+        page_body(&w, &results)
+    })
+    .await
+}
+
+async fn threads(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    Query(params): Query<Params>,
+) -> Response {
+    profiled(state, method, uri, move |conn| {
+        let page = page_number(&params)?;
+        let qs = filter_threads(Thread::objects(), &params)?;
+        let w = window("/api/threads/", &params, page, qs.count(conn)?)?;
+        let rows = qs
+            .prefetch(Thread::messages().select_related(Message::sent_by))
+            .offset(w.offset)
+            .limit(PAGE_SIZE as u32)
+            .all(conn)?;
+        let results: Vec<ThreadJson<'_>> =
+            rows.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
+        page_body(&w, &results)
+    })
+    .await
+}
+
+async fn messages(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    Query(params): Query<Params>,
+) -> Response {
+    profiled(state, method, uri, move |conn| {
+        let page = page_number(&params)?;
+        let qs = filter_messages(Message::objects(), &params)?;
+        let w = window("/api/messages/", &params, page, qs.count(conn)?)?;
+        let rows = qs
+            .select_related(Message::sent_by)
+            .offset(w.offset)
+            .limit(PAGE_SIZE as u32)
+            .all(conn)?;
+        let results: Vec<MessageJson<'_>> =
+            rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
+        page_body(&w, &results)
+    })
+    .await
+}
+
+async fn list_some(State(state): State<Arc<AppState>>, method: Method, uri: Uri) -> Response {
+    profiled(state, method, uri, move |conn| {
+        let rows = Message::objects()
+            .select_related(Message::sent_by)
+            .limit(100)
+            .all(conn)?;
+        let out: Vec<SenderText<'_>> = rows
+            .iter()
+            .map(|(m, p)| SenderText {
+                sender: full_name(p),
+                text: &m.text,
+            })
+            .collect();
+        to_json(&out)
+    })
+    .await
+}
+
+async fn detail(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    profiled(state, method, uri, move |conn| {
+        let id: i64 = id.parse().map_err(|_| ApiError::not_found("Not found."))?;
+        match kind.as_str() {
+            "persons" => {
+                let p = Person::objects()
+                    .filter(weave_person::id.eq(id))
+                    .get(conn)?;
+                to_json(&PersonJson::from(&p))
+            }
+            "threads" => {
+                let mut rows = Thread::objects()
+                    .filter(weave_thread::id.eq(id))
+                    .prefetch(Thread::messages().select_related(Message::sent_by))
+                    .all(conn)?;
+                let (t, m) = rows
+                    .pop()
+                    .ok_or_else(|| ApiError::not_found("Not found."))?;
+                to_json(&ThreadJson::new(&t, &m))
+            }
+            "messages" => {
+                let mut rows = Message::objects()
+                    .filter(weave_message::id.eq(id))
+                    .select_related(Message::sent_by)
+                    .all(conn)?;
+                let (m, p) = rows
+                    .pop()
+                    .ok_or_else(|| ApiError::not_found("Not found."))?;
+                to_json(&MessageJson::new(&m, &p))
+            }
+            _ => Err(ApiError::not_found("Not found.")),
+        }
+    })
+    .await
+}
+
+async fn profile_list(State(state): State<Arc<AppState>>) -> Html<String> {
+    Html(profile_pages::list(&state.profiles()))
+}
+
+async fn profile_detail(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let found = id.parse::<u64>().ok().and_then(|id| state.profile(id));
+    match found {
+        Some(p) => Html(profile_pages::detail(&p, &state.db)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Html("<h1>No such request</h1>".to_owned()),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,114 @@
+//! `/profile/` and `/profile/<id>`: what each request sent to the database.
+
+use std::fmt::Write;
+
+use orm::Database;
+
+use crate::api::RequestProfile;
+use crate::scenarios::N_PLUS_ONE_THRESHOLD;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}\
+th{background:#f4f4f4}.num{text-align:right}.bad{color:#b00;font-weight:600}\
+code,pre{font:12px ui-monospace,monospace}pre{white-space:pre-wrap;background:#f8f8f8;padding:6px}\
+.bar{background:#4a7;height:10px;display:inline-block}";
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    )
+}
+
+/// The list of recent requests, newest first.
+pub fn list(profiles: &[RequestProfile]) -> String {
+    let mut body = String::from("<h1>Recent requests</h1><table id=\"requests\"><tr><th>#</th><th>method</th><th>path</th><th>status</th><th class=\"num\">ms</th><th class=\"num\">queries</th><th class=\"num\">db ms</th><th>N+1</th></tr>");
+    for p in profiles {
+        let repeated = p.captured.repeated(N_PLUS_ONE_THRESHOLD);
+        let flag = if repeated.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<span class=\"bad\">{} shape(s), {}x</span>",
+                repeated.len(),
+                repeated[0].count
+            )
+        };
+        let _ = write!(
+            body,
+            "<tr class=\"request\"><td><a href=\"/profile/{id}\">{id}</a></td><td>{}</td><td><a href=\"/profile/{id}\">{}</a></td><td>{}</td><td class=\"num\">{:.1}</td><td class=\"num queries\">{}</td><td class=\"num\">{:.1}</td><td>{flag}</td></tr>",
+            escape(&p.method),
+            escape(&p.path),
+            p.status,
+            p.ms,
+            p.captured.len(),
+            p.captured.database_time().as_secs_f64() * 1e3,
+            id = p.id,
+        );
+    }
+    body.push_str("</table>");
+    if profiles.is_empty() {
+        body.push_str("<p>No requests yet: call the API, then reload.</p>");
+    }
+    page("Profile", &body)
+}
+
+/// One request: each query with its duration, call site and binds.
+pub fn detail(p: &RequestProfile, _db: &Database) -> String {
+    let mut body = format!(
+        "<p><a href=\"/profile/\">all requests</a></p><h1>{} {}</h1><p>status {} · {:.1} ms · {} queries · {:.1} ms on the database</p>",
+        escape(&p.method),
+        escape(&p.path),
+        p.status,
+        p.ms,
+        p.captured.len(),
+        p.captured.database_time().as_secs_f64() * 1e3
+    );
+    let max = p
+        .captured
+        .data()
+        .iter()
+        .map(|q| q.duration.as_secs_f64())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    body.push_str("<table id=\"queries\"><tr><th>#</th><th class=\"num\">ms</th><th>time</th><th class=\"num\">rows</th><th>call site</th><th>SQL</th></tr>");
+    for (i, q) in p.captured.data().iter().enumerate() {
+        let width = (q.duration.as_secs_f64() / max * 200.0).max(1.0);
+        let site = q
+            .call_site
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "<tr class=\"query\"><td>{}</td><td class=\"num\">{:.3}</td><td><span class=\"bar\" style=\"width:{width:.0}px\"></span></td><td class=\"num\">{}</td><td><code>{}</code></td><td><pre>{}</pre>{}</td></tr>",
+            i + 1,
+            q.duration.as_secs_f64() * 1e3,
+            q.rows.map(|r| r.to_string()).unwrap_or_default(),
+            escape(&site),
+            escape(&q.sql),
+            if q.binds.is_empty() {
+                String::new()
+            } else {
+                format!("<code>binds: {}</code>", escape(&q.binds.join(", ")))
+            }
+        );
+    }
+    body.push_str("</table>");
+    page(&format!("{} {}", p.method, p.path), &body)
+}
