@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::json::{full_name, PageJson, SenderText, ThreadJson};
 use crate::models::{Message, Person, Thread};
-use crate::schema::{weave_message, weave_person};
+use crate::schema::weave_message;
 
 /// One run of one scenario variant.
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +63,12 @@ pub fn measure(
             .call_site
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_else(|| "?".into());
-        format!("N+1: one shape sent {} times from {site}", r.count)
+        let fix = r.fix.as_ref().map(|f| format!(" (fix: {f})"));
+        format!(
+            "N+1: one shape sent {} times from {site}{}",
+            r.count,
+            fix.unwrap_or_default()
+        )
     });
     Ok(Outcome {
         scenario,
@@ -90,10 +95,7 @@ fn add_note(outcome: &mut Outcome, extra: String) {
 
 /// The sender of one message, loaded on its own: the lazy access the talk starts from.
 pub fn sender_of(conn: &mut AnyConnection, message: &Message) -> orm::Result<Person> {
-    Person::objects()
-        .with_deleted()
-        .filter(weave_person::id.eq(message.sent_by_id))
-        .get(conn)
+    Message::sent_by.get(message, conn)
 }
 
 /// `GET /api/messages/list_some/` as the talk wrote it first: 100 messages, then each
@@ -146,9 +148,7 @@ pub fn threads_page(conn: &mut AnyConnection, how: ThreadsPage) -> orm::Result<V
         ThreadsPage::Naive => {
             let mut page = Vec::new();
             for t in threads.all(conn)? {
-                let messages = Message::objects()
-                    .filter(weave_message::thread_id.eq(t.id))
-                    .all(conn)?;
+                let messages = Thread::messages().all_for(&t, conn)?;
                 let mut with_senders = Vec::with_capacity(messages.len());
                 for m in messages {
                     let sender = sender_of(conn, &m)?;

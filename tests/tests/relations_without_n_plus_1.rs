@@ -232,3 +232,40 @@ on_both_backends! {
         assert!(warn.is_ok());
     }
 }
+
+on_both_backends! {
+    fn the_demo_naive_scenarios_are_reported_with_their_fix(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let naive = detect_n_plus_one(5, NPlusOneMode::Strict, || demo::scenarios::list_some_naive(conn));
+        let report = match naive {
+            Err(orm::Error::NPlusOne(report)) => report,
+            other => panic!("expected an n+1 report, got {:?}", other.map(|b| b.map(|b| b.len()))),
+        };
+        assert_eq!(report.repeated.len(), 1, "{report}");
+        assert_eq!(report.repeated[0].count, 7, "one sender per live message");
+        assert_eq!(report.repeated[0].fix.as_deref(), Some("select_related `Message::sent_by`"));
+
+        // Two live threads: their messages one thread at a time, then the six live
+        // messages' senders one at a time.
+        let page = detect_n_plus_one(2, NPlusOneMode::Strict, || {
+            demo::scenarios::threads_page(conn, demo::scenarios::ThreadsPage::Naive)
+        });
+        let report = match page {
+            Err(orm::Error::NPlusOne(report)) => report,
+            other => panic!("expected an n+1 report, got {:?}", other.map(|b| b.map(|b| b.len()))),
+        };
+        let found: Vec<(usize, Option<&str>)> =
+            report.repeated.iter().map(|r| (r.count, r.fix.as_deref())).collect();
+        assert_eq!(
+            found,
+            [(6, Some("select_related `Message::sent_by`")), (2, Some("prefetch `Thread::messages`"))],
+            "{report}"
+        );
+
+        let quiet = detect_n_plus_one(2, NPlusOneMode::Strict, || {
+            demo::scenarios::threads_page(conn, demo::scenarios::ThreadsPage::PrefetchMessagesAndSenders)
+        });
+        assert!(quiet.is_ok());
+    }
+}

@@ -168,8 +168,17 @@ impl<P: Model, C: Model> Reverse<P, C> {
     /// let thread = Thread::objects().filter(weave_thread::id.eq(1)).get(&mut conn)?;
     /// let (messages, captured) = orm::capture(|| Thread::messages().all_for(&thread, &mut conn));
     /// assert_eq!(messages?.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 1]);
-    /// // The hop's query for one key: see `sql_for` for both backends.
-    /// assert_eq!(captured.all()[0].sql, Thread::messages().sql_for(&[thread.id], Backend::Sqlite)?);
+    /// assert_eq!(captured.all()[0].sql, Thread::messages().all_for_sql(&thread, Backend::Sqlite)?);
+    /// assert_eq!(
+    ///     Thread::messages().all_for_sql(&thread, Backend::Sqlite)?,
+    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` \
+    ///      FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` IN (?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
+    /// );
+    /// assert_eq!(
+    ///     Thread::messages().all_for_sql(&thread, Backend::Postgres)?,
+    ///     "SELECT \"weave_message\".\"id\", \"weave_message\".\"created\", \"weave_message\".\"updated\", \"weave_message\".\"deleted\", \"weave_message\".\"text\", \"weave_message\".\"sent_by_id\", \"weave_message\".\"thread_id\" \
+    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND ((\"weave_message\".\"thread_id\" = ANY($1))) ORDER BY \"weave_message\".\"updated\" DESC, \"weave_message\".\"id\" DESC"
+    /// );
     /// # Ok(()) }
     /// ```
     ///
@@ -179,8 +188,9 @@ impl<P: Model, C: Model> Reverse<P, C> {
     pub fn all_for(&self, parent: &P, conn: &mut AnyConnection) -> Result<Vec<C>> {
         let site = Location::caller();
         note_fix(site, || format!("prefetch `{}::{}`", P::NAME, self.name));
+        let filter = (self.link.key_in)(vec![parent.pk()]);
         Ok(self
-            .fetch_rows(conn, &[parent.pk()], site)?
+            .load_where(conn, filter, site)?
             .into_iter()
             .map(|(_, row)| row)
             .collect())
@@ -219,13 +229,32 @@ impl<P: Model, C: Model> Reverse<P, C> {
     ) -> Result<Vec<(i64, C)>> {
         let link = self.link;
         fetch_keyed(conn, keys, (link.column)(), link.key_in, |conn, filter| {
-            let statement = SelectStatement::new(C::selection(), self.source(filter));
-            let rows = run(site, || C::load_rows(&statement, conn))?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|row| Some((link.value.get(&row)?, row)))
-                .collect())
+            self.load_where(conn, filter, site)
         })
+    }
+
+    /// The hop's rows under the key filter `filter`, each with its parent key.
+    fn load_where(
+        &self,
+        conn: &mut AnyConnection,
+        filter: Fragment,
+        site: &'static Location<'static>,
+    ) -> Result<Vec<(i64, C)>> {
+        let statement = SelectStatement::new(C::selection(), self.source(filter));
+        let rows = run(site, || C::load_rows(&statement, conn))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| Some((self.link.value.get(&row)?, row)))
+            .collect())
+    }
+
+    /// The SQL [`all_for`](Self::all_for) sends for `parent` on `backend`.
+    pub fn all_for_sql(&self, parent: &P, backend: Backend) -> Result<String> {
+        let statement = SelectStatement::new(
+            C::selection(),
+            self.source((self.link.key_in)(vec![parent.pk()])),
+        );
+        Ok(render(&statement, backend)?)
     }
 
     /// The SQL of this hop's query for parents with keys `keys` on `backend` (one
