@@ -172,7 +172,7 @@ impl<P: Model, C: Model> Reverse<P, C> {
     /// assert_eq!(
     ///     Thread::messages().all_for_sql(&thread, Backend::Sqlite)?,
     ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` \
-    ///      FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` IN (?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
+    ///      FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` IN (?))) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
     /// );
     /// assert_eq!(
     ///     Thread::messages().all_for_sql(&thread, Backend::Postgres)?,
