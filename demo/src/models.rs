@@ -77,6 +77,7 @@ orm::model! {
         ordering: (weave_person::updated.desc(), weave_person::id.desc()),
         soft_delete: deleted,
         timestamps: (created, updated),
+        cursor_columns: (created, updated),
     }
 }
 
@@ -86,6 +87,7 @@ orm::model! {
         ordering: (weave_thread::updated.desc(), weave_thread::id.desc()),
         soft_delete: deleted,
         timestamps: (created, updated),
+        cursor_columns: (created, updated),
     }
 }
 
@@ -95,6 +97,7 @@ orm::model! {
         ordering: (weave_message::updated.desc(), weave_message::id.desc()),
         soft_delete: deleted,
         timestamps: (created, updated),
+        cursor_columns: (created, updated, text, sent_by_id, thread_id),
     }
 }
 

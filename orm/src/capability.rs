@@ -27,6 +27,10 @@ pub struct Capability {
     pub explain_analyze: bool,
     /// `DECLARE ... CURSOR` / `FETCH` server-side cursors.
     pub server_side_cursors: bool,
+    /// The planner's row estimate for any query (`EXPLAIN (FORMAT JSON)` "Plan Rows").
+    pub planner_row_estimates: bool,
+    /// `NULL` sorts before every value in `ASC` order (SQLite); PostgreSQL puts it last.
+    pub nulls_first_ascending: bool,
 }
 
 const SQLITE: Capability = Capability {
@@ -41,6 +45,9 @@ const SQLITE: Capability = Capability {
     json_key_lists: true,
     explain_analyze: false,
     server_side_cursors: false,
+    // EXPLAIN QUERY PLAN carries no row counts.
+    planner_row_estimates: false,
+    nulls_first_ascending: true,
 };
 
 const POSTGRES: Capability = Capability {
@@ -55,6 +62,8 @@ const POSTGRES: Capability = Capability {
     json_key_lists: false,
     explain_analyze: true,
     server_side_cursors: true,
+    planner_row_estimates: true,
+    nulls_first_ascending: false,
 };
 
 impl Capability {

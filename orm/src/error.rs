@@ -91,6 +91,87 @@ pub enum Error {
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
 
+    /// An exact count did not finish within its deadline
+    /// ([`Count::ExactWithin`](crate::count::Count::ExactWithin)); the statement was
+    /// cancelled and the connection is usable.
+    #[error("exact count did not finish within {timeout:?} on {backend}")]
+    CountTimedOut {
+        /// The backend in use.
+        backend: Backend,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
+    /// The database has no row-count statistics for a table yet (PostgreSQL before
+    /// the first `ANALYZE` or autovacuum, SQLite before `ANALYZE`).
+    #[error("no table statistics for `{table}` on {backend} (run ANALYZE first)")]
+    NoStatistics {
+        /// The backend in use.
+        backend: Backend,
+        /// The table, as the database names it.
+        table: String,
+    },
+
+    /// A count method cannot answer for this queryset (for example table statistics
+    /// for a filtered queryset, or a sample of a sliced one).
+    #[error("{method} cannot count this queryset: {reason}")]
+    CountNotApplicable {
+        /// The count method.
+        method: &'static str,
+        /// Why not.
+        reason: &'static str,
+    },
+
+    /// A sampling percentage outside `(0, 100]`.
+    #[error("sample percentage {percent} is not in (0, 100]")]
+    InvalidSamplePercent {
+        /// The percentage given.
+        percent: f64,
+    },
+
+    /// A page number that is not an integer (Django's `PageNotAnInteger`).
+    #[error("page number `{raw}` is not an integer")]
+    PageNotAnInteger {
+        /// The text received, as given.
+        raw: String,
+    },
+
+    /// A page number that names no page (Django's `EmptyPage`): less than 1, or past
+    /// the last page.
+    #[error("{}", crate::paginate::empty_page_message(*page, *last_page))]
+    EmptyPage {
+        /// The page number asked for.
+        page: i64,
+        /// The last page, when the count is known to be exact.
+        last_page: Option<u64>,
+    },
+
+    /// A page size of zero or above the paginator's maximum.
+    #[error("page size {size} is not between 1 and {max}")]
+    InvalidPageSize {
+        /// The size asked for.
+        size: u64,
+        /// The paginator's maximum.
+        max: u64,
+    },
+
+    /// A keyset cursor token that does not decode, is not ours, or was made for
+    /// another ordering.
+    #[error("invalid cursor: {reason}")]
+    InvalidCursor {
+        /// What is wrong with it.
+        reason: crate::paginate::CursorError,
+    },
+
+    /// Keyset pagination needs a column value the model does not expose.
+    #[error("keyset pagination over {model} needs the value of `{column}`: list it in model!'s `cursor_columns`")]
+    CursorColumnUnavailable {
+        /// The model's name.
+        model: &'static str,
+        /// The ordering column.
+        column: &'static str,
+    },
+
     /// A `select_related` reaches the same table twice (it would need a table alias):
     /// prefetch one of the relations instead.
     #[error(
@@ -178,6 +259,21 @@ impl Error {
     /// True for [`Error::Unsupported`].
     pub fn is_unsupported(&self) -> bool {
         matches!(self, Error::Unsupported { .. })
+    }
+
+    /// True for [`Error::CountTimedOut`].
+    pub fn is_count_timed_out(&self) -> bool {
+        matches!(self, Error::CountTimedOut { .. })
+    }
+
+    /// True for [`Error::EmptyPage`] (Django's `EmptyPage`).
+    pub fn is_empty_page(&self) -> bool {
+        matches!(self, Error::EmptyPage { .. })
+    }
+
+    /// True for [`Error::InvalidCursor`].
+    pub fn is_invalid_cursor(&self) -> bool {
+        matches!(self, Error::InvalidCursor { .. })
     }
 
     /// The connection failure's kind, for [`Error::Connect`] (directly or as the

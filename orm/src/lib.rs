@@ -90,6 +90,24 @@
 //! terminal method. `BEGIN`/`COMMIT` and the pool's `SELECT 1` health checks are
 //! recorded but not counted. [`assert_num_queries!`] checks a count in tests.
 //!
+//! ## Counting and pagination
+//!
+//! [`QuerySet::count_with`] takes a [`count::Count`] strategy and returns a
+//! [`count::CountResult`]: the value, whether it is exact, the method, and the
+//! strategies that gave way before it. Exact (`COUNT(*)`), exact within a deadline
+//! (cancelled on time, the connection still usable), capped ("more than 10,000"),
+//! table statistics, the planner's estimate for a filtered queryset, and a
+//! `TABLESAMPLE` with the filters applied; chain them with [`count::Count::or`]. A
+//! method a backend lacks is [`Error::Unsupported`], never a silent substitute.
+//!
+//! [`QuerySet::paginate`] gives numbered pages in Django REST framework's shape
+//! (`{count, next, previous, results}` plus `count_is_exact`), counted with any
+//! strategy; [`QuerySet::keyset`] gives cursor pages, one query each however deep,
+//! stable while rows are inserted, with signed tokens. Both append the primary key
+//! to the ordering. Bad page numbers, page sizes and cursors are typed errors
+//! ([`Error::PageNotAnInteger`], [`Error::EmptyPage`], [`Error::InvalidPageSize`],
+//! [`Error::InvalidCursor`]).
+//!
 //! ## Transactions
 //!
 //! [`atomic`] commits on `Ok`, rolls back on `Err` or panic, nests with savepoints,
@@ -100,6 +118,7 @@
 
 mod capability;
 mod connection;
+pub mod count;
 mod database;
 mod error;
 mod fragment;
@@ -107,6 +126,7 @@ pub mod instrument;
 mod migrate;
 mod model;
 mod ordering;
+pub mod paginate;
 pub mod prelude;
 mod queryset;
 pub mod relations;
