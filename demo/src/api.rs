@@ -28,6 +28,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime};
+use orm::paginate::{Page, PageLink};
 use orm::prelude::*;
 use orm::{Captured, Database, QuerySet};
 use serde::Serialize;
@@ -39,7 +40,7 @@ use crate::profile_pages;
 use crate::schema::{weave_message, weave_person, weave_thread};
 
 /// Rows per page, as the talk's `PageNumberPagination`.
-pub const PAGE_SIZE: i64 = 100;
+pub const PAGE_SIZE: u64 = 100;
 /// How many requests `/profile/` keeps.
 pub const KEEP_PROFILES: usize = 200;
 
@@ -129,6 +130,13 @@ impl ApiError {
 
 impl From<orm::Error> for ApiError {
     fn from(e: orm::Error) -> Self {
+        if matches!(
+            e,
+            orm::Error::EmptyPage { .. } | orm::Error::PageNotAnInteger { .. }
+        ) {
+            // DRF answers every bad page number alike.
+            return ApiError::not_found("Invalid page.");
+        }
         let status = match &e {
             orm::Error::NotFound { .. } => StatusCode::NOT_FOUND,
             orm::Error::PoolTimeout { .. } | orm::Error::Connect { .. } => {
@@ -266,60 +274,29 @@ fn unknown_field(field: &str, fields: &[&str]) -> ApiError {
     ))
 }
 
-/// The page number of `?page=`: missing means 1; anything but a positive integer is
-/// DRF's "Invalid page.".
-fn page_number(params: &Params) -> Result<i64, ApiError> {
-    match params.iter().rev().find(|(k, _)| k == "page") {
-        None => Ok(1),
-        Some((_, v)) => match v.parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(ApiError::not_found("Invalid page.")),
-        },
-    }
+/// The raw `?page=` text (missing means page 1); the paginator parses it.
+fn raw_page(params: &Params) -> &str {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "page")
+        .map_or("1", |(_, v)| v.as_str())
 }
 
-/// Where a page sits: its slice and DRF's `next`/`previous` links.
-struct Window {
-    offset: u64,
-    count: i64,
-    next: Option<String>,
-    previous: Option<String>,
-}
-
-fn window(path: &str, params: &Params, page: i64, count: i64) -> Result<Window, ApiError> {
-    let last = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    if page > last {
-        return Err(ApiError::not_found("Invalid page."));
-    }
-    let link = |n: i64| {
-        let mut query: Vec<String> = params
-            .iter()
-            .filter(|(k, _)| k != "page")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        if n > 1 {
-            query.push(format!("page={n}"));
-        }
-        if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{}", query.join("&"))
-        }
+/// A library page as DRF's four keys, with the rows turned into their JSON shape.
+fn page_body<'a, R, T: Serialize>(page: &'a Page<R>, json: impl Fn(&'a R) -> T) -> ApiResult {
+    let results: Vec<T> = page.results.iter().map(json).collect();
+    let link = |l: &Option<PageLink>| match l {
+        Some(PageLink::Url(u)) => Some(u.clone()),
+        Some(PageLink::Number(n)) => Some(n.to_string()),
+        None => None,
     };
-    Ok(Window {
-        offset: ((page - 1) * PAGE_SIZE) as u64,
-        count,
-        next: (page < last).then(|| link(page + 1)),
-        previous: (page > 1).then(|| link(page - 1)),
-    })
-}
-
-fn page_body<T: Serialize>(w: &Window, results: &[T]) -> ApiResult {
+    let (next, previous) = (link(&page.next), link(&page.previous));
     to_json(&PageJson {
-        count: w.count,
-        next: w.next.as_deref(),
-        previous: w.previous.as_deref(),
-        results,
+        count: page.count,
+        next: next.as_deref(),
+        previous: previous.as_deref(),
+        results: &results,
     })
 }
 
@@ -400,13 +377,14 @@ async fn persons(
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Response {
+    let here = uri.to_string();
     profiled(state, method, uri, move |conn| {
-        let page = page_number(&params)?;
         let qs = filter_persons(Person::objects(), &params)?;
-        let w = window("/api/persons/", &params, page, qs.count(conn)?)?;
-        let rows = qs.offset(w.offset).limit(PAGE_SIZE as u32).all(conn)?;
-        let results: Vec<PersonJson<'_>> = rows.iter().map(PersonJson::from).collect();
-        page_body(&w, &results)
+        let page = qs
+            .paginate(PAGE_SIZE)
+            .links(&here)
+            .page(conn, raw_page(&params))?;
+        page_body(&page, PersonJson::from)
     })
     .await
 }
@@ -417,18 +395,18 @@ async fn threads(
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Response {
+    let here = uri.to_string();
     profiled(state, method, uri, move |conn| {
-        let page = page_number(&params)?;
         let qs = filter_threads(Thread::objects(), &params)?;
-        let w = window("/api/threads/", &params, page, qs.count(conn)?)?;
-        let rows = qs
-            .prefetch(Thread::messages().select_related(Message::sent_by))
-            .offset(w.offset)
-            .limit(PAGE_SIZE as u32)
-            .all(conn)?;
-        let results: Vec<ThreadJson<'_>> =
-            rows.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
-        page_body(&w, &results)
+        let page = qs.paginate(PAGE_SIZE).links(&here).page_with(
+            conn,
+            raw_page(&params),
+            |qs, conn| {
+                qs.prefetch(Thread::messages().select_related(Message::sent_by))
+                    .all(conn)
+            },
+        )?;
+        page_body(&page, |(t, m)| ThreadJson::new(t, m))
     })
     .await
 }
@@ -439,18 +417,15 @@ async fn messages(
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Response {
+    let here = uri.to_string();
     profiled(state, method, uri, move |conn| {
-        let page = page_number(&params)?;
         let qs = filter_messages(Message::objects(), &params)?;
-        let w = window("/api/messages/", &params, page, qs.count(conn)?)?;
-        let rows = qs
-            .select_related(Message::sent_by)
-            .offset(w.offset)
-            .limit(PAGE_SIZE as u32)
-            .all(conn)?;
-        let results: Vec<MessageJson<'_>> =
-            rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
-        page_body(&w, &results)
+        let page = qs.paginate(PAGE_SIZE).links(&here).page_with(
+            conn,
+            raw_page(&params),
+            |qs, conn| qs.select_related(Message::sent_by).all(conn),
+        )?;
+        page_body(&page, |(m, p)| MessageJson::new(m, p))
     })
     .await
 }

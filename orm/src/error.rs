@@ -172,6 +172,43 @@ pub enum Error {
         column: &'static str,
     },
 
+    /// An argument a method cannot work with (a chunk size of 0, ...).
+    #[error("invalid {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        argument: &'static str,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A bulk write failed; nothing of it was written (the whole write ran in one
+    /// transaction, rolled back). Says which row and chunk the database rejected.
+    #[error("{operation} failed at {}chunk {chunk} (rows {first_row}..{end_row} of {total_rows}), nothing written: {source}{}", row.map(|r| format!("row {r}, ")).unwrap_or_default(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    BulkWrite {
+        /// `bulk_create` or `bulk_update`.
+        operation: &'static str,
+        /// The input row (counting from 0) whose addition made its chunk fail: the
+        /// chunk is re-sent in halves, each attempt rolled back, to find it. `None`
+        /// for a `COPY` (PostgreSQL's detail names the key instead) or when the
+        /// search could not tell.
+        row: Option<usize>,
+        /// The failing chunk, counting from 0.
+        chunk: usize,
+        /// The index of the chunk's first row in the input, counting from 0.
+        first_row: usize,
+        /// One past the index of the chunk's last row.
+        end_row: usize,
+        /// How many rows the write was given.
+        total_rows: usize,
+        /// The database's detail, when it gives one: PostgreSQL names the offending
+        /// key (`Key (email_address)=(ada@example.org) already exists.`), which
+        /// identifies the row; SQLite gives none. A COPY is one chunk of all rows.
+        detail: Option<String>,
+        /// The database's error.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A `select_related` reaches the same table twice (it would need a table alias):
     /// prefetch one of the relations instead.
     #[error(
@@ -289,7 +326,8 @@ impl Error {
         }
     }
 
-    /// True when the database rejected a statement for violating a unique constraint.
+    /// True when the database rejected a statement for violating a unique constraint
+    /// (also inside a failed bulk write).
     pub fn is_unique_violation(&self) -> bool {
         self.is_database_error(
             diesel::result::DatabaseErrorKind::UniqueViolation,
@@ -314,6 +352,7 @@ impl Error {
     ) -> bool {
         use diesel::result::{DatabaseErrorKind, Error as DieselError};
         match self {
+            Error::BulkWrite { source, .. } => source.is_database_error(kind, sqlite_message),
             Error::Query(DieselError::DatabaseError(k, info)) => {
                 std::mem::discriminant(k) == std::mem::discriminant(&kind)
                     || matches!(k, DatabaseErrorKind::Unknown)

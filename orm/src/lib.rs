@@ -112,10 +112,39 @@
 //!
 //! [`atomic`] commits on `Ok`, rolls back on `Err` or panic, nests with savepoints,
 //! and starts SQLite write transactions with `BEGIN IMMEDIATE`.
+//!
+//! ## Streaming and bulk writes
+//!
+//! [`QuerySet::stream`] iterates any queryset (filters, ordering,
+//! [`select_related`](QuerySet::select_related), [`prefetch`](QuerySet::prefetch) per
+//! chunk) with memory bounded by the chunk size; [`QuerySet::stream_sql`] shows the
+//! statements:
+//!
+//! | ordering | SQLite | PostgreSQL |
+//! |---|---|---|
+//! | by primary key, or none | keyset: `... AND id > ? ORDER BY id LIMIT ?` per chunk | same, `$n` |
+//! | any other | one `SELECT`, stepped | `DECLARE c NO SCROLL CURSOR FOR SELECT ...`, `FETCH FORWARD n FROM c` per chunk |
+//!
+//! Writes of many rows take a `Vec` of a row type declared with [`insertable!`]; each
+//! runs in one transaction, so it is written whole or not at all, and every write
+//! sets `updated` (and inserts `created`) to now:
+//!
+//! | you want | call | SQL |
+//! |---|---|---|
+//! | one row | [`create`](QuerySet::create) | `INSERT INTO t (...) VALUES (...) RETURNING id` |
+//! | many rows, their ids | [`bulk_create`](QuerySet::bulk_create) | `INSERT ... VALUES (...), (...) RETURNING id`, chunked under the bind limit |
+//! | skip or upsert conflicts | [`bulk_create_with`](QuerySet::bulk_create_with) | `... ON CONFLICT DO NOTHING` / `ON CONFLICT (k) DO UPDATE SET c = excluded.c` |
+//! | the fastest load | `bulk_create_with(.., &BulkCreate::new().method(InsertMethod::Copy))` | PostgreSQL `COPY t (...) FROM STDIN WITH (FORMAT binary)` |
+//! | per-row values | [`bulk_update`](QuerySet::bulk_update) | `UPDATE t SET c = v.column2, updated = ? FROM (VALUES (?, ?), ...) AS v WHERE t.id = v.column1` |
+//!
+//! [`BulkCreate`](bulk::BulkCreate) and [`InsertMethod`](bulk::InsertMethod) live in
+//! [`bulk`]. A failure is an [`Error::BulkWrite`] naming the failing row, its chunk and
+//! the database's detail; nothing is written.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bulk;
 mod capability;
 mod connection;
 pub mod count;
@@ -130,6 +159,7 @@ pub mod paginate;
 pub mod prelude;
 mod queryset;
 pub mod relations;
+mod stream;
 mod transaction;
 
 pub use capability::Capability;
@@ -144,11 +174,13 @@ pub use migrate::Migrations;
 pub use model::Model;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use queryset::{Deleted, QuerySet};
+pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};
 pub use transaction::atomic;
 
 /// Used by the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::queryset::statement::ModelSelect;
+    pub use chrono;
     pub use diesel;
 }

@@ -84,6 +84,15 @@ pub trait Model:
         conn: &mut crate::AnyConnection,
     ) -> diesel::QueryResult<Vec<Self>>;
 
+    /// Steps through the rows of a statement as the database returns them (SQLite;
+    /// on PostgreSQL the multi-backend connection buffers the whole result).
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn iter_rows<'c>(
+        statement: crate::__private::ModelSelect<Self>,
+        conn: &'c mut crate::AnyConnection,
+    ) -> diesel::QueryResult<Box<dyn Iterator<Item = diesel::QueryResult<Self>> + 'c>>;
+
     /// The selection diesel uses to load this model.
     #[doc(hidden)]
     fn selection() -> diesel::helper_types::AsSelect<Self, Db> {
@@ -162,6 +171,19 @@ macro_rules! model {
                 conn: &mut $crate::AnyConnection,
             ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
                 $crate::__private::diesel::RunQueryDsl::load::<Self>(statement, conn)
+            }
+
+            fn iter_rows<'c>(
+                statement: $crate::__private::ModelSelect<Self>,
+                conn: &'c mut $crate::AnyConnection,
+            ) -> $crate::__private::diesel::QueryResult<
+                ::std::boxed::Box<dyn ::std::iter::Iterator<Item = $crate::__private::diesel::QueryResult<Self>> + 'c>,
+            > {
+                let rows = $crate::__private::diesel::RunQueryDsl::load_iter::<
+                    Self,
+                    $crate::__private::diesel::connection::DefaultLoadingMode,
+                >(statement, conn)?;
+                ::std::result::Result::Ok(::std::boxed::Box::new(rows))
             }
 
             $(

@@ -227,6 +227,52 @@ impl<M: Model> Paginator<M> {
         Ok(render(&self.rows_statement(number, backend)?, backend)?)
     }
 
+    /// Page `number` of any rows built from the page's slice of the queryset: `load`
+    /// gets the queryset ordered deterministically and sliced to this page (one row
+    /// more than a page, to tell whether a next page exists) and may chain
+    /// `select_related` or `prefetch` before loading. The count and the links are the
+    /// paginator's, as for [`page`](Self::page).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let pages = Message::objects().paginate(2);
+    /// let (page, captured) = orm::capture(|| {
+    ///     pages.page_with(&mut conn, "1", |qs, conn| qs.select_related(Message::sent_by).all(conn))
+    /// });
+    /// let page = page?;
+    /// assert_eq!(captured.len(), 2); // the count, then the rows JOIN their senders
+    /// assert_eq!(page.results.len(), 2);
+    /// assert_eq!(page.results[0].1.first_name, "Alan");
+    /// assert_eq!(page.next, Some(orm::paginate::PageLink::Number(2)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`page`](Self::page), and whatever `load` returns.
+    #[track_caller]
+    pub fn page_with<T>(
+        &self,
+        conn: &mut AnyConnection,
+        raw: &str,
+        load: impl FnOnce(QuerySet<M>, &mut AnyConnection) -> Result<Vec<T>>,
+    ) -> Result<Page<T>> {
+        let number = parse_page_number(raw)?;
+        let site = Location::caller();
+        // Validates the page size, the slice and the number before anything runs.
+        self.rows_statement(number, conn.backend())?;
+        let per_page = i64::try_from(self.per_page).unwrap_or(i64::MAX);
+        let offset = (i64::try_from(number).unwrap_or(i64::MAX) - 1).saturating_mul(per_page);
+        let slice = self.queryset.clone().page_slice(
+            deterministic_ordering(&self.queryset),
+            per_page.saturating_add(1),
+            offset,
+        );
+        self.assemble(conn, number, site, |conn| load(slice, conn))
+    }
+
     fn rows_statement(&self, number: u64, backend: Backend) -> Result<ModelSelect<M>> {
         check_pageable(
             &self.queryset,
@@ -261,6 +307,20 @@ impl<M: Model> Paginator<M> {
         site: &'static Location<'static>,
     ) -> Result<Page<M>> {
         let statement = self.rows_statement(number, conn.backend())?;
+        self.assemble(conn, number, site, |conn| {
+            run(site, || M::load_rows(&statement, conn))
+        })
+    }
+
+    /// Counts, loads the page's rows with `load` (at most `per_page + 1` of them) and
+    /// builds the page.
+    fn assemble<T>(
+        &self,
+        conn: &mut AnyConnection,
+        number: u64,
+        site: &'static Location<'static>,
+        load: impl FnOnce(&mut AnyConnection) -> Result<Vec<T>>,
+    ) -> Result<Page<T>> {
         let page = i64::try_from(number).unwrap_or(i64::MAX);
         let counted = self.queryset.count_chain(conn, &self.count, site)?;
         let per_page = self.per_page;
@@ -274,7 +334,7 @@ impl<M: Model> Paginator<M> {
                 });
             }
         }
-        let mut results = run(site, || M::load_rows(&statement, conn))?;
+        let mut results = load(conn)?;
         let has_next = results.len() as u64 > per_page;
         results.truncate(per_page as usize);
         if results.is_empty() && number > 1 {

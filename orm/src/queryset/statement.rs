@@ -90,6 +90,8 @@ pub struct SelectStatement<S> {
     /// Overrides the queryset's limit (`first()` uses 1, `get()` 21).
     pub(crate) limit_override: Option<i64>,
     pub(crate) with_order: bool,
+    /// Read the next rows of this statement's open cursor instead (`FETCH`).
+    pub(crate) cursor_fetch: Option<crate::stream::CursorFetch>,
 }
 
 impl<S> SelectStatement<S> {
@@ -99,12 +101,16 @@ impl<S> SelectStatement<S> {
             source,
             limit_override: None,
             with_order: true,
+            cursor_fetch: None,
         }
     }
 }
 
 impl<S: QueryFragment<Db>> QueryFragment<Db> for SelectStatement<S> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        if let Some(fetch) = &self.cursor_fetch {
+            return fetch.walk_ast(out);
+        }
         out.push_sql("SELECT ");
         if self.source.distinct {
             out.push_sql("DISTINCT ");

@@ -193,6 +193,11 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
         }
     }
 
+    /// The parents' queryset and the hops.
+    pub(crate) fn parts(&self) -> (&QuerySet<P>, &S) {
+        (&self.qs, &self.hops)
+    }
+
     /// At most `n` parents.
     #[must_use]
     pub fn limit(mut self, n: u32) -> Self {

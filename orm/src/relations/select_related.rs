@@ -314,6 +314,11 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         self
     }
 
+    /// The joins this loads.
+    pub(crate) fn joins(&self) -> J {
+        self.joins
+    }
+
     /// The statement over `source` (the queryset's, or a prefetch hop's ranked one).
     pub(crate) fn statement_over(
         &self,
