@@ -20,6 +20,9 @@ pub struct Capability {
     pub copy_from: bool,
     /// `= ANY($1)` with one array bind for an id list of any length.
     pub array_binds: bool,
+    /// `IN (SELECT value FROM json_each(?))` with one JSON text bind for an id list of
+    /// any length (used where there are no array binds).
+    pub json_key_lists: bool,
     /// `EXPLAIN (ANALYZE, FORMAT JSON)` with actual rows and times.
     pub explain_analyze: bool,
     /// `DECLARE ... CURSOR` / `FETCH` server-side cursors.
@@ -39,6 +42,7 @@ const SQLITE: Capability = Capability {
     table_statistics: true,
     copy_from: false,
     array_binds: false,
+    json_key_lists: true,
     explain_analyze: false,
     server_side_cursors: false,
     // EXPLAIN QUERY PLAN carries no row counts.
@@ -55,6 +59,7 @@ const POSTGRES: Capability = Capability {
     table_statistics: true,
     copy_from: true,
     array_binds: true,
+    json_key_lists: false,
     explain_analyze: true,
     server_side_cursors: true,
     planner_row_estimates: true,

@@ -229,6 +229,16 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    /// A `select_related` reaches the same table twice (it would need a table alias):
+    /// prefetch one of the relations instead.
+    #[error(
+        "select_related joins the table of {model} twice; prefetch one of those relations instead"
+    )]
+    TableJoinedTwice {
+        /// The model whose table is reached twice.
+        model: &'static str,
+    },
 }
 
 /// Why a connection could not be opened, classified from the driver's message.

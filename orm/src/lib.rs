@@ -60,12 +60,19 @@
 //!
 //! ## Relations
 //!
-//! [`relation!`] declares a foreign key (`Message::sent_by`) and its reverse
-//! (`Person::messages()`). [`QuerySet::select_related`] loads the target row by
-//! `INNER JOIN` in the same query; [`QuerySet::prefetch`] loads a reverse relation for
-//! all parents with one more query per hop, and a hop may `select_related` too:
-//! 100 threads with their messages and senders are 2 queries.
-//! [`instrument::detect_n_plus_one`] reports the shapes that were not loaded this way.
+//! [`relation!`] declares a foreign key (`Message::sent_by`, or a nullable one with
+//! `-> Option<Person>`) and its reverse (`Person::messages()`). Three ways to load:
+//!
+//! | need | call | queries |
+//! |---|---|---|
+//! | the parent rows of many rows | [`QuerySet::select_related`] (`INNER`/`LEFT JOIN`; several keys, chains) | 1 |
+//! | children (or parents) of many rows | [`QuerySet::prefetch`] (reverse, forward, nested, `limit_per_parent`) | 1 per hop |
+//! | one row's relation, on purpose | [`relations::ForeignKey::get`], [`relations::Reverse::all_for`] | 1 each |
+//!
+//! 100 threads with their messages and senders are 2 queries. Related rows of
+//! `select_related` and forward hops are returned even when soft-deleted (as Django).
+//! [`instrument::detect_n_plus_one`] reports the shapes that were not loaded this way
+//! and, for the lazy accessors, names the fix.
 //!
 //! ## Soft delete
 //!

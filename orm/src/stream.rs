@@ -23,8 +23,9 @@ use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::queryset::run::run;
+use crate::queryset::statement::SelectStatement;
 use crate::queryset::QuerySet;
-use crate::relations::{Hop, Prefetched, Related};
+use crate::relations::{JoinSet, PrefetchSet, Prefetched, Related};
 
 type Manager = <AnyConnection as Connection>::TransactionManager;
 
@@ -179,42 +180,58 @@ impl<M: Model> Loader<M> for Models<M> {
     }
 }
 
-struct Joined<C: Model, P: Model>(Related<C, P>);
+struct Joined<C: Model, J>(Related<C, J>);
 
-impl<C: Model, P: Model> Loader<(C, P)> for Joined<C, P> {
+/// A joined statement's error as diesel's: the joins were checked when the stream was
+/// made, so this does not happen in practice.
+fn joined_statement<C: Model, J: JoinSet<C>>(
+    related: &Related<C, J>,
+) -> QueryResult<SelectStatement<J::Selection>> {
+    related
+        .statement()
+        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))
+}
+
+impl<C: Model, J: JoinSet<C>> Loader<J::Row> for Joined<C, J>
+where
+    SelectStatement<J::Selection>: diesel::query_dsl::LoadQuery<'static, AnyConnection, J::Row>,
+    J::Selection: 'static,
+    J::Row: 'static,
+{
     fn keyset_chunk(
         &self,
         conn: &mut AnyConnection,
         after: Option<i64>,
         descending: bool,
         count: u32,
-    ) -> QueryResult<Vec<(C, P)>> {
-        let fk = self.0.foreign_key();
-        let related =
-            keyset_queryset(self.0.queryset(), after, descending, count).select_related(fk);
-        (fk.load_joined)(&related.statement(), conn)
+    ) -> QueryResult<Vec<J::Row>> {
+        let related = keyset_queryset(self.0.queryset(), after, descending, count)
+            .select_related(self.0.joins());
+        joined_statement(&related)?.load(conn)
     }
 
     fn declare(&self, conn: &mut AnyConnection, name: &str) -> QueryResult<usize> {
         Declare {
             name,
-            query: Box::new(self.0.statement()),
+            query: Box::new(joined_statement(&self.0)?),
         }
         .execute(conn)
     }
 
-    fn fetch(&self, conn: &mut AnyConnection, fetch: CursorFetch) -> QueryResult<Vec<(C, P)>> {
-        let mut statement = self.0.statement();
+    fn fetch(&self, conn: &mut AnyConnection, fetch: CursorFetch) -> QueryResult<Vec<J::Row>> {
+        let mut statement = joined_statement(&self.0)?;
         statement.cursor_fetch = Some(fetch);
-        (self.0.foreign_key().load_joined)(&statement, conn)
+        statement.load(conn)
     }
 
-    fn step<'c>(&self, conn: &'c mut AnyConnection) -> QueryResult<RowIter<'c, (C, P)>> {
-        (self.0.foreign_key().iter_joined)(self.0.statement(), conn)
+    fn step<'c>(&self, conn: &'c mut AnyConnection) -> QueryResult<RowIter<'c, J::Row>> {
+        let rows = joined_statement(&self.0)?
+            .load_iter::<J::Row, diesel::connection::DefaultLoadingMode>(conn)?;
+        Ok(Box::new(rows))
     }
 
-    fn pk(&self, row: &(C, P)) -> i64 {
-        row.0.pk()
+    fn pk(&self, row: &J::Row) -> i64 {
+        J::root(row).pk()
     }
 }
 
@@ -609,8 +626,13 @@ fn choose<M: Model>(qs: &QuerySet<M>, backend: Backend) -> (StreamStrategy, bool
     }
 }
 
-impl<C: Model, P: Model> Related<C, P> {
-    /// Iterates `(C, P)` pairs, `chunk_size` at a time (one JOIN query or `FETCH` per
+impl<C: Model, J: JoinSet<C> + 'static> Related<C, J>
+where
+    SelectStatement<J::Selection>: diesel::query_dsl::LoadQuery<'static, AnyConnection, J::Row>,
+    J::Selection: 'static,
+    J::Row: 'static,
+{
+    /// Iterates the joined rows (`(C, P)` for one key), `chunk_size` at a time (one JOIN query or `FETCH` per
     /// chunk); see [`QuerySet::stream`].
     ///
     /// # Errors
@@ -620,19 +642,19 @@ impl<C: Model, P: Model> Related<C, P> {
         &self,
         conn: &'c mut AnyConnection,
         chunk_size: u32,
-    ) -> Result<Stream<'c, (C, P)>> {
+    ) -> Result<Stream<'c, J::Row>> {
         let chunks = self.chunks_at(conn, chunk_size, Location::caller())?;
         let strategy = chunks.strategy();
         Ok(Stream::new(chunks, strategy))
     }
 
-    /// The pairs a chunk at a time.
+    /// The joined rows a chunk at a time.
     #[track_caller]
     pub fn chunks<'c>(
         &self,
         conn: &'c mut AnyConnection,
         chunk_size: u32,
-    ) -> Result<Chunks<'c, (C, P)>> {
+    ) -> Result<Chunks<'c, J::Row>> {
         self.chunks_at(conn, chunk_size, Location::caller())
     }
 
@@ -641,7 +663,9 @@ impl<C: Model, P: Model> Related<C, P> {
         conn: &'c mut AnyConnection,
         chunk_size: u32,
         site: &'static Location<'static>,
-    ) -> Result<Chunks<'c, (C, P)>> {
+    ) -> Result<Chunks<'c, J::Row>> {
+        // Reject joins that reach one table twice before anything runs.
+        self.statement()?;
         Chunks::new(
             conn,
             self.queryset(),
@@ -652,7 +676,7 @@ impl<C: Model, P: Model> Related<C, P> {
     }
 }
 
-impl<P: Model, H: Hop<P> + 'static> Prefetched<P, H> {
+impl<P: Model, S: PrefetchSet<P> + 'static> Prefetched<P, S> {
     /// Iterates parents with their related rows, `chunk_size` parents at a time: per
     /// chunk one query for the parents and one per hop (Django 4.1's
     /// `iterator(chunk_size)` with `prefetch_related`).
@@ -666,9 +690,9 @@ impl<P: Model, H: Hop<P> + 'static> Prefetched<P, H> {
         &self,
         conn: &'c mut AnyConnection,
         chunk_size: u32,
-    ) -> Result<Stream<'c, (P, Vec<H::Row>)>>
+    ) -> Result<Stream<'c, (P, S::Out)>>
     where
-        H::Row: 'c,
+        S::Out: 'c,
     {
         let chunks = self.chunks_at(conn, chunk_size, Location::caller())?;
         let strategy = chunks.parents.strategy();
@@ -681,7 +705,7 @@ impl<P: Model, H: Hop<P> + 'static> Prefetched<P, H> {
         &self,
         conn: &'c mut AnyConnection,
         chunk_size: u32,
-    ) -> Result<PrefetchChunks<'c, P, H>> {
+    ) -> Result<PrefetchChunks<'c, P, S>> {
         self.chunks_at(conn, chunk_size, Location::caller())
     }
 
@@ -690,8 +714,8 @@ impl<P: Model, H: Hop<P> + 'static> Prefetched<P, H> {
         conn: &'c mut AnyConnection,
         chunk_size: u32,
         site: &'static Location<'static>,
-    ) -> Result<PrefetchChunks<'c, P, H>> {
-        let (qs, hop) = self.parts();
+    ) -> Result<PrefetchChunks<'c, P, S>> {
+        let (qs, hops) = self.parts();
         let backend = conn.backend();
         let parents = qs.chunks_at(conn, chunk_size, site)?;
         if parents.strategy() == StreamStrategy::Step {
@@ -702,21 +726,21 @@ impl<P: Model, H: Hop<P> + 'static> Prefetched<P, H> {
         }
         Ok(PrefetchChunks {
             parents,
-            hop: hop.clone(),
+            hops: hops.clone(),
             site,
         })
     }
 }
 
 /// Chunks of parents, each with its related rows (see [`Prefetched::chunks`]).
-pub struct PrefetchChunks<'c, P, H> {
+pub struct PrefetchChunks<'c, P, S> {
     parents: Chunks<'c, P>,
-    hop: H,
+    hops: S,
     site: &'static Location<'static>,
 }
 
-impl<P: Model, H: Hop<P>> Iterator for PrefetchChunks<'_, P, H> {
-    type Item = Result<Vec<(P, Vec<H::Row>)>>;
+impl<P: Model, S: PrefetchSet<P>> Iterator for PrefetchChunks<'_, P, S> {
+    type Item = Result<Vec<(P, S::Out)>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let parents = match self.parents.next()? {
@@ -724,9 +748,9 @@ impl<P: Model, H: Hop<P>> Iterator for PrefetchChunks<'_, P, H> {
             Err(e) => return Some(Err(e)),
         };
         let site = self.site;
-        let hop = &self.hop;
+        let hops = &self.hops;
         let result = match self.parents.conn() {
-            Some(conn) => crate::relations::attach(conn, parents, hop, site),
+            Some(conn) => hops.attach(conn, parents, site),
             None => Err(Error::Unsupported {
                 backend: Backend::Sqlite,
                 feature: "streaming with prefetch in an order other than the primary key",

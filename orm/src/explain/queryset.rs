@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::fragment::render;
 use crate::model::Model;
 use crate::queryset::{Deleted, QuerySet};
-use crate::relations::{Hop, Prefetched, Related};
+use crate::relations::{JoinSet, PrefetchSet, Prefetched, Related};
 
 /// What the queryset tells advice about its statement.
 fn context_of<M: Model>(qs: &QuerySet<M>, ordered: bool) -> PlanContext {
@@ -238,7 +238,7 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
-impl<C: Model, P: Model> Related<C, P> {
+impl<C: Model, J: JoinSet<C>> Related<C, J> {
     /// The plan of the JOIN [`all`](Self::all) sends.
     ///
     /// ```
@@ -254,7 +254,7 @@ impl<C: Model, P: Model> Related<C, P> {
     /// ```
     #[track_caller]
     pub fn explain(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
-        let statement = self.statement();
+        let statement = self.statement()?;
         explain_fragment(
             conn,
             &statement,
@@ -265,13 +265,14 @@ impl<C: Model, P: Model> Related<C, P> {
     }
 }
 
-impl<P: Model, H: Hop<P>> Prefetched<P, H> {
-    /// The plans of the parents' query and of the hop's query, in the order
+impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
+    /// The plans of the parents' query and of each hop's query, in the order
     /// [`all`](Self::all) sends them.
     ///
-    /// The hop's statement depends on the parents' keys, so the parents are loaded
-    /// first (one `SELECT`, captured like any other); on SQLite, where keys are
-    /// chunked under the bind limit, the first chunk's statement is explained.
+    /// A hop's statement depends on the keys the previous query returned, so this
+    /// runs the prefetch once (reading its rows, captured like any other
+    /// statements), then explains each statement it sent with its values bound
+    /// again (see [`explain_recorded`](crate::explain::explain_recorded)).
     ///
     /// ```
     /// # include!("../../doctest_setup.rs");
@@ -283,13 +284,13 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
     ///     .prefetch(Thread::messages().select_related(Message::sent_by))
     ///     .explain(&mut conn, ExplainOptions::new())?;
     /// assert_eq!(plans.len(), 2);
-    /// assert!(plans[1].sql.contains("`weave_message`.`thread_id` IN (?, ?)"));
+    /// assert!(plans[1].sql.contains("`weave_message`.`thread_id` IN (SELECT value FROM json_each(?))"));
     /// # Ok(()) }
     /// ```
     #[track_caller]
     pub fn explain(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Vec<Plan>> {
         let site = Location::caller();
-        let (qs, hop) = self.parts();
+        let (qs, _) = self.parts();
         let parents_statement = qs.select_statement();
         let mut plans = vec![explain_fragment(
             conn,
@@ -298,26 +299,10 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
             context_of(qs, true),
             site,
         )?];
-        let keys: Vec<i64> =
-            crate::instrument::with_call_site(site, || P::load_rows(&parents_statement, conn))?
-                .iter()
-                .map(Model::pk)
-                .collect();
-        let mut keys = keys;
-        keys.sort_unstable();
-        keys.dedup();
-        let capability = conn.backend().capability();
-        if !capability.array_binds {
-            keys.truncate(capability.max_bind_params - 1_000);
-        }
-        if let Some(statement) = hop.statement(keys) {
-            plans.push(explain_fragment(
-                conn,
-                &*statement,
-                options,
-                PlanContext::default(),
-                site,
-            )?);
+        let (loaded, captured) = crate::capture(|| self.all(conn));
+        loaded?;
+        for record in captured.data().into_iter().skip(1) {
+            plans.push(super::explain_recorded(conn, record, options)?);
         }
         Ok(plans)
     }
