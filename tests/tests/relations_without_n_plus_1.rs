@@ -269,3 +269,34 @@ on_both_backends! {
         assert!(quiet.is_ok());
     }
 }
+
+on_both_backends! {
+    fn a_sliced_select_related_joins_only_the_slice_and_equals_per_row_loading(db) {
+        let conn = &mut db.conn();
+        seed_many(conn);
+        for (offset, limit) in [(0u64, 100u32), (0, 7), (13, 25), (990, 50)] {
+            let qs = Message::objects()
+                .filter(weave_message::text.like("%1%"))
+                .offset(offset)
+                .limit(limit);
+            let joined = qs.clone().select_related(Message::sent_by);
+            let (rows, captured) = capture(|| joined.all(conn));
+            let rows = rows.unwrap();
+            assert_eq!(captured.len(), 1);
+            // The slice is a derived table; the join runs on its rows only.
+            let sql = &captured.all()[0].sql;
+            assert!(sql.contains("FROM (SELECT * FROM"), "{sql}");
+            let expected: Vec<(i64, i64)> = qs
+                .all(conn)
+                .unwrap()
+                .iter()
+                .map(|m| (m.id, Message::sent_by.get(m, conn).unwrap().id))
+                .collect();
+            let got: Vec<(i64, i64)> = rows.iter().map(|(m, p)| (m.id, p.id)).collect();
+            assert_eq!(got, expected, "offset {offset}, limit {limit}");
+        }
+        // Unsliced: a plain join.
+        let sql = Message::objects().select_related(Message::sent_by).sql(db.backend()).unwrap();
+        assert!(!sql.contains("(SELECT *"), "{sql}");
+    }
+}

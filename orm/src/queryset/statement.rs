@@ -69,6 +69,23 @@ impl Source {
     }
 }
 
+/// A sliced queryset as a derived table under its own table's name:
+/// `(SELECT * FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?) AS t`. Joins to
+/// related rows then run on the slice's rows only, not on every row before the sort
+/// (see `select_related`).
+pub(crate) struct SlicedTable(pub(crate) Source);
+
+impl QueryFragment<Db> for SlicedTable {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("(SELECT *");
+        self.0.walk_from_where(&mut out)?;
+        self.0.walk_order(&mut out)?;
+        self.0.walk_limit_offset(self.0.limit.as_ref(), &mut out)?;
+        out.push_sql(") AS ");
+        self.0.table.walk_ast(out.reborrow())
+    }
+}
+
 /// ` WHERE (a) AND (b)`, or nothing.
 pub(crate) fn walk_where<'b>(
     filters: &'b [Fragment],
