@@ -30,6 +30,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime};
 use orm::paginate::{Page, PageLink};
 use orm::prelude::*;
+use orm::profile::{PlanPolicy, Profile, Profiler};
 use orm::{Captured, Database, QuerySet};
 use serde::Serialize;
 use serde_json::json;
@@ -37,6 +38,7 @@ use serde_json::json;
 use crate::json::{full_name, MessageJson, PageJson, PersonJson, SenderText, ThreadJson};
 use crate::models::{Message, Person, Thread};
 use crate::profile_pages;
+use crate::scenarios::N_PLUS_ONE_THRESHOLD;
 use crate::schema::{weave_message, weave_person, weave_thread};
 
 /// Rows per page, as the talk's `PageNumberPagination`.
@@ -57,8 +59,16 @@ pub struct RequestProfile {
     pub status: u16,
     /// Wall time of the handler, in milliseconds.
     pub ms: f64,
-    /// Everything the handler sent to the database.
-    pub captured: Captured,
+    /// Everything the handler sent to the database: the library's profile (plans
+    /// are collected when the request's page is opened, not while it is served).
+    pub profile: Profile,
+}
+
+impl RequestProfile {
+    /// The statements the request sent.
+    pub fn captured(&self) -> &Captured {
+        self.profile.captured()
+    }
 }
 
 /// What the handlers share.
@@ -205,16 +215,21 @@ async fn profiled(
     handler: impl FnOnce(&mut AnyConnection) -> ApiResult + Send + 'static,
 ) -> Response {
     let state2 = state.clone();
+    let label = format!("{method} {uri}");
     let joined = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let (result, captured) = orm::capture(|| -> ApiResult {
+        let scope = Profiler::new(label)
+            .plans(PlanPolicy::EveryShape)
+            .n_plus_one_threshold(N_PLUS_ONE_THRESHOLD)
+            .start();
+        let result = (|| -> ApiResult {
             let mut conn = state2.db.get()?;
             handler(&mut conn)
-        });
-        (result, captured, started.elapsed())
+        })();
+        (result, scope.finish(), started.elapsed())
     })
     .await;
-    let (result, captured, elapsed) = match joined {
+    let (result, profile, elapsed) = match joined {
         Ok(parts) => parts,
         Err(e) => {
             return ApiError {
@@ -234,7 +249,7 @@ async fn profiled(
         path: uri.to_string(),
         status: response.status().as_u16(),
         ms: elapsed.as_secs_f64() * 1e3,
-        captured,
+        profile,
     });
     response
 }
@@ -494,12 +509,30 @@ async fn profile_list(State(state): State<Arc<AppState>>) -> Html<String> {
 }
 
 async fn profile_detail(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let found = id.parse::<u64>().ok().and_then(|id| state.profile(id));
-    match found {
-        Some(p) => Html(profile_pages::detail(&p, &state.db)).into_response(),
-        None => (
+    let Some(mut request) = id.parse::<u64>().ok().and_then(|id| state.profile(id)) else {
+        return (
             StatusCode::NOT_FOUND,
             Html("<h1>No such request</h1>".to_owned()),
+        )
+            .into_response();
+    };
+    // Plans are collected now, outside the request's own time, one per statement shape.
+    let db = state.db.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        if let Ok(mut conn) = db.get() {
+            request.profile.collect_plans(&mut conn);
+        }
+        profile_pages::detail(&request)
+    })
+    .await;
+    match rendered {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html(format!(
+                "<h1>{}</h1>",
+                profile_pages::escape(&e.to_string())
+            )),
         )
             .into_response(),
     }

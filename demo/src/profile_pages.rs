@@ -2,8 +2,6 @@
 
 use std::fmt::Write;
 
-use orm::Database;
-
 use crate::api::RequestProfile;
 use crate::scenarios::N_PLUS_ONE_THRESHOLD;
 
@@ -40,7 +38,7 @@ fn page(title: &str, body: &str) -> String {
 pub fn list(profiles: &[RequestProfile]) -> String {
     let mut body = String::from("<h1>Recent requests</h1><table id=\"requests\"><tr><th>#</th><th>method</th><th>path</th><th>status</th><th class=\"num\">ms</th><th class=\"num\">queries</th><th class=\"num\">db ms</th><th>N+1</th></tr>");
     for p in profiles {
-        let repeated = p.captured.repeated(N_PLUS_ONE_THRESHOLD);
+        let repeated = p.captured().repeated(N_PLUS_ONE_THRESHOLD);
         let flag = if repeated.is_empty() {
             String::new()
         } else {
@@ -57,8 +55,8 @@ pub fn list(profiles: &[RequestProfile]) -> String {
             escape(&p.path),
             p.status,
             p.ms,
-            p.captured.len(),
-            p.captured.database_time().as_secs_f64() * 1e3,
+            p.captured().len(),
+            p.captured().database_time().as_secs_f64() * 1e3,
             id = p.id,
         );
     }
@@ -69,46 +67,19 @@ pub fn list(profiles: &[RequestProfile]) -> String {
     page("Profile", &body)
 }
 
-/// One request: each query with its duration, call site and binds.
-pub fn detail(p: &RequestProfile, _db: &Database) -> String {
-    let mut body = format!(
-        "<p><a href=\"/profile/\">all requests</a></p><h1>{} {}</h1><p>status {} · {:.1} ms · {} queries · {:.1} ms on the database</p>",
-        escape(&p.method),
-        escape(&p.path),
-        p.status,
-        p.ms,
-        p.captured.len(),
-        p.captured.database_time().as_secs_f64() * 1e3
+/// One request: the library's report (timeline, statements with call sites and
+/// binds, shapes, N+1 groups, plans and index advice) under a link back to the list.
+pub fn detail(p: &RequestProfile) -> String {
+    let report = orm::profile::render_html(&p.profile);
+    let banner = format!(
+        "<p style=\"font:14px system-ui,sans-serif;margin:1em 2em\"><a href=\"/profile/\">all requests</a> · status {} · {:.1} ms</p>",
+        p.status, p.ms
     );
-    let max = p
-        .captured
-        .data()
-        .iter()
-        .map(|q| q.duration.as_secs_f64())
-        .fold(0.0f64, f64::max)
-        .max(1e-9);
-    body.push_str("<table id=\"queries\"><tr><th>#</th><th class=\"num\">ms</th><th>time</th><th class=\"num\">rows</th><th>call site</th><th>SQL</th></tr>");
-    for (i, q) in p.captured.data().iter().enumerate() {
-        let width = (q.duration.as_secs_f64() / max * 200.0).max(1.0);
-        let site = q
-            .call_site
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let _ = write!(
-            body,
-            "<tr class=\"query\"><td>{}</td><td class=\"num\">{:.3}</td><td><span class=\"bar\" style=\"width:{width:.0}px\"></span></td><td class=\"num\">{}</td><td><code>{}</code></td><td><pre>{}</pre>{}</td></tr>",
-            i + 1,
-            q.duration.as_secs_f64() * 1e3,
-            q.rows.map(|r| r.to_string()).unwrap_or_default(),
-            escape(&site),
-            escape(&q.sql),
-            if q.binds.is_empty() {
-                String::new()
-            } else {
-                format!("<code>binds: {}</code>", escape(&q.binds.join(", ")))
-            }
-        );
+    match report.find("<body>") {
+        Some(at) => {
+            let at = at + "<body>".len();
+            format!("{}{banner}{}", &report[..at], &report[at..])
+        }
+        None => format!("{banner}{report}"),
     }
-    body.push_str("</table>");
-    page(&format!("{} {}", p.method, p.path), &body)
 }

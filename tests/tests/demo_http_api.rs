@@ -98,7 +98,7 @@ impl Server {
         let value: Value = serde_json::from_str(&body).expect("JSON body");
         let last = self.state.profiles().into_iter().next().expect("profiled");
         assert_eq!(last.path, path, "the newest profile is this request");
-        (status, value, last.captured.len())
+        (status, value, last.captured().len())
     }
 }
 
@@ -290,9 +290,19 @@ on_both_backends! {
             .unwrap();
         let (status, html) = server.get(&format!("/profile/{}", threads.id));
         assert_eq!(status, 200);
-        assert_eq!(html.matches("class=\"query\"").count(), 3);
+        // The library's report: every statement (the three data statements, and the
+        // pool's health check kept apart), call sites, and one plan per shape.
+        let data = threads.captured().len();
+        assert_eq!(data, 3);
+        assert_eq!(html.matches("<details class=\"query\"").count(), threads.captured().all().len());
         assert!(html.contains("weave_thread"));
         assert!(html.contains("demo/src/api.rs"), "call sites are shown");
+        let plan_word = match t.backend() {
+            Backend::Sqlite => "SCAN",
+            Backend::Postgres => "Scan",
+        };
+        assert!(html.contains("<h2>Plans</h2>") && html.contains(plan_word), "plans are shown: {html}");
+        assert!(html.contains("all requests"));
         assert_eq!(server.get("/profile/424242").0, 404);
 
         if let Some(dom) = headless_chromium_dom(&format!("http://{}/profile/", server.addr)) {
