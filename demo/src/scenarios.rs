@@ -228,6 +228,7 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
         out.push(o);
     }
 
+    out.extend(index_slides(conn)?);
     out.extend(count_estimates(conn)?);
 
     out.extend(periodic_writes(conn)?);
@@ -260,6 +261,76 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
     o.value = Some(o.rows as i64);
     out.push(o);
 
+    Ok(out)
+}
+
+/// Which indexes on `weave_message.deleted` a variant of the index slides keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeletedIndexes {
+    /// Neither the `deleted` index nor the partial index.
+    None,
+    /// The plain `weave_message_deleted` index only.
+    Plain,
+    /// Both, as migrated (the partial `soft_deletes_ignore` included).
+    Both,
+}
+
+impl DeletedIndexes {
+    /// The DDL that takes the database to this state, inside a transaction that is
+    /// rolled back afterwards. The slide is about indexes, so it speaks SQL; the names
+    /// are constants of the migration.
+    fn ddl(self) -> &'static str {
+        match self {
+            DeletedIndexes::None => {
+                "DROP INDEX soft_deletes_ignore; DROP INDEX weave_message_deleted;"
+            }
+            DeletedIndexes::Plain => "DROP INDEX soft_deletes_ignore;",
+            DeletedIndexes::Both => "",
+        }
+    }
+}
+
+/// Examples 3 and 4, "covering and partial indexes" and "index scans": counting live
+/// messages and listing deleted ones with no index on `deleted`, with the plain index,
+/// and with the partial index, each with its plan. The indexes are dropped inside a
+/// transaction that is rolled back, so the database keeps them.
+pub fn index_slides(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+    use diesel::connection::SimpleConnection;
+    use orm::explain::ExplainOptions;
+
+    let mut out = Vec::new();
+    for (scenario, variant, indexes) in [
+        ("count_live", "no index on deleted", DeletedIndexes::None),
+        ("count_live", "deleted index", DeletedIndexes::Plain),
+        ("count_live", "partial index", DeletedIndexes::Both),
+        ("deleted_true", "no index on deleted", DeletedIndexes::None),
+        ("deleted_true", "deleted index", DeletedIndexes::Plain),
+    ] {
+        let mut plan = None;
+        let mut o = measure(conn, scenario, variant, |c| {
+            rolled_back(c, |c| {
+                if indexes != DeletedIndexes::Both {
+                    c.batch_execute(indexes.ddl())?;
+                }
+                let (rows, p) = if scenario == "count_live" {
+                    let qs = Message::objects();
+                    let n = qs.count(c)?;
+                    (n.max(0) as u64, qs.explain_count(c, ExplainOptions::new())?)
+                } else {
+                    let qs = Message::objects().only_deleted();
+                    let n = qs.all(c)?.len() as u64;
+                    (n, qs.explain_with(c, ExplainOptions::new())?)
+                };
+                plan = Some(p.summary());
+                Ok(rows)
+            })
+        })?;
+        // The statements of the variant: the DDL, the query and its EXPLAIN.
+        o.plan = plan;
+        o.value = o.rows.try_into().ok();
+        o.exact = Some(true);
+        out.push(o);
+    }
     Ok(out)
 }
 

@@ -330,10 +330,15 @@ fn insert_messages(conn: &mut AnyConnection, rows: &[NewMessage]) -> orm::Result
     Ok(())
 }
 
-/// Refreshes the planner's statistics (`ANALYZE`), as a loader would after a bulk load.
+/// Refreshes the planner's statistics after a bulk load, as a loader would: `ANALYZE`
+/// on SQLite; `VACUUM ANALYZE` on PostgreSQL, whose VACUUM also sets the visibility
+/// map that index-only scans (counting through the partial index) depend on.
 pub fn analyze(conn: &mut AnyConnection) -> orm::Result<()> {
     use diesel::connection::SimpleConnection;
-    conn.batch_execute("ANALYZE")?;
+    match conn.backend() {
+        Backend::Sqlite => conn.batch_execute("ANALYZE")?,
+        Backend::Postgres => conn.batch_execute("VACUUM ANALYZE")?,
+    }
     Ok(())
 }
 
