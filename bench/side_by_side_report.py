@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""The side-by-side table from one `bench/side_by_side.sh` results directory.
+
+Reads orm.jsonl / orm-again.jsonl (`demo bench --json`), seaorm.json and django.json
+(the peers' own result files), server-log.txt (auto_explain entries of the floor pass),
+machine.txt and md5-*.txt, and prints markdown. Standard library only.
+"""
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+# Each comparable case: our workload name, and the peers' rows that do the same work
+# (the fastest of them is the peer's number; the table names which one it was).
+CASES = [
+    {
+        "key": "list",
+        "orm": "list_some + JSON",
+        "seaorm": [
+            "list_some find_also_related -> JSON",
+            "list_some naive -> JSON",
+        ],
+        "django": [
+            "list_some select_related (DRF -> JSON)",
+            "list_some naive (DRF -> JSON)",
+        ],
+        "django_sql": "list_some select_related: same SQL, bare psycopg",
+        "bytes": 28_590,
+    },
+    {
+        "key": "threads",
+        "orm": "threads page + JSON",
+        "seaorm": [
+            "threads page LoaderTrait load_many + load_one_ex -> JSON",
+            "threads page entity loader load().with((message, person)) -> JSON",
+        ],
+        "django": ["threads page prefetch_related (DRF, paginated -> JSON)"],
+        "django_sql": "threads page prefetch: same SQL, bare psycopg",
+        "bytes": 2_865_382,
+    },
+]
+
+# The issue's targets for these cases: (case key, label, measured(value dict), goal text,
+# predicate).
+TARGETS = [
+    ("list", "orm / hand-written diesel", "diesel_ratio", "<= 1.10", lambda v: v <= 1.10),
+    ("list", "SeaORM / orm", "seaorm_ratio", ">= 1.0 (at least as fast)", lambda v: v >= 1.0),
+    ("list", "orm / server floor", "floor_ratio", "<= 1.2", lambda v: v <= 1.2),
+    ("threads", "orm / hand-written diesel", "diesel_ratio", "<= 1.10", lambda v: v <= 1.10),
+    ("threads", "SeaORM / orm", "seaorm_ratio", ">= 2", lambda v: v >= 2.0),
+    ("threads", "Django / orm", "django_ratio", ">= 25", lambda v: v >= 25.0),
+    ("threads", "orm / server floor", "floor_ratio", "<= 1.5", lambda v: v <= 1.5),
+]
+
+# What each statement we send is, by its text (both our statements and the hand-written
+# diesel ones; they differ in parentheses and in binding `deleted` or not).
+STATEMENT_KINDS = [
+    ("threads", "count", re.compile(r'^SELECT COUNT\(\*\) FROM "weave_thread"', re.S)),
+    ("threads", "page of threads", re.compile(r'^SELECT .* FROM "weave_thread" .*LIMIT', re.S)),
+    ("threads", "their messages + senders", re.compile(r'"weave_message"\."thread_id" = ANY', re.S)),
+    ("list", "newest 100 messages + senders", re.compile(r'FROM \(?"weave_message" INNER JOIN "weave_person".*LIMIT', re.S)),
+]
+
+ENTRY = re.compile(r"^\S+ \S+ \S+ \[\d+\] \S+@(\S+) LOG:  duration: ([0-9.]+) ms  plan:$")
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "—"
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}" if v < 1 else f"{v:.1f}"
+
+
+def fmt_ratio(v):
+    return "—" if v is None else f"{v:.2f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def read_jsonl(path):
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            row = json.loads(line)
+            out[row["workload"]] = row
+    return out
+
+
+def read_doc(path):
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    return {row["name"]: row for row in doc.get("rows", [])}
+
+
+def best(rows, names):
+    found = [(rows[n]["median_ms"], n, rows[n]) for n in names if n in rows]
+    if not found:
+        return None, None, None
+    return min(found, key=lambda x: x[0])
+
+
+def floor_entries(path, database="peer_orm"):
+    """(duration ms, query text) of every auto_explain entry of `database`."""
+    if not path.exists():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    out = []
+    i = 0
+    while i < len(lines):
+        m = ENTRY.match(lines[i])
+        i += 1
+        if not m:
+            continue
+        body = []
+        while i < len(lines) and lines[i].startswith("\t"):
+            body.append(lines[i])
+            i += 1
+        if m.group(1) != database:
+            continue
+        try:
+            doc = json.loads("\n".join(body))
+        except json.JSONDecodeError:
+            continue
+        out.append((float(m.group(2)), doc.get("Query Text", "")))
+    return out
+
+
+def classify(text):
+    for case, kind, pattern in STATEMENT_KINDS:
+        if pattern.search(text):
+            return case, kind
+    return None, None
+
+
+def main():
+    out_dir = Path(sys.argv[1])
+    orm = read_jsonl(out_dir / "orm.jsonl")
+    orm_again = read_jsonl(out_dir / "orm-again.jsonl")
+    seaorm = read_doc(out_dir / "seaorm.json")
+    django = read_doc(out_dir / "django.json")
+    machine = {}
+    if (out_dir / "machine.txt").exists():
+        for line in (out_dir / "machine.txt").read_text().splitlines():
+            k, _, v = line.partition("=")
+            machine[k] = v
+
+    # The floor: per statement kind, the median of its executor times; a case's floor is
+    # the sum over its statements.
+    per_kind = {}
+    per_text = {}
+    unclassified = 0
+    for ms, text in floor_entries(out_dir / "server-log.txt"):
+        case, kind = classify(text)
+        if case is None:
+            unclassified += 1
+            continue
+        per_kind.setdefault((case, kind), []).append(ms)
+        per_text.setdefault((case, kind, text), []).append(ms)
+    floors = {}
+    for (case, kind), times in per_kind.items():
+        floors[case] = floors.get(case, 0.0) + statistics.median(times)
+
+    p = print
+    p(f"## orm side by side with SeaORM and Django + DRF ({out_dir.name})")
+    p()
+    p(
+        f"Machine: {machine.get('nproc', '?')} vCPUs ({machine.get('cpu', '?')}), "
+        f"{machine.get('mem', '?')}, Linux {machine.get('kernel', '?')}; PostgreSQL "
+        f"{machine.get('postgres', '?')}; {machine.get('rustc', '?')}; "
+        f"{machine.get('python', '?')}. Load average at start {machine.get('loadavg', '?')}, "
+        f"at the end {machine.get('loadavg_end', '?')}."
+    )
+    md5 = {}
+    for f in sorted(out_dir.glob("md5-*.txt")):
+        md5[f.stem[4:]] = f.read_text().strip()
+    same = len(set(md5.values())) == 1 and md5
+    p(
+        "Dataset: the Django peer's loader, 1,000 persons, 1,000 threads, 100,000 messages; "
+        + ("row md5s identical in " + ", ".join(sorted(md5)) + "." if same else "md5s NOT compared or different.")
+    )
+    p()
+    p(
+        "Medians in ms (orm: `demo bench`, orm and hand-written diesel alternating; peers: "
+        "their own harnesses, the fastest of their variants doing the same work, named below). "
+        "Server floor: the executor time PostgreSQL itself reports (auto_explain, ANALYZE "
+        "with TIMING OFF) for the statements our page sends, median per statement, summed."
+    )
+    p()
+    p("| case | orm | hand-written diesel | orm / diesel | SeaORM | Django + DRF | SeaORM / orm | Django / orm | server floor | orm / floor | JSON bytes (orm, SeaORM, Django) |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    values = {}
+    notes = []
+    for case in CASES:
+        o = orm.get(case["orm"])
+        ours = o["ours_ms"] if o else None
+        diesel = o["diesel_ms"] if o else None
+        s_ms, s_name, s_row = best(seaorm, case["seaorm"])
+        d_ms, d_name, d_row = best(django, case["django"])
+        floor = floors.get(case["key"])
+        v = {
+            "orm": ours,
+            "diesel_ratio": ratio(ours, diesel),
+            "seaorm_ratio": ratio(s_ms, ours),
+            "django_ratio": ratio(d_ms, ours),
+            "floor_ratio": ratio(ours, floor),
+        }
+        values[case["key"]] = v
+        sizes = [
+            str(o["output"]) if o else "—",
+            str(s_row.get("json_bytes", "—")) if s_row else "—",
+            str(d_row.get("json_bytes", "—")) if d_row else "—",
+        ]
+        check = "same" if len(set(sizes)) == 1 and sizes[0] == str(case["bytes"]) else "DIFFER"
+        p(
+            f"| {case['orm']} | {fmt(ours)} | {fmt(diesel)} | {fmt_ratio(v['diesel_ratio'])} | "
+            f"{fmt(s_ms)} | {fmt(d_ms)} | {fmt_ratio(v['seaorm_ratio'])} | {fmt_ratio(v['django_ratio'])} | "
+            f"{fmt(floor)} | {fmt_ratio(v['floor_ratio'])} | {' / '.join(sizes)} ({check}) |"
+        )
+        if o:
+            notes.append(
+                f"- {case['orm']}: orm {o['runs']} runs, spread {fmt(o['ours_spread'][0])}–"
+                f"{fmt(o['ours_spread'][1])}; diesel spread {fmt(o['diesel_spread'][0])}–"
+                f"{fmt(o['diesel_spread'][1])}"
+                + (
+                    f"; orm again after the peers: {fmt(orm_again[case['orm']]['ours_ms'])} "
+                    f"(diesel {fmt(orm_again[case['orm']]['diesel_ms'])})"
+                    if case["orm"] in orm_again
+                    else ""
+                )
+            )
+        if s_row:
+            notes.append(
+                f"- SeaORM: `{s_name}`, {s_row['runs']} runs, min {fmt(s_row['min_ms'])}, "
+                f"{s_row['queries']} statements"
+            )
+        if d_row:
+            notes.append(
+                f"- Django: `{d_name}`, {d_row['runs']} runs, min {fmt(d_row['min_ms'])}, "
+                f"{d_row['queries']} queries"
+            )
+        dsql = django.get(case["django_sql"])
+        if dsql and "server_median_ms" in dsql:
+            notes.append(
+                f"- Django's own SQL for it: server planning+execution "
+                f"{fmt(dsql['server_median_ms'])} (EXPLAIN ANALYZE, TIMING OFF), replayed on a "
+                f"bare psycopg connection {fmt(dsql['median_ms'])}"
+            )
+    p()
+    p("\n".join(notes))
+    p()
+    p("### Targets (issue 8)")
+    p()
+    p("| case | target | goal | measured | met |")
+    p("|---|---|---|---:|---|")
+    for key, label, field, goal, pred in TARGETS:
+        v = values.get(key, {}).get(field)
+        met = "—" if v is None else ("yes" if pred(v) else "**no**")
+        name = next(c["orm"] for c in CASES if c["key"] == key)
+        p(f"| {name} | {label} | {goal} | {fmt_ratio(v)} | {met} |")
+    p()
+    if per_text:
+        p("### The floor, statement by statement (server executor time, ms)")
+        p()
+        p("| # | case | statement | runs | median | min |")
+        p("|---:|---|---|---:|---:|---:|")
+        texts = sorted(per_text.items())
+        for n, ((case, kind, _), times) in enumerate(texts, 1):
+            p(
+                f"| {n} | {case} | {kind} | {len(times)} | {fmt(statistics.median(times))} | "
+                f"{fmt(min(times))} |"
+            )
+        p()
+        p("<details><summary>the statements</summary>")
+        p()
+        for n, ((_, _, text), _) in enumerate(texts, 1):
+            p(f"{n}. `{re.sub(chr(92) + 's+', ' ', text)}`")
+        p()
+        p("</details>")
+        p()
+        p(
+            "Both sides' texts are listed: ours and the hand-written diesel ones differ in "
+            "parentheses and in binding `deleted`; a kind's floor is the median over both. "
+            f"{unclassified} other statements of the pass (connection checks) are left out."
+        )
+    else:
+        p("No floor: the server log was not readable (see PG_LOG in bench/side_by_side.sh).")
+
+
+if __name__ == "__main__":
+    main()
