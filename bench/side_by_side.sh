@@ -175,10 +175,14 @@ PG_LOG=${PG_LOG:-/var/log/postgresql/postgresql-$MAJOR-main.log}
 if [ -r "$PG_LOG" ]; then
     OFFSET=$(stat -c %s "$PG_LOG")
     PGOPTIONS="-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 \
--c auto_explain.log_analyze=on -c auto_explain.log_timing=off -c auto_explain.log_format=json" \
+-c auto_explain.log_analyze=on -c auto_explain.log_timing=off -c auto_explain.log_format=json \
+-c log_min_duration_statement=0" \
         orm_bench > "$OUT/orm-floor-pass.jsonl"
     sleep 1 # let the server flush its log
     tail -c +$((OFFSET + 1)) "$PG_LOG" > "$OUT/server-log.txt"
+    # Each statement again, with the parameters it was sent with (logged by
+    # log_min_duration_statement), under EXPLAIN (ANALYZE, TIMING OFF) through psql.
+    python3 "$ROOT/bench/side_by_side_report.py" --explain "$OUT"
 else
     echo "cannot read the server log $PG_LOG (set PG_LOG): no floor column"
     : > "$OUT/server-log.txt"

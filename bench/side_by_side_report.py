@@ -64,6 +64,11 @@ STATEMENT_KINDS = [
 ]
 
 ENTRY = re.compile(r"^\S+ \S+ \S+ \[\d+\] \S+@(\S+) LOG:  duration: ([0-9.]+) ms  plan:$")
+EXECUTE = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] \S+@(\S+) LOG:  duration: [0-9.]+ ms  execute [^:]*: (.*)$")
+DETAIL = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] \S+@\S+ DETAIL:  parameters: (.*)$")
+# The server writes each parameter as an SQL literal: '...' with quotes doubled, or NULL.
+PARAM = re.compile(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
+EXPLAIN_REPEAT = 7
 
 
 def fmt(v, digits=3):
@@ -136,6 +141,62 @@ def floor_entries(path, database="peer_orm"):
     return out
 
 
+def executed_statements(path, database="peer_orm"):
+    """{statement text: its parameters as SQL literals} from the server log's `execute`
+    entries (log_min_duration_statement = 0), the last execution of each text."""
+    if not path.exists():
+        return {}
+    lines = path.read_text(errors="replace").splitlines()
+    pending = {}
+    out = {}
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        m = EXECUTE.match(line)
+        if m and m.group(2) == database:
+            text = [m.group(3)]
+            while i < len(lines) and lines[i].startswith("\t"):
+                text.append(lines[i][1:])
+                i += 1
+            pending[m.group(1)] = "\n".join(text)
+            out["\n".join(text)] = []
+            continue
+        d = DETAIL.match(line)
+        if d and d.group(1) in pending:
+            out[pending.pop(d.group(1))] = [v for _, v in sorted(
+                PARAM.findall(d.group(2)), key=lambda kv: int(kv[0]))]
+    return out
+
+
+def explain_replay(out_dir):
+    """EXPLAIN (ANALYZE, TIMING OFF) of every statement our pages sent, with the
+    parameters they were sent with, EXPLAIN_REPEAT times each, through psql: planning +
+    execution time as the server reports them (rows are neither converted nor sent).
+    Writes explain.json."""
+    import subprocess
+
+    results = []
+    for text, params in executed_statements(out_dir / "server-log.txt").items():
+        case, kind = classify(text)
+        if case is None:
+            continue
+        args = f"({', '.join(params)})" if params else ""
+        script = ["\\set ON_ERROR_STOP 1", f"PREPARE floor_q AS {text};"]
+        for _ in range(EXPLAIN_REPEAT):
+            script += ["\\echo @@@", f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE floor_q{args};"]
+        done = subprocess.run(
+            ["psql", "-d", "peer_orm", "-At", "-f", "-"],
+            input="\n".join(script) + "\n", capture_output=True, text=True, check=True,
+        )
+        times = []
+        for chunk in done.stdout.split("@@@")[1:]:
+            doc = json.loads(chunk)[0]
+            times.append(doc["Planning Time"] + doc["Execution Time"])
+        results.append({"case": case, "kind": kind, "text": text, "server_ms": times})
+    (out_dir / "explain.json").write_text(json.dumps(results, indent=1))
+
+
 def classify(text):
     for case, kind, pattern in STATEMENT_KINDS:
         if pattern.search(text):
@@ -143,7 +204,18 @@ def classify(text):
     return None, None
 
 
+def sum_of_medians(per_kind):
+    """A case's figure: the sum over its statement kinds of each kind's median."""
+    out = {}
+    for (case, _), times in per_kind.items():
+        out[case] = out.get(case, 0.0) + statistics.median(times)
+    return out
+
+
 def main():
+    if sys.argv[1] == "--explain":
+        explain_replay(Path(sys.argv[2]))
+        return
     out_dir = Path(sys.argv[1])
     orm = read_jsonl(out_dir / "orm.jsonl")
     orm_again = read_jsonl(out_dir / "orm-again.jsonl")
@@ -155,21 +227,22 @@ def main():
             k, _, v = line.partition("=")
             machine[k] = v
 
-    # The floor: per statement kind, the median of its executor times; a case's floor is
-    # the sum over its statements.
+    # The floor (EXPLAIN ANALYZE of our statements with their parameters) and, from the
+    # auto_explain entries, the server's time including converting and sending the rows.
+    explained = []
+    if (out_dir / "explain.json").exists():
+        explained = json.loads((out_dir / "explain.json").read_text())
     per_kind = {}
-    per_text = {}
-    unclassified = 0
+    for e in explained:
+        per_kind.setdefault((e["case"], e["kind"]), []).extend(e["server_ms"])
+    floors = sum_of_medians(per_kind)
+    sent_kind, sent_text = {}, {}
     for ms, text in floor_entries(out_dir / "server-log.txt"):
         case, kind = classify(text)
-        if case is None:
-            unclassified += 1
-            continue
-        per_kind.setdefault((case, kind), []).append(ms)
-        per_text.setdefault((case, kind, text), []).append(ms)
-    floors = {}
-    for (case, kind), times in per_kind.items():
-        floors[case] = floors.get(case, 0.0) + statistics.median(times)
+        if case is not None:
+            sent_kind.setdefault((case, kind), []).append(ms)
+            sent_text.setdefault(text, []).append(ms)
+    sending = sum_of_medians(sent_kind)
 
     p = print
     p(f"## orm side by side with SeaORM and Django + DRF ({out_dir.name})")
@@ -178,8 +251,8 @@ def main():
         f"Machine: {machine.get('nproc', '?')} vCPUs ({machine.get('cpu', '?')}), "
         f"{machine.get('mem', '?')}, Linux {machine.get('kernel', '?')}; PostgreSQL "
         f"{machine.get('postgres', '?')}; {machine.get('rustc', '?')}; "
-        f"{machine.get('python', '?')}. Load average at start {machine.get('loadavg', '?')}, "
-        f"at the end {machine.get('loadavg_end', '?')}."
+        f"{machine.get('python', '?')}. Load average (1, 5, 15 min) at the start "
+        f"{machine.get('loadavg', '?')}, at the end {machine.get('loadavg_end', '?')}."
     )
     md5 = {}
     for f in sorted(out_dir.glob("md5-*.txt")):
@@ -191,14 +264,17 @@ def main():
     )
     p()
     p(
-        "Medians in ms (orm: `demo bench`, orm and hand-written diesel alternating; peers: "
-        "their own harnesses, the fastest of their variants doing the same work, named below). "
-        "Server floor: the executor time PostgreSQL itself reports (auto_explain, ANALYZE "
-        "with TIMING OFF) for the statements our page sends, median per statement, summed."
+        "Medians in ms. orm: `demo bench`, orm and hand-written diesel alternating. Peers: "
+        "their own harnesses; the fastest of their variants doing the same work (named "
+        "below). Server floor: planning + execution time of the statements our page sends, "
+        "with the parameters it sent, from EXPLAIN (ANALYZE, TIMING OFF): median per "
+        "statement, summed. Server incl. sending: the executor time auto_explain logs for "
+        "the same statements as the bench runs them, which also covers converting the rows "
+        "and writing them to the client."
     )
     p()
-    p("| case | orm | hand-written diesel | orm / diesel | SeaORM | Django + DRF | SeaORM / orm | Django / orm | server floor | orm / floor | JSON bytes (orm, SeaORM, Django) |")
-    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    p("| case | orm | hand-written diesel | orm / diesel | SeaORM | Django + DRF | SeaORM / orm | Django / orm | server floor | orm / floor | server incl. sending | JSON bytes (orm, SeaORM, Django) |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     values = {}
     notes = []
     for case in CASES:
@@ -225,19 +301,17 @@ def main():
         p(
             f"| {case['orm']} | {fmt(ours)} | {fmt(diesel)} | {fmt_ratio(v['diesel_ratio'])} | "
             f"{fmt(s_ms)} | {fmt(d_ms)} | {fmt_ratio(v['seaorm_ratio'])} | {fmt_ratio(v['django_ratio'])} | "
-            f"{fmt(floor)} | {fmt_ratio(v['floor_ratio'])} | {' / '.join(sizes)} ({check}) |"
+            f"{fmt(floor)} | {fmt_ratio(v['floor_ratio'])} | {fmt(sending.get(case['key']))} | "
+            f"{' / '.join(sizes)} ({check}) |"
         )
         if o:
+            again = orm_again.get(case["orm"])
             notes.append(
                 f"- {case['orm']}: orm {o['runs']} runs, spread {fmt(o['ours_spread'][0])}–"
                 f"{fmt(o['ours_spread'][1])}; diesel spread {fmt(o['diesel_spread'][0])}–"
                 f"{fmt(o['diesel_spread'][1])}"
-                + (
-                    f"; orm again after the peers: {fmt(orm_again[case['orm']]['ours_ms'])} "
-                    f"(diesel {fmt(orm_again[case['orm']]['diesel_ms'])})"
-                    if case["orm"] in orm_again
-                    else ""
-                )
+                + (f"; orm again after the peers: {fmt(again['ours_ms'])} (diesel "
+                   f"{fmt(again['diesel_ms'])})" if again else "")
             )
         if s_row:
             notes.append(
@@ -252,8 +326,8 @@ def main():
         dsql = django.get(case["django_sql"])
         if dsql and "server_median_ms" in dsql:
             notes.append(
-                f"- Django's own SQL for it: server planning+execution "
-                f"{fmt(dsql['server_median_ms'])} (EXPLAIN ANALYZE, TIMING OFF), replayed on a "
+                f"- Django's own SQL for it: server planning + execution "
+                f"{fmt(dsql['server_median_ms'])} (EXPLAIN ANALYZE, TIMING OFF); replayed on a "
                 f"bare psycopg connection {fmt(dsql['median_ms'])}"
             )
     p()
@@ -269,32 +343,38 @@ def main():
         name = next(c["orm"] for c in CASES if c["key"] == key)
         p(f"| {name} | {label} | {goal} | {fmt_ratio(v)} | {met} |")
     p()
-    if per_text:
-        p("### The floor, statement by statement (server executor time, ms)")
-        p()
-        p("| # | case | statement | runs | median | min |")
-        p("|---:|---|---|---:|---:|---:|")
-        texts = sorted(per_text.items())
-        for n, ((case, kind, _), times) in enumerate(texts, 1):
-            p(
-                f"| {n} | {case} | {kind} | {len(times)} | {fmt(statistics.median(times))} | "
-                f"{fmt(min(times))} |"
-            )
-        p()
-        p("<details><summary>the statements</summary>")
-        p()
-        for n, ((_, _, text), _) in enumerate(texts, 1):
-            p(f"{n}. `{re.sub(chr(92) + 's+', ' ', text)}`")
-        p()
-        p("</details>")
-        p()
-        p(
-            "Both sides' texts are listed: ours and the hand-written diesel ones differ in "
-            "parentheses and in binding `deleted`; a kind's floor is the median over both. "
-            f"{unclassified} other statements of the pass (connection checks) are left out."
-        )
-    else:
+    if not explained and not sent_text:
         p("No floor: the server log was not readable (see PG_LOG in bench/side_by_side.sh).")
+        return
+    p("### The floor, statement by statement (ms)")
+    p()
+    p("| # | case | statement | EXPLAIN ANALYZE runs | planning + execution median | min | auto_explain (incl. sending) median | runs |")
+    p("|---:|---|---|---:|---:|---:|---:|---:|")
+    texts = sorted({(e["case"], e["kind"], e["text"]) for e in explained}
+                   | {(*classify(t), t) for t in sent_text})
+    by_text = {}
+    for e in explained:
+        by_text.setdefault(e["text"], []).extend(e["server_ms"])
+    for n, (case, kind, text) in enumerate(texts, 1):
+        ex = by_text.get(text, [])
+        se = sent_text.get(text, [])
+        p(
+            f"| {n} | {case} | {kind} | {len(ex)} | {fmt(statistics.median(ex)) if ex else '—'} | "
+            f"{fmt(min(ex)) if ex else '—'} | {fmt(statistics.median(se)) if se else '—'} | {len(se)} |"
+        )
+    p()
+    p("<details><summary>the statements</summary>")
+    p()
+    for n, (_, _, text) in enumerate(texts, 1):
+        p(f"{n}. `{re.sub(chr(92) + 's+', ' ', text)}`")
+    p()
+    p("</details>")
+    p()
+    p(
+        "Both sides' statements are listed: ours and the hand-written diesel ones differ "
+        "only in parentheses and in binding `deleted` or writing it as a literal; a "
+        "statement kind's figure is the median over both."
+    )
 
 
 if __name__ == "__main__":
