@@ -12,6 +12,10 @@
 #                 be allowed to create databases; trust or .pgpass authentication
 #   SKIP_LOAD=1   reuse an existing peer_django instead of reloading it
 #   SEAORM_PING   on (SeaORM's default, test_before_acquire) or off; default on
+#   SSLMODE       the libpq sslmode of all three connections; default disable: orm's
+#                 default build has no TLS (README, "TLS to PostgreSQL"), while SeaORM's
+#                 and Django's defaults negotiate TLS 1.3 with a server that offers it, so
+#                 the default keeps the transport the same for all three (plain TCP)
 #   PG_LOG        the server's log file, for the database's floor (see below); default:
 #                 /var/log/postgresql/postgresql-<major>-main.log
 #
@@ -39,6 +43,9 @@ SCRATCH=$ROOT/target/peers
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 BASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}"
 SEAORM_PING=${SEAORM_PING:-on}
+SSLMODE=${SSLMODE:-disable}
+# libpq (psql, Django's psycopg, orm's diesel) reads PGSSLMODE; sqlx takes it in the URL.
+export PGSSLMODE=$SSLMODE
 
 if [ -n "${QUICK:-}" ]; then
     RUNS=${RUNS:-3}
@@ -140,19 +147,21 @@ machine_info() {
     echo "rustc=$(rustc --version)"
     echo "python=$("$PY" --version 2>&1)"
     echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "sslmode=$SSLMODE"
+    echo "seaorm_ping=$SEAORM_PING"
 }
 machine_info > "$OUT/machine.txt"
 
 # ---- 4. one time window ---------------------------------------------------------------
 orm_bench() {
-    "$DEMO" --database-url "$BASE_URL/peer_orm" --no-migrate bench --runs "$RUNS" --json
+    "$DEMO" --database-url "$BASE_URL/peer_orm?sslmode=$SSLMODE" --no-migrate bench --runs "$RUNS" --json
 }
 
 echo "== [$(date -u +%T)] orm: demo bench on peer_orm"
 orm_bench | tee "$OUT/orm.jsonl"
 
-echo "== [$(date -u +%T)] SeaORM peer on peer_seaorm (ping $SEAORM_PING)"
-"$SEAORM" run --url "$BASE_URL/peer_seaorm" --ping "$SEAORM_PING" --sections list,threads \
+echo "== [$(date -u +%T)] SeaORM peer on peer_seaorm (ping $SEAORM_PING, sslmode=$SSLMODE)"
+"$SEAORM" run --url "$BASE_URL/peer_seaorm?sslmode=$SSLMODE" --ping "$SEAORM_PING" --sections list,threads \
     "${PEER_FLAGS[@]}" --label "ping-$SEAORM_PING" --out "$OUT/seaorm.json" > "$OUT/seaorm.log"
 grep -E '^\s+\[' "$OUT/seaorm.log" || true
 

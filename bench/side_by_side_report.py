@@ -252,7 +252,9 @@ def main():
         f"{machine.get('mem', '?')}, Linux {machine.get('kernel', '?')}; PostgreSQL "
         f"{machine.get('postgres', '?')}; {machine.get('rustc', '?')}; "
         f"{machine.get('python', '?')}. Load average (1, 5, 15 min) at the start "
-        f"{machine.get('loadavg', '?')}, at the end {machine.get('loadavg_end', '?')}."
+        f"{machine.get('loadavg', '?')}, at the end {machine.get('loadavg_end', '?')}. "
+        f"All three over TCP to 127.0.0.1 with sslmode={machine.get('sslmode', '?')}; SeaORM's "
+        f"test_before_acquire ping {machine.get('seaorm_ping', '?')}."
     )
     md5 = {}
     for f in sorted(out_dir.glob("md5-*.txt")):
