@@ -2,9 +2,11 @@
 # orm side by side with the peers: SeaORM 2.0 and Django + DRF read the same PostgreSQL
 # dataset, in one time window, and the ratios are printed as a markdown table.
 #
-#   bench/side_by_side.sh              normal run (RUNS=15 timed runs per case and side)
-#   QUICK=1 bench/side_by_side.sh      smoke run: 3 runs for orm, the peers' --quick
-#   RUNS=31 bench/side_by_side.sh      more runs for orm (and at least that many for the peers)
+#   bench/side_by_side.sh              normal run, about 15 minutes on 2 cores
+#   QUICK=1 bench/side_by_side.sh      smoke run (about 5 minutes): 3 runs for orm, the peers' --quick
+#   RUNS=51 bench/side_by_side.sh      timed runs per case and side for orm (default 31)
+#   PEER_RUNS=11 bench/side_by_side.sh at least this many timed runs per peer case (default 7,
+#                                      the peers' own default; short cases get more)
 #
 # Other settings (environment):
 #   PEER_DIR      where the peers live (default: ../shared/peer next to the repository)
@@ -28,11 +30,11 @@
 #      of every copy are checked against the loader's;
 #   3. builds our demo and the SeaORM peer (release);
 #   4. in one time window: `demo bench` on peer_orm (orm and hand-written diesel,
-#      alternating), the SeaORM peer (sections list,threads) on peer_seaorm, the Django
-#      peer (sections list,threads) on peer_django, `demo bench` again (drift check),
-#      then one more `demo bench` pass with auto_explain loaded into its session only
-#      (PGOPTIONS), whose log entries give the server's own execution time of each
-#      statement we send: the database's floor;
+#      alternating); the database's floor: one more short `demo bench` pass with
+#      auto_explain and statement logging loaded into its sessions only (PGOPTIONS), then
+#      each logged statement with its logged parameters under EXPLAIN (ANALYZE) via psql;
+#      the SeaORM peer (sections list,threads) on peer_seaorm; the Django peer (sections
+#      list,threads) on peer_django; `demo bench` on peer_orm again;
 #   5. prints the table (also written to results.md) with the issue's targets.
 # Output: target/peers/results/<UTC timestamp>/
 set -euo pipefail
@@ -51,8 +53,10 @@ if [ -n "${QUICK:-}" ]; then
     RUNS=${RUNS:-3}
     PEER_FLAGS=(--quick)
 else
-    RUNS=${RUNS:-15}
-    PEER_FLAGS=(--repeat "$RUNS")
+    RUNS=${RUNS:-31}
+    # The peers' own rule: at least this many runs, more for short cases (about 3 s
+    # each, at most 51).
+    PEER_FLAGS=(--repeat "${PEER_RUNS:-7}")
 fi
 
 STAMP=$(date -u +%Y%m%d-%H%M%S)
@@ -154,11 +158,35 @@ machine_info > "$OUT/machine.txt"
 
 # ---- 4. one time window ---------------------------------------------------------------
 orm_bench() {
-    "$DEMO" --database-url "$BASE_URL/peer_orm?sslmode=$SSLMODE" --no-migrate bench --runs "$RUNS" --json
+    "$DEMO" --database-url "$BASE_URL/peer_orm?sslmode=$SSLMODE" --no-migrate bench --runs "$1" --json
 }
 
 echo "== [$(date -u +%T)] orm: demo bench on peer_orm"
-orm_bench | tee "$OUT/orm.jsonl"
+orm_bench "$RUNS" | tee "$OUT/orm.jsonl"
+
+# The database's floor, right after orm's first pass: the same bench once more (a few
+# runs), with auto_explain and statement logging loaded into its own sessions only.
+# auto_explain logs each statement's executor time (ANALYZE with TIMING OFF; this
+# includes converting the rows and writing them to the client), statement logging its
+# parameters; then each statement is run again with those parameters under
+# EXPLAIN (ANALYZE, TIMING OFF) through psql. Only entries of peer_orm written after
+# the offset below are read.
+echo "== [$(date -u +%T)] the database's floor (auto_explain in orm's sessions, EXPLAIN ANALYZE)"
+MAJOR=$(psql -d postgres -Atc "SELECT current_setting('server_version_num')::int / 10000")
+PG_LOG=${PG_LOG:-/var/log/postgresql/postgresql-$MAJOR-main.log}
+if [ -r "$PG_LOG" ]; then
+    OFFSET=$(stat -c %s "$PG_LOG")
+    PGOPTIONS="-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 \
+-c auto_explain.log_analyze=on -c auto_explain.log_timing=off -c auto_explain.log_format=json \
+-c log_min_duration_statement=0" \
+        orm_bench 5 > "$OUT/orm-floor-pass.jsonl"
+    sleep 1 # let the server flush its log
+    tail -c +$((OFFSET + 1)) "$PG_LOG" > "$OUT/server-log.txt"
+    python3 "$ROOT/bench/side_by_side_report.py" --explain "$OUT"
+else
+    echo "cannot read the server log $PG_LOG (set PG_LOG): no floor column"
+    : > "$OUT/server-log.txt"
+fi
 
 echo "== [$(date -u +%T)] SeaORM peer on peer_seaorm (ping $SEAORM_PING, sslmode=$SSLMODE)"
 "$SEAORM" run --url "$BASE_URL/peer_seaorm?sslmode=$SSLMODE" --ping "$SEAORM_PING" --sections list,threads \
@@ -170,32 +198,9 @@ echo "== [$(date -u +%T)] Django peer on peer_django"
     "${PEER_FLAGS[@]}" --out "$OUT/django.json") > "$OUT/django.log"
 grep -E '^\s+\[' "$OUT/django.log" || true
 
-echo "== [$(date -u +%T)] orm again (drift check)"
-orm_bench | tee "$OUT/orm-again.jsonl"
+echo "== [$(date -u +%T)] orm again, after the peers"
+orm_bench "$RUNS" | tee "$OUT/orm-again.jsonl"
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
-
-# The database's floor: the same bench once more, with auto_explain loaded into its
-# own sessions only. Each statement's executor time (ANALYZE with TIMING OFF, no
-# planning) lands in the server log with the statement text; only entries of
-# peer_orm written after the offset below are read.
-echo "== [$(date -u +%T)] the database's floor (auto_explain in orm's sessions)"
-MAJOR=$(psql -d postgres -Atc "SELECT current_setting('server_version_num')::int / 10000")
-PG_LOG=${PG_LOG:-/var/log/postgresql/postgresql-$MAJOR-main.log}
-if [ -r "$PG_LOG" ]; then
-    OFFSET=$(stat -c %s "$PG_LOG")
-    PGOPTIONS="-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 \
--c auto_explain.log_analyze=on -c auto_explain.log_timing=off -c auto_explain.log_format=json \
--c log_min_duration_statement=0" \
-        orm_bench > "$OUT/orm-floor-pass.jsonl"
-    sleep 1 # let the server flush its log
-    tail -c +$((OFFSET + 1)) "$PG_LOG" > "$OUT/server-log.txt"
-    # Each statement again, with the parameters it was sent with (logged by
-    # log_min_duration_statement), under EXPLAIN (ANALYZE, TIMING OFF) through psql.
-    python3 "$ROOT/bench/side_by_side_report.py" --explain "$OUT"
-else
-    echo "cannot read the server log $PG_LOG (set PG_LOG): no floor column"
-    : > "$OUT/server-log.txt"
-fi
 
 # ---- 5. the table -----------------------------------------------------------------------
 python3 "$ROOT/bench/side_by_side_report.py" "$OUT" | tee "$OUT/results.md"
