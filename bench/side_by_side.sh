@@ -3,7 +3,7 @@
 # dataset, in one time window, and the ratios are printed as a markdown table.
 #
 #   bench/side_by_side.sh              normal run, about 15 minutes on 2 cores
-#   QUICK=1 bench/side_by_side.sh      smoke run (about 5 minutes): 3 runs for orm, the peers' --quick
+#   QUICK=1 bench/side_by_side.sh      smoke run (a few minutes): 3 runs for orm, the peers' --quick
 #   RUNS=51 bench/side_by_side.sh      timed runs per case and side for orm (default 31)
 #   PEER_RUNS=11 bench/side_by_side.sh at least this many timed runs per peer case (default 7,
 #                                      the peers' own default; short cases get more)
