@@ -76,7 +76,7 @@ struct Message {
 
 orm::model! { Person => weave_person { primary_key: id, ordering: (weave_person::updated.desc(), weave_person::id.desc()), soft_delete: deleted, timestamps: (created, updated) } }
 orm::model! { Thread => weave_thread { primary_key: id, ordering: (weave_thread::updated.desc(), weave_thread::id.desc()), soft_delete: deleted, timestamps: (created, updated) } }
-orm::model! { Message => weave_message { primary_key: id, ordering: (weave_message::updated.desc(), weave_message::id.desc()), soft_delete: deleted, timestamps: (created, updated) } }
+orm::model! { Message => weave_message { primary_key: id, ordering: (weave_message::updated.desc(), weave_message::id.desc()), soft_delete: deleted, timestamps: (created, updated), cursor_columns: (created, updated, text, sent_by_id, thread_id) } }
 
 #[allow(dead_code)]
 fn setup() -> (orm::Database, orm::PooledConnection) {

@@ -23,23 +23,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime};
+use orm::paginate::{Page, PageLink};
 use orm::prelude::*;
 use orm::{Captured, Database, QuerySet};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::json::{full_name, MessageJson, PersonJson, SenderText, ThreadJson};
+use crate::json::{full_name, MessageJson, PageJson, PersonJson, SenderText, ThreadJson};
 use crate::models::{Message, Person, Thread};
 use crate::profile_pages;
 use crate::schema::{weave_message, weave_person, weave_thread};
 
 /// Rows per page, as the talk's `PageNumberPagination`.
-pub const PAGE_SIZE: i64 = 100;
+pub const PAGE_SIZE: u64 = 100;
 /// How many requests `/profile/` keeps.
 pub const KEEP_PROFILES: usize = 200;
 
@@ -129,6 +130,13 @@ impl ApiError {
 
 impl From<orm::Error> for ApiError {
     fn from(e: orm::Error) -> Self {
+        if matches!(
+            e,
+            orm::Error::EmptyPage { .. } | orm::Error::PageNotAnInteger { .. }
+        ) {
+            // DRF answers every bad page number alike.
+            return ApiError::not_found("Invalid page.");
+        }
         let status = match &e {
             orm::Error::NotFound { .. } => StatusCode::NOT_FOUND,
             orm::Error::PoolTimeout { .. } | orm::Error::Connect { .. } => {
@@ -151,7 +159,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Value, ApiError>;
+/// A handler's answer: the JSON body, serialised straight from the rows.
+type ApiResult = Result<Vec<u8>, ApiError>;
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> ApiResult {
+    serde_json::to_vec(value).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        detail: e.to_string(),
+    })
+}
 type Params = Vec<(String, String)>;
 
 /// The router over shared state.
@@ -209,7 +225,7 @@ async fn profiled(
         }
     };
     let response = match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
     };
     state.record(RequestProfile {
@@ -258,56 +274,30 @@ fn unknown_field(field: &str, fields: &[&str]) -> ApiError {
     ))
 }
 
-/// The page number of `?page=`: missing means 1; anything but a positive integer is
-/// DRF's "Invalid page.".
-fn page_number(params: &Params) -> Result<i64, ApiError> {
-    match params.iter().rev().find(|(k, _)| k == "page") {
-        None => Ok(1),
-        Some((_, v)) => match v.parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(ApiError::not_found("Invalid page.")),
-        },
-    }
+/// The raw `?page=` text (missing means page 1); the paginator parses it.
+fn raw_page(params: &Params) -> &str {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "page")
+        .map_or("1", |(_, v)| v.as_str())
 }
 
-/// Where a page sits: its slice and DRF's `next`/`previous` links.
-struct Window {
-    offset: u64,
-    count: i64,
-    next: Option<String>,
-    previous: Option<String>,
-}
-
-fn window(path: &str, params: &Params, page: i64, count: i64) -> Result<Window, ApiError> {
-    let last = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    if page > last {
-        return Err(ApiError::not_found("Invalid page."));
-    }
-    let link = |n: i64| {
-        let mut query: Vec<String> = params
-            .iter()
-            .filter(|(k, _)| k != "page")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        if n > 1 {
-            query.push(format!("page={n}"));
-        }
-        if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{}", query.join("&"))
-        }
+/// A library page as DRF's four keys, with the rows turned into their JSON shape.
+fn page_body<'a, R, T: Serialize>(page: &'a Page<R>, json: impl Fn(&'a R) -> T) -> ApiResult {
+    let results: Vec<T> = page.results.iter().map(json).collect();
+    let link = |l: &Option<PageLink>| match l {
+        Some(PageLink::Url(u)) => Some(u.clone()),
+        Some(PageLink::Number(n)) => Some(n.to_string()),
+        None => None,
     };
-    Ok(Window {
-        offset: ((page - 1) * PAGE_SIZE) as u64,
-        count,
-        next: (page < last).then(|| link(page + 1)),
-        previous: (page > 1).then(|| link(page - 1)),
+    let (next, previous) = (link(&page.next), link(&page.previous));
+    to_json(&PageJson {
+        count: page.count,
+        next: next.as_deref(),
+        previous: previous.as_deref(),
+        results: &results,
     })
-}
-
-fn page_body<T: Serialize>(w: &Window, results: &[T]) -> Value {
-    json!({ "count": w.count, "next": w.next, "previous": w.previous, "results": results })
 }
 
 const PERSON_FIELDS: &[&str] = &[
@@ -387,13 +377,14 @@ async fn persons(
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Response {
+    let here = uri.to_string();
     profiled(state, method, uri, move |conn| {
-        let page = page_number(&params)?;
         let qs = filter_persons(Person::objects(), &params)?;
-        let w = window("/api/persons/", &params, page, qs.count(conn)?)?;
-        let rows = qs.offset(w.offset).limit(PAGE_SIZE as u32).all(conn)?;
-        let results: Vec<PersonJson<'_>> = rows.iter().map(PersonJson::from).collect();
-        Ok(page_body(&w, &results))
+        let page = qs
+            .paginate(PAGE_SIZE)
+            .links(&here)
+            .page(conn, raw_page(&params))?;
+        page_body(&page, PersonJson::from)
     })
     .await
 }
@@ -404,18 +395,18 @@ async fn threads(
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Response {
+    let here = uri.to_string();
     profiled(state, method, uri, move |conn| {
-        let page = page_number(&params)?;
         let qs = filter_threads(Thread::objects(), &params)?;
-        let w = window("/api/threads/", &params, page, qs.count(conn)?)?;
-        let rows = qs
-            .prefetch(Thread::messages().select_related(Message::sent_by))
-            .offset(w.offset)
-            .limit(PAGE_SIZE as u32)
-            .all(conn)?;
-        let results: Vec<ThreadJson<'_>> =
-            rows.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
-        Ok(page_body(&w, &results))
+        let page = qs.paginate(PAGE_SIZE).links(&here).page_with(
+            conn,
+            raw_page(&params),
+            |qs, conn| {
+                qs.prefetch(Thread::messages().select_related(Message::sent_by))
+                    .all(conn)
+            },
+        )?;
+        page_body(&page, |(t, m)| ThreadJson::new(t, m))
     })
     .await
 }
@@ -426,18 +417,15 @@ async fn messages(
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Response {
+    let here = uri.to_string();
     profiled(state, method, uri, move |conn| {
-        let page = page_number(&params)?;
         let qs = filter_messages(Message::objects(), &params)?;
-        let w = window("/api/messages/", &params, page, qs.count(conn)?)?;
-        let rows = qs
-            .select_related(Message::sent_by)
-            .offset(w.offset)
-            .limit(PAGE_SIZE as u32)
-            .all(conn)?;
-        let results: Vec<MessageJson<'_>> =
-            rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
-        Ok(page_body(&w, &results))
+        let page = qs.paginate(PAGE_SIZE).links(&here).page_with(
+            conn,
+            raw_page(&params),
+            |qs, conn| qs.select_related(Message::sent_by).all(conn),
+        )?;
+        page_body(&page, |(m, p)| MessageJson::new(m, p))
     })
     .await
 }
@@ -455,7 +443,7 @@ async fn list_some(State(state): State<Arc<AppState>>, method: Method, uri: Uri)
                 text: &m.text,
             })
             .collect();
-        Ok(json!(out))
+        to_json(&out)
     })
     .await
 }
@@ -473,7 +461,7 @@ async fn detail(
                 let p = Person::objects()
                     .filter(weave_person::id.eq(id))
                     .get(conn)?;
-                Ok(json!(PersonJson::from(&p)))
+                to_json(&PersonJson::from(&p))
             }
             "threads" => {
                 let mut rows = Thread::objects()
@@ -483,7 +471,7 @@ async fn detail(
                 let (t, m) = rows
                     .pop()
                     .ok_or_else(|| ApiError::not_found("Not found."))?;
-                Ok(json!(ThreadJson::new(&t, &m)))
+                to_json(&ThreadJson::new(&t, &m))
             }
             "messages" => {
                 let mut rows = Message::objects()
@@ -493,7 +481,7 @@ async fn detail(
                 let (m, p) = rows
                     .pop()
                     .ok_or_else(|| ApiError::not_found("Not found."))?;
-                Ok(json!(MessageJson::new(&m, &p)))
+                to_json(&MessageJson::new(&m, &p))
             }
             _ => Err(ApiError::not_found("Not found.")),
         }

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use orm::{AnyConnection, Model};
 use serde::Serialize;
 
-use crate::json::{MessageJson, ThreadJson};
+use crate::json::{MessageJson, PageJson, ThreadJson};
 use crate::models::{Message, Person, Thread};
 use crate::schema::{weave_message, weave_person, weave_thread};
 
@@ -156,12 +156,12 @@ const NEXT: &str = "http://testserver/threads/?page=2";
 
 fn page_json(threads: &[(Thread, Vec<(Message, Person)>)], count: i64) -> usize {
     let results: Vec<ThreadJson<'_>> = threads.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
-    let body = serde_json::json!({
-        "count": count,
-        "next": if count > 100 { Some(NEXT) } else { None },
-        "previous": serde_json::Value::Null,
-        "results": results,
-    });
+    let body = PageJson {
+        count,
+        next: (count > 100).then_some(NEXT),
+        previous: None,
+        results: &results,
+    };
     serde_json::to_vec(&body).unwrap_or_default().len()
 }
 

@@ -132,6 +132,20 @@ impl<'a> ThreadJson<'a> {
     }
 }
 
+/// DRF's page: `{count, next, previous, results}`, serialised straight from the rows
+/// (no intermediate JSON tree).
+#[derive(Debug, Clone, Serialize)]
+pub struct PageJson<'a, T> {
+    /// Rows in the whole queryset.
+    pub count: i64,
+    /// Link to the next page.
+    pub next: Option<&'a str>,
+    /// Link to the previous page.
+    pub previous: Option<&'a str>,
+    /// This page's rows.
+    pub results: &'a [T],
+}
+
 /// The talk's `list_some` item: `{"sender": ..., "text": ...}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SenderText<'a> {

@@ -77,6 +77,7 @@ orm::model! {
         ordering: (weave_person::updated.desc(), weave_person::id.desc()),
         soft_delete: deleted,
         timestamps: (created, updated),
+        cursor_columns: (created, updated),
     }
 }
 
@@ -86,6 +87,7 @@ orm::model! {
         ordering: (weave_thread::updated.desc(), weave_thread::id.desc()),
         soft_delete: deleted,
         timestamps: (created, updated),
+        cursor_columns: (created, updated),
     }
 }
 
@@ -95,12 +97,13 @@ orm::model! {
         ordering: (weave_message::updated.desc(), weave_message::id.desc()),
         soft_delete: deleted,
         timestamps: (created, updated),
+        cursor_columns: (created, updated, text, sent_by_id, thread_id),
     }
 }
 
 /// A new person (the ORM's write paths set `created` and `updated`).
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = weave_person)]
+#[diesel(table_name = weave_person, treat_none_as_default_value = false)]
 pub struct NewPerson {
     /// When the row was created (UTC).
     pub created: NaiveDateTime,
@@ -118,7 +121,7 @@ pub struct NewPerson {
 
 /// A new thread.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = weave_thread)]
+#[diesel(table_name = weave_thread, treat_none_as_default_value = false)]
 pub struct NewThread {
     /// When the row was created (UTC).
     pub created: NaiveDateTime,
@@ -132,7 +135,7 @@ pub struct NewThread {
 
 /// A new message.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = weave_message)]
+#[diesel(table_name = weave_message, treat_none_as_default_value = false)]
 pub struct NewMessage {
     /// When the row was created (UTC).
     pub created: NaiveDateTime,
@@ -147,6 +150,12 @@ pub struct NewMessage {
     /// The thread.
     pub thread_id: i64,
 }
+
+// `create`/`bulk_create` set `created` and `updated` to now, unless told to keep
+// them (`BulkCreate::keep_timestamps`, for seeds with history).
+orm::insertable! { NewPerson => Person, timestamps: (created, updated) }
+orm::insertable! { NewThread => Thread, timestamps: (created, updated) }
+orm::insertable! { NewMessage => Message, timestamps: (created, updated) }
 
 orm::relation! {
     Message.sent_by -> Person (weave_message::sent_by_id), reverse Person.messages;

@@ -8,9 +8,9 @@ use std::time::Instant;
 use orm::prelude::*;
 use serde::Serialize;
 
-use crate::json::{full_name, SenderText, ThreadJson};
-use crate::models::{Message, Person, Thread};
-use crate::schema::{weave_message, weave_person};
+use crate::json::{full_name, PageJson, SenderText, ThreadJson};
+use crate::models::{Message, NewMessage, Person, Thread};
+use crate::schema::weave_message;
 
 /// One run of one scenario variant.
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +63,12 @@ pub fn measure(
             .call_site
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_else(|| "?".into());
-        format!("N+1: one shape sent {} times from {site}", r.count)
+        let fix = r.fix.as_ref().map(|f| format!(" (fix: {f})"));
+        format!(
+            "N+1: one shape sent {} times from {site}{}",
+            r.count,
+            fix.unwrap_or_default()
+        )
     });
     Ok(Outcome {
         scenario,
@@ -90,10 +95,7 @@ fn add_note(outcome: &mut Outcome, extra: String) {
 
 /// The sender of one message, loaded on its own: the lazy access the talk starts from.
 pub fn sender_of(conn: &mut AnyConnection, message: &Message) -> orm::Result<Person> {
-    Person::objects()
-        .with_deleted()
-        .filter(weave_person::id.eq(message.sent_by_id))
-        .get(conn)
+    Message::sent_by.get(message, conn)
 }
 
 /// `GET /api/messages/list_some/` as the talk wrote it first: 100 messages, then each
@@ -146,9 +148,7 @@ pub fn threads_page(conn: &mut AnyConnection, how: ThreadsPage) -> orm::Result<V
         ThreadsPage::Naive => {
             let mut page = Vec::new();
             for t in threads.all(conn)? {
-                let messages = Message::objects()
-                    .filter(weave_message::thread_id.eq(t.id))
-                    .all(conn)?;
+                let messages = Thread::messages().all_for(&t, conn)?;
                 let mut with_senders = Vec::with_capacity(messages.len());
                 for m in messages {
                     let sender = sender_of(conn, &m)?;
@@ -176,12 +176,12 @@ pub fn threads_page(conn: &mut AnyConnection, how: ThreadsPage) -> orm::Result<V
     };
     let count = Thread::objects().count(conn)?;
     let results: Vec<ThreadJson<'_>> = page.iter().map(|(t, m)| ThreadJson::new(t, m)).collect();
-    let body = serde_json::json!({
-        "count": count,
-        "next": if count > 100 { Some("/api/threads/?page=2") } else { None },
-        "previous": serde_json::Value::Null,
-        "results": results,
-    });
+    let body = PageJson {
+        count,
+        next: (count > 100).then_some("/api/threads/?page=2"),
+        previous: None,
+        results: &results,
+    };
     Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
@@ -228,6 +228,11 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
         out.push(o);
     }
 
+    out.extend(count_estimates(conn)?);
+
+    out.extend(periodic_writes(conn)?);
+    out.extend(streaming(conn)?);
+
     // Periodic tasks: count instead of loading, exists instead of loading.
     let live = Message::objects();
     let mut o = measure(conn, "count_vs_len", "load all, then len()", |c| {
@@ -258,16 +263,241 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
     Ok(out)
 }
 
+/// "SELECT COUNT(*) Estimates": every count strategy on the live messages, each with
+/// its error against the exact count. A strategy the backend cannot run (no
+/// TABLESAMPLE or planner estimate on SQLite) is shown with the typed error it gives.
+pub fn count_estimates(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+    use orm::count::Count;
+    use std::time::Duration;
+
+    let live = Message::objects();
+    let exact = live.count(conn)?;
+    let strategies: [(&'static str, Count, bool); 7] = [
+        ("exact", Count::Exact, false),
+        // Table statistics cannot apply a filter: the talk's reltuples on the whole table.
+        (
+            "table statistics (whole table)",
+            Count::TableStatistics,
+            true,
+        ),
+        ("planner estimate", Count::Planner, false),
+        ("TABLESAMPLE BERNOULLI 10%", Count::bernoulli(10.0), false),
+        ("TABLESAMPLE SYSTEM 10%", Count::system(10.0), false),
+        (
+            "exact within 50 ms, else planner",
+            Count::ExactWithin(Duration::from_millis(50)).or(Count::Planner),
+            false,
+        ),
+        ("at most 10,000", Count::AtMost(10_000), false),
+    ];
+    let mut out = Vec::new();
+    for (variant, strategy, whole_table) in strategies {
+        let qs = if whole_table {
+            live.clone().with_deleted()
+        } else {
+            live.clone()
+        };
+        let mut result = None;
+        let mut o = measure(conn, "count_estimates", variant, |c| {
+            match qs.count_with(c, &strategy) {
+                Ok(r) => {
+                    result = Some(Ok(r));
+                    Ok(1)
+                }
+                Err(e) if e.is_unsupported() => {
+                    result = Some(Err(e));
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match result {
+            Some(Ok(r)) => {
+                o.value = Some(r.value);
+                o.exact = Some(r.exact && !r.more);
+                let error = if exact == 0 {
+                    0.0
+                } else {
+                    (r.value - exact) as f64 / exact as f64 * 100.0
+                };
+                let mut note = if r.more {
+                    format!("more than {} (exact {exact})", r.value)
+                } else if r.exact {
+                    "exact".to_owned()
+                } else {
+                    format!("{error:+.1}% vs exact {exact}")
+                };
+                if r.fell_back() {
+                    note.push_str(&format!(", fell back: {:?}", r.fallbacks[0].reason));
+                }
+                add_note(&mut o, note);
+            }
+            Some(Err(e)) => add_note(&mut o, e.to_string()),
+            None => {}
+        }
+        out.push(o);
+    }
+    Ok(out)
+}
+
+/// Runs `f` in a transaction that is rolled back whatever happens: the write
+/// scenarios leave the dataset as they found it.
+fn rolled_back(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> orm::Result<u64>,
+) -> orm::Result<u64> {
+    enum Undo {
+        Done(u64),
+        Failed(orm::Error),
+    }
+    impl From<orm::Error> for Undo {
+        fn from(e: orm::Error) -> Self {
+            Undo::Failed(e)
+        }
+    }
+    match orm::atomic(conn, |c| -> Result<(), Undo> { Err(Undo::Done(f(c)?)) }) {
+        Err(Undo::Done(n)) => Ok(n),
+        Err(Undo::Failed(e)) => Err(e),
+        Ok(()) => Ok(0),
+    }
+}
+
+/// How many rows the write scenarios create and update.
+pub const WRITE_ROWS: usize = 2_000;
+
+fn new_messages(conn: &mut AnyConnection) -> orm::Result<Vec<NewMessage>> {
+    let sender = Person::objects().with_deleted().first(conn)?;
+    let thread = Thread::objects().with_deleted().first(conn)?;
+    let (Some(sender), Some(thread)) = (sender, thread) else {
+        return Ok(Vec::new());
+    };
+    let now = chrono::Utc::now().naive_utc();
+    Ok((0..WRITE_ROWS)
+        .map(|i| NewMessage {
+            created: now,
+            updated: now,
+            deleted: false,
+            text: format!("periodic task message {i}"),
+            sent_by_id: sender.id,
+            thread_id: thread.id,
+        })
+        .collect())
+}
+
+/// "Periodic tasks: do things in bulk": one statement per row against the bulk paths,
+/// each inside a transaction that is rolled back afterwards.
+pub fn periodic_writes(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+    use orm::bulk::{BulkCreate, InsertMethod};
+    let rows = new_messages(conn)?;
+    let mut out = Vec::new();
+
+    let one_by_one = rows.clone();
+    out.push(measure(conn, "bulk_create", "create() per row", |c| {
+        rolled_back(c, |c| {
+            for row in one_by_one {
+                Message::objects().create(c, row)?;
+            }
+            Ok(WRITE_ROWS as u64)
+        })
+    })?);
+    let chunked = rows.clone();
+    out.push(measure(
+        conn,
+        "bulk_create",
+        "bulk_create (chunked INSERT)",
+        |c| {
+            rolled_back(c, |c| {
+                Ok(Message::objects().bulk_create(c, chunked)?.len() as u64)
+            })
+        },
+    )?);
+    let copied = rows;
+    let mut copy_error = None;
+    let mut o = measure(conn, "bulk_create", "bulk_create (COPY)", |c| {
+        let options = BulkCreate::new().method(InsertMethod::Copy);
+        match rolled_back(c, |c| {
+            Ok(Message::objects()
+                .bulk_create_with(c, copied, &options)?
+                .rows as u64)
+        }) {
+            Err(e) if e.is_unsupported() => {
+                copy_error = Some(e.to_string());
+                Ok(0)
+            }
+            other => other,
+        }
+    })?;
+    if let Some(e) = copy_error {
+        add_note(&mut o, e);
+    }
+    out.push(o);
+
+    let targets: Vec<i64> = Message::objects()
+        .limit(WRITE_ROWS as u32)
+        .all(conn)?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let per_row = targets.clone();
+    out.push(measure(conn, "bulk_update", "update() per row", |c| {
+        rolled_back(c, |c| {
+            let mut n = 0;
+            for id in per_row {
+                n += Message::objects()
+                    .filter(weave_message::id.eq(id))
+                    .update(c, weave_message::text.eq(format!("edited {id}")))?;
+            }
+            Ok(n as u64)
+        })
+    })?);
+    let values: Vec<(i64, (String,))> = targets
+        .iter()
+        .map(|&id| (id, (format!("edited {id}"),)))
+        .collect();
+    out.push(measure(conn, "bulk_update", "bulk_update", |c| {
+        rolled_back(c, |c| {
+            Ok(Message::objects().bulk_update(c, (weave_message::text,), values)? as u64)
+        })
+    })?);
+    Ok(out)
+}
+
+/// "Use iterators when looping over a large number of objects": every live message
+/// loaded into one `Vec`, against a stream of 2,000-row chunks.
+pub fn streaming(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+    let live = Message::objects();
+    let mut out = Vec::new();
+    let mut o = measure(conn, "streaming", "all() into a Vec", |c| {
+        let rows = live.all(c)?;
+        Ok(rows.iter().filter(|m| m.text.len() > 40).count() as u64)
+    })?;
+    add_note(
+        &mut o,
+        "rows with text over 40 chars; memory grows with the table".into(),
+    );
+    out.push(o);
+    let mut o = measure(conn, "streaming", "stream(2000)", |c| {
+        let mut n = 0;
+        for m in live.stream(c, 2_000)? {
+            n += u64::from(m?.text.len() > 40);
+        }
+        Ok(n)
+    })?;
+    add_note(&mut o, "same rows; memory bounded by the chunk".into());
+    out.push(o);
+    Ok(out)
+}
+
 /// The outcomes as a table like the slides'.
 pub fn table(outcomes: &[Outcome]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:<28} {:>8} {:>10} {:>10} {:>8}  plan / value / note",
+        "{:<16} {:<34} {:>8} {:>10} {:>10} {:>8}  plan / value / note",
         "scenario", "variant", "queries", "ms", "db ms", "rows"
     );
-    let _ = writeln!(s, "{}", "-".repeat(110));
+    let _ = writeln!(s, "{}", "-".repeat(116));
     for o in outcomes {
         let mut tail = Vec::new();
         if let Some(p) = &o.plan {
@@ -284,7 +514,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         }
         let _ = writeln!(
             s,
-            "{:<16} {:<28} {:>8} {:>10.1} {:>10.1} {:>8}  {}",
+            "{:<16} {:<34} {:>8} {:>10.1} {:>10.1} {:>8}  {}",
             o.scenario,
             o.variant,
             o.queries,

@@ -8,12 +8,13 @@
 
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use indicatif::{ProgressBar, ProgressStyle};
+use orm::bulk::{BulkCreate, InsertMethod};
 use orm::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::models::{Message, NewMessage, NewPerson, NewThread, Person, Thread};
-use crate::schema::{weave_message, weave_person, weave_thread};
+use crate::schema::{weave_person, weave_thread};
 
 /// How much to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,21 +297,21 @@ fn ids_of_threads(conn: &mut AnyConnection) -> orm::Result<Vec<i64>> {
         .collect())
 }
 
-/// Rows per multi-row INSERT: 7 columns each stays far under either bind limit.
-const INSERT_CHUNK: usize = 2_000;
+/// The library's bulk path with the generated timestamps kept: binary `COPY` on
+/// PostgreSQL for large batches, multi-row `INSERT`s under the bind limit on SQLite.
+fn load_options<M: orm::Model>() -> BulkCreate<M> {
+    BulkCreate::new()
+        .method(InsertMethod::Auto)
+        .keep_timestamps()
+}
 
 fn insert_persons(
     conn: &mut AnyConnection,
     rows: &[NewPerson],
     bar: &ProgressBar,
 ) -> orm::Result<()> {
-    use diesel::RunQueryDsl;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table)
-            .values(chunk)
-            .execute(c))?;
-        bar.inc(chunk.len() as u64);
-    }
+    Person::objects().bulk_create_with(conn, rows.to_vec(), &load_options())?;
+    bar.inc(rows.len() as u64);
     Ok(())
 }
 
@@ -319,23 +320,13 @@ fn insert_threads(
     rows: &[NewThread],
     bar: &ProgressBar,
 ) -> orm::Result<()> {
-    use diesel::RunQueryDsl;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table)
-            .values(chunk)
-            .execute(c))?;
-        bar.inc(chunk.len() as u64);
-    }
+    Thread::objects().bulk_create_with(conn, rows.to_vec(), &load_options())?;
+    bar.inc(rows.len() as u64);
     Ok(())
 }
 
 fn insert_messages(conn: &mut AnyConnection, rows: &[NewMessage]) -> orm::Result<()> {
-    use diesel::RunQueryDsl;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    Message::objects().bulk_create_with(conn, rows.to_vec(), &load_options())?;
     Ok(())
 }
 

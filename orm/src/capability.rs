@@ -20,10 +20,17 @@ pub struct Capability {
     pub copy_from: bool,
     /// `= ANY($1)` with one array bind for an id list of any length.
     pub array_binds: bool,
+    /// `IN (SELECT value FROM json_each(?))` with one JSON text bind for an id list of
+    /// any length (used where there are no array binds).
+    pub json_key_lists: bool,
     /// `EXPLAIN (ANALYZE, FORMAT JSON)` with actual rows and times.
     pub explain_analyze: bool,
     /// `DECLARE ... CURSOR` / `FETCH` server-side cursors.
     pub server_side_cursors: bool,
+    /// The planner's row estimate for any query (`EXPLAIN (FORMAT JSON)` "Plan Rows").
+    pub planner_row_estimates: bool,
+    /// `NULL` sorts before every value in `ASC` order (SQLite); PostgreSQL puts it last.
+    pub nulls_first_ascending: bool,
 }
 
 const SQLITE: Capability = Capability {
@@ -35,8 +42,12 @@ const SQLITE: Capability = Capability {
     table_statistics: true,
     copy_from: false,
     array_binds: false,
+    json_key_lists: true,
     explain_analyze: false,
     server_side_cursors: false,
+    // EXPLAIN QUERY PLAN carries no row counts.
+    planner_row_estimates: false,
+    nulls_first_ascending: true,
 };
 
 const POSTGRES: Capability = Capability {
@@ -48,8 +59,11 @@ const POSTGRES: Capability = Capability {
     table_statistics: true,
     copy_from: true,
     array_binds: true,
+    json_key_lists: false,
     explain_analyze: true,
     server_side_cursors: true,
+    planner_row_estimates: true,
+    nulls_first_ascending: false,
 };
 
 impl Capability {

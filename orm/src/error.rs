@@ -90,6 +90,134 @@ pub enum Error {
     /// The database reported an error while running a statement.
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
+
+    /// An exact count did not finish within its deadline
+    /// ([`Count::ExactWithin`](crate::count::Count::ExactWithin)); the statement was
+    /// cancelled and the connection is usable.
+    #[error("exact count did not finish within {timeout:?} on {backend}")]
+    CountTimedOut {
+        /// The backend in use.
+        backend: Backend,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
+    /// The database has no row-count statistics for a table yet (PostgreSQL before
+    /// the first `ANALYZE` or autovacuum, SQLite before `ANALYZE`).
+    #[error("no table statistics for `{table}` on {backend} (run ANALYZE first)")]
+    NoStatistics {
+        /// The backend in use.
+        backend: Backend,
+        /// The table, as the database names it.
+        table: String,
+    },
+
+    /// A count method cannot answer for this queryset (for example table statistics
+    /// for a filtered queryset, or a sample of a sliced one).
+    #[error("{method} cannot count this queryset: {reason}")]
+    CountNotApplicable {
+        /// The count method.
+        method: &'static str,
+        /// Why not.
+        reason: &'static str,
+    },
+
+    /// A sampling percentage outside `(0, 100]`.
+    #[error("sample percentage {percent} is not in (0, 100]")]
+    InvalidSamplePercent {
+        /// The percentage given.
+        percent: f64,
+    },
+
+    /// A page number that is not an integer (Django's `PageNotAnInteger`).
+    #[error("page number `{raw}` is not an integer")]
+    PageNotAnInteger {
+        /// The text received, as given.
+        raw: String,
+    },
+
+    /// A page number that names no page (Django's `EmptyPage`): less than 1, or past
+    /// the last page.
+    #[error("{}", crate::paginate::empty_page_message(*page, *last_page))]
+    EmptyPage {
+        /// The page number asked for.
+        page: i64,
+        /// The last page, when the count is known to be exact.
+        last_page: Option<u64>,
+    },
+
+    /// A page size of zero or above the paginator's maximum.
+    #[error("page size {size} is not between 1 and {max}")]
+    InvalidPageSize {
+        /// The size asked for.
+        size: u64,
+        /// The paginator's maximum.
+        max: u64,
+    },
+
+    /// A keyset cursor token that does not decode, is not ours, or was made for
+    /// another ordering.
+    #[error("invalid cursor: {reason}")]
+    InvalidCursor {
+        /// What is wrong with it.
+        reason: crate::paginate::CursorError,
+    },
+
+    /// Keyset pagination needs a column value the model does not expose.
+    #[error("keyset pagination over {model} needs the value of `{column}`: list it in model!'s `cursor_columns`")]
+    CursorColumnUnavailable {
+        /// The model's name.
+        model: &'static str,
+        /// The ordering column.
+        column: &'static str,
+    },
+
+    /// An argument a method cannot work with (a chunk size of 0, ...).
+    #[error("invalid {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        argument: &'static str,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A bulk write failed; nothing of it was written (the whole write ran in one
+    /// transaction, rolled back). Says which row and chunk the database rejected.
+    #[error("{operation} failed at {}chunk {chunk} (rows {first_row}..{end_row} of {total_rows}), nothing written: {source}{}", row.map(|r| format!("row {r}, ")).unwrap_or_default(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    BulkWrite {
+        /// `bulk_create` or `bulk_update`.
+        operation: &'static str,
+        /// The input row (counting from 0) whose addition made its chunk fail: the
+        /// chunk is re-sent in halves, each attempt rolled back, to find it. `None`
+        /// for a `COPY` (PostgreSQL's detail names the key instead) or when the
+        /// search could not tell.
+        row: Option<usize>,
+        /// The failing chunk, counting from 0.
+        chunk: usize,
+        /// The index of the chunk's first row in the input, counting from 0.
+        first_row: usize,
+        /// One past the index of the chunk's last row.
+        end_row: usize,
+        /// How many rows the write was given.
+        total_rows: usize,
+        /// The database's detail, when it gives one: PostgreSQL names the offending
+        /// key (`Key (email_address)=(ada@example.org) already exists.`), which
+        /// identifies the row; SQLite gives none. A COPY is one chunk of all rows.
+        detail: Option<String>,
+        /// The database's error.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A `select_related` reaches the same table twice (it would need a table alias):
+    /// prefetch one of the relations instead.
+    #[error(
+        "select_related joins the table of {model} twice; prefetch one of those relations instead"
+    )]
+    TableJoinedTwice {
+        /// The model whose table is reached twice.
+        model: &'static str,
+    },
 }
 
 /// Why a connection could not be opened, classified from the driver's message.
@@ -170,6 +298,21 @@ impl Error {
         matches!(self, Error::Unsupported { .. })
     }
 
+    /// True for [`Error::CountTimedOut`].
+    pub fn is_count_timed_out(&self) -> bool {
+        matches!(self, Error::CountTimedOut { .. })
+    }
+
+    /// True for [`Error::EmptyPage`] (Django's `EmptyPage`).
+    pub fn is_empty_page(&self) -> bool {
+        matches!(self, Error::EmptyPage { .. })
+    }
+
+    /// True for [`Error::InvalidCursor`].
+    pub fn is_invalid_cursor(&self) -> bool {
+        matches!(self, Error::InvalidCursor { .. })
+    }
+
     /// The connection failure's kind, for [`Error::Connect`] (directly or as the
     /// last error of a pool timeout).
     pub fn connect_kind(&self) -> Option<ConnectErrorKind> {
@@ -183,7 +326,8 @@ impl Error {
         }
     }
 
-    /// True when the database rejected a statement for violating a unique constraint.
+    /// True when the database rejected a statement for violating a unique constraint
+    /// (also inside a failed bulk write).
     pub fn is_unique_violation(&self) -> bool {
         self.is_database_error(
             diesel::result::DatabaseErrorKind::UniqueViolation,
@@ -208,6 +352,7 @@ impl Error {
     ) -> bool {
         use diesel::result::{DatabaseErrorKind, Error as DieselError};
         match self {
+            Error::BulkWrite { source, .. } => source.is_database_error(kind, sqlite_message),
             Error::Query(DieselError::DatabaseError(k, info)) => {
                 std::mem::discriminant(k) == std::mem::discriminant(&kind)
                     || matches!(k, DatabaseErrorKind::Unknown)

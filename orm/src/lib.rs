@@ -60,12 +60,19 @@
 //!
 //! ## Relations
 //!
-//! [`relation!`] declares a foreign key (`Message::sent_by`) and its reverse
-//! (`Person::messages()`). [`QuerySet::select_related`] loads the target row by
-//! `INNER JOIN` in the same query; [`QuerySet::prefetch`] loads a reverse relation for
-//! all parents with one more query per hop, and a hop may `select_related` too:
-//! 100 threads with their messages and senders are 2 queries.
-//! [`instrument::detect_n_plus_one`] reports the shapes that were not loaded this way.
+//! [`relation!`] declares a foreign key (`Message::sent_by`, or a nullable one with
+//! `-> Option<Person>`) and its reverse (`Person::messages()`). Three ways to load:
+//!
+//! | need | call | queries |
+//! |---|---|---|
+//! | the parent rows of many rows | [`QuerySet::select_related`] (`INNER`/`LEFT JOIN`; several keys, chains) | 1 |
+//! | children (or parents) of many rows | [`QuerySet::prefetch`] (reverse, forward, nested, `limit_per_parent`) | 1 per hop |
+//! | one row's relation, on purpose | [`relations::ForeignKey::get`], [`relations::Reverse::all_for`] | 1 each |
+//!
+//! 100 threads with their messages and senders are 2 queries. Related rows of
+//! `select_related` and forward hops are returned even when soft-deleted (as Django).
+//! [`instrument::detect_n_plus_one`] reports the shapes that were not loaded this way
+//! and, for the lazy accessors, names the fix.
 //!
 //! ## Soft delete
 //!
@@ -83,16 +90,64 @@
 //! terminal method. `BEGIN`/`COMMIT` and the pool's `SELECT 1` health checks are
 //! recorded but not counted. [`assert_num_queries!`] checks a count in tests.
 //!
+//! ## Counting and pagination
+//!
+//! [`QuerySet::count_with`] takes a [`count::Count`] strategy and returns a
+//! [`count::CountResult`]: the value, whether it is exact, the method, and the
+//! strategies that gave way before it. Exact (`COUNT(*)`), exact within a deadline
+//! (cancelled on time, the connection still usable), capped ("more than 10,000"),
+//! table statistics, the planner's estimate for a filtered queryset, and a
+//! `TABLESAMPLE` with the filters applied; chain them with [`count::Count::or`]. A
+//! method a backend lacks is [`Error::Unsupported`], never a silent substitute.
+//!
+//! [`QuerySet::paginate`] gives numbered pages in Django REST framework's shape
+//! (`{count, next, previous, results}` plus `count_is_exact`), counted with any
+//! strategy; [`QuerySet::keyset`] gives cursor pages, one query each however deep,
+//! stable while rows are inserted, with signed tokens. Both append the primary key
+//! to the ordering. Bad page numbers, page sizes and cursors are typed errors
+//! ([`Error::PageNotAnInteger`], [`Error::EmptyPage`], [`Error::InvalidPageSize`],
+//! [`Error::InvalidCursor`]).
+//!
 //! ## Transactions
 //!
 //! [`atomic`] commits on `Ok`, rolls back on `Err` or panic, nests with savepoints,
 //! and starts SQLite write transactions with `BEGIN IMMEDIATE`.
+//!
+//! ## Streaming and bulk writes
+//!
+//! [`QuerySet::stream`] iterates any queryset (filters, ordering,
+//! [`select_related`](QuerySet::select_related), [`prefetch`](QuerySet::prefetch) per
+//! chunk) with memory bounded by the chunk size; [`QuerySet::stream_sql`] shows the
+//! statements:
+//!
+//! | ordering | SQLite | PostgreSQL |
+//! |---|---|---|
+//! | by primary key, or none | keyset: `... AND id > ? ORDER BY id LIMIT ?` per chunk | same, `$n` |
+//! | any other | one `SELECT`, stepped | `DECLARE c NO SCROLL CURSOR FOR SELECT ...`, `FETCH FORWARD n FROM c` per chunk |
+//!
+//! Writes of many rows take a `Vec` of a row type declared with [`insertable!`]; each
+//! runs in one transaction, so it is written whole or not at all, and every write
+//! sets `updated` (and inserts `created`) to now:
+//!
+//! | you want | call | SQL |
+//! |---|---|---|
+//! | one row | [`create`](QuerySet::create) | `INSERT INTO t (...) VALUES (...) RETURNING id` |
+//! | many rows, their ids | [`bulk_create`](QuerySet::bulk_create) | `INSERT ... VALUES (...), (...) RETURNING id`, chunked under the bind limit |
+//! | skip or upsert conflicts | [`bulk_create_with`](QuerySet::bulk_create_with) | `... ON CONFLICT DO NOTHING` / `ON CONFLICT (k) DO UPDATE SET c = excluded.c` |
+//! | the fastest load | `bulk_create_with(.., &BulkCreate::new().method(InsertMethod::Copy))` | PostgreSQL `COPY t (...) FROM STDIN WITH (FORMAT binary)` |
+//! | per-row values | [`bulk_update`](QuerySet::bulk_update) | `UPDATE t SET c = v.column2, updated = ? FROM (VALUES (?, ?), ...) AS v WHERE t.id = v.column1` |
+//!
+//! [`BulkCreate`](bulk::BulkCreate) and [`InsertMethod`](bulk::InsertMethod) live in
+//! [`bulk`]. A failure is an [`Error::BulkWrite`] naming the failing row, its chunk and
+//! the database's detail; nothing is written.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bulk;
 mod capability;
 mod connection;
+pub mod count;
 mod database;
 mod error;
 mod fragment;
@@ -100,9 +155,11 @@ pub mod instrument;
 mod migrate;
 mod model;
 mod ordering;
+pub mod paginate;
 pub mod prelude;
 mod queryset;
 pub mod relations;
+mod stream;
 mod transaction;
 
 pub use capability::Capability;
@@ -117,11 +174,13 @@ pub use migrate::Migrations;
 pub use model::Model;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use queryset::{Deleted, QuerySet};
+pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};
 pub use transaction::atomic;
 
 /// Used by the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::queryset::statement::ModelSelect;
+    pub use chrono;
     pub use diesel;
 }

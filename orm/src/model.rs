@@ -61,6 +61,14 @@ pub trait Model:
         None
     }
 
+    /// The value of `column` in this row, for keyset pagination cursors.
+    /// [`model!`](crate::model) implements it for the fields listed in
+    /// `cursor_columns`; the primary key is read through [`pk`](Self::pk).
+    fn cursor_value(&self, column: &str) -> Option<crate::paginate::CursorValue> {
+        let _ = column;
+        None
+    }
+
     /// A lazy queryset over this model's rows: soft-deleted rows hidden, default
     /// ordering applied. Nothing runs until a terminal method.
     #[doc(alias = "all")]
@@ -75,6 +83,15 @@ pub trait Model:
         statement: &crate::__private::ModelSelect<Self>,
         conn: &mut crate::AnyConnection,
     ) -> diesel::QueryResult<Vec<Self>>;
+
+    /// Steps through the rows of a statement as the database returns them (SQLite;
+    /// on PostgreSQL the multi-backend connection buffers the whole result).
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn iter_rows<'c>(
+        statement: crate::__private::ModelSelect<Self>,
+        conn: &'c mut crate::AnyConnection,
+    ) -> diesel::QueryResult<Box<dyn Iterator<Item = diesel::QueryResult<Self>> + 'c>>;
 
     /// The selection diesel uses to load this model.
     #[doc(hidden)]
@@ -112,6 +129,7 @@ pub trait Model:
 ///         ordering: (book::updated.desc(), book::id.desc()),
 ///         soft_delete: deleted,
 ///         timestamps: (created, updated),
+///         cursor_columns: (updated, title),
 ///     }
 /// }
 ///
@@ -125,6 +143,8 @@ pub trait Model:
 /// ```
 ///
 /// Every key but `primary_key` is optional; they must come in this order.
+/// `cursor_columns` lists the fields (named as their columns) whose values keyset
+/// pagination may read when the ordering uses them; the primary key needs no entry.
 #[macro_export]
 macro_rules! model {
     (
@@ -133,6 +153,7 @@ macro_rules! model {
             $(, ordering: $ordering:expr)?
             $(, soft_delete: $deleted:ident)?
             $(, timestamps: ($created:ident, $updated:ident))?
+            $(, cursor_columns: ($($cursor:ident),+ $(,)?))?
             $(,)?
         }
     ) => {
@@ -150,6 +171,19 @@ macro_rules! model {
                 conn: &mut $crate::AnyConnection,
             ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
                 $crate::__private::diesel::RunQueryDsl::load::<Self>(statement, conn)
+            }
+
+            fn iter_rows<'c>(
+                statement: $crate::__private::ModelSelect<Self>,
+                conn: &'c mut $crate::AnyConnection,
+            ) -> $crate::__private::diesel::QueryResult<
+                ::std::boxed::Box<dyn ::std::iter::Iterator<Item = $crate::__private::diesel::QueryResult<Self>> + 'c>,
+            > {
+                let rows = $crate::__private::diesel::RunQueryDsl::load_iter::<
+                    Self,
+                    $crate::__private::diesel::connection::DefaultLoadingMode,
+                >(statement, conn)?;
+                ::std::result::Result::Ok(::std::boxed::Box::new(rows))
             }
 
             $(
@@ -173,6 +207,20 @@ macro_rules! model {
 
                 fn updated_column() -> ::std::option::Option<$crate::ColumnRef> {
                     ::std::option::Option::Some($crate::ColumnRef::of($table::$updated))
+                }
+            )?
+
+            $(
+                fn cursor_value(
+                    &self,
+                    column: &str,
+                ) -> ::std::option::Option<$crate::paginate::CursorValue> {
+                    match column {
+                        $(stringify!($cursor) => ::std::option::Option::Some(
+                            $crate::paginate::CursorValue::from(::std::clone::Clone::clone(&self.$cursor)),
+                        ),)+
+                        _ => ::std::option::Option::None,
+                    }
                 }
             )?
         }

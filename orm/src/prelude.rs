@@ -2,6 +2,7 @@
 //! expression methods (`eq`, `like`, `desc`, ...).
 
 pub use crate::connection::{AnyConnection, Backend};
+pub use crate::count::Count;
 pub use crate::database::Database;
 pub use crate::model::Model;
 pub use crate::queryset::QuerySet;

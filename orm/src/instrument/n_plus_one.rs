@@ -26,6 +26,9 @@ pub struct Repeated {
     pub count: usize,
     /// The SQL of the first repeat.
     pub sql: String,
+    /// The fix, when the repeats come from a lazy relation accessor
+    /// (`select_related `Message::sent_by``, `prefetch `Thread::messages``).
+    pub fix: Option<String>,
 }
 
 impl std::fmt::Display for Repeated {
@@ -34,11 +37,14 @@ impl std::fmt::Display for Repeated {
         if let Some(site) = self.call_site {
             write!(f, "at {}:{}: ", site.file(), site.line())?;
         }
-        write!(
-            f,
-            "{} (load these rows for all parents at once: select_related for a foreign key, prefetch for a reverse relation)",
-            self.fingerprint
-        )
+        match &self.fix {
+            Some(fix) => write!(f, "{} (fix: {fix})", self.fingerprint),
+            None => write!(
+                f,
+                "{} (load these rows for all parents at once: select_related for a foreign key, prefetch for a reverse relation)",
+                self.fingerprint
+            ),
+        }
     }
 }
 
@@ -83,6 +89,7 @@ impl Captured {
                     call_site: r.call_site,
                     count: 0,
                     sql: r.sql.clone(),
+                    fix: r.call_site.and_then(crate::relations::fix_at),
                 }
             });
             entry.count += 1;

@@ -170,6 +170,15 @@ impl<M: Model> QuerySet<M> {
         self
     }
 
+    /// This queryset ordered by `ordering` and sliced to `limit` rows from `offset`
+    /// (the paginators' page of rows).
+    pub(crate) fn page_slice(mut self, ordering: Vec<OrderTerm>, limit: i64, offset: i64) -> Self {
+        self.ordering = Some(ordering);
+        self.limit = Some(limit);
+        self.offset = (offset > 0).then_some(offset);
+        self
+    }
+
     /// Removes duplicate rows (`SELECT DISTINCT`).
     #[must_use]
     pub fn distinct(mut self) -> Self {

@@ -41,6 +41,29 @@ impl<M: Model> QuerySet<M> {
 
     /// The first row in the queryset's ordering (by primary key when it has none),
     /// or `None` (one query, `LIMIT 1`).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let qs = Person::objects();
+    /// let (first, captured) = orm::capture(|| qs.first(&mut conn));
+    /// assert_eq!(first?.map(|p| p.first_name).as_deref(), Some("Alan"));
+    /// // What it sent is the queryset with `LIMIT 1`:
+    /// assert_eq!(captured.sql(), [qs.clone().limit(1).sql(Backend::Sqlite)?]);
+    /// assert!(captured.sql()[0].ends_with(
+    ///     "WHERE (`weave_person`.`deleted` = false) ORDER BY `weave_person`.`updated` DESC, `weave_person`.`id` DESC LIMIT ?"
+    /// ));
+    /// // and on PostgreSQL:
+    /// assert!(qs.limit(1).sql(Backend::Postgres)?.ends_with(
+    ///     r#"WHERE ("weave_person"."deleted" = false) ORDER BY "weave_person"."updated" DESC, "weave_person"."id" DESC LIMIT $1"#
+    /// ));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
     pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<M>> {
         let statement = self.first_statement(false);
@@ -50,6 +73,24 @@ impl<M: Model> QuerySet<M> {
 
     /// The last row: the first of the reversed ordering (by primary key when it has
     /// none), or `None` (one query, `LIMIT 1`).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let qs = Person::objects();
+    /// let (last, captured) = orm::capture(|| qs.last(&mut conn));
+    /// assert_eq!(last?.map(|p| p.first_name).as_deref(), Some("Ada"));
+    /// // The ordering reversed, LIMIT 1; on PostgreSQL the same with "quotes" and $1:
+    /// let reversed = qs.clone().order_by((weave_person::updated.asc(), weave_person::id.asc())).limit(1);
+    /// assert_eq!(captured.sql(), [reversed.sql(Backend::Sqlite)?]);
+    /// assert!(reversed.sql(Backend::Postgres)?.ends_with(
+    ///     r#"ORDER BY "weave_person"."updated" ASC, "weave_person"."id" ASC LIMIT $1"#
+    /// ));
+    /// assert!(qs.limit(5).last(&mut conn).is_err());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Unsupported`] on a sliced queryset (its last row depends on the
@@ -106,6 +147,14 @@ impl<M: Model> QuerySet<M> {
     /// let err = Person::objects().filter(weave_person::first_name.eq("Nobody")).get(&mut conn).unwrap_err();
     /// assert!(err.is_not_found());
     /// assert_eq!(err.to_string(), "Person matching query does not exist");
+    ///
+    /// // It reads at most 21 rows: the queryset with LIMIT 21 (`LIMIT $n` on PostgreSQL).
+    /// let qs = Person::objects().filter(weave_person::first_name.eq("Ada"));
+    /// let (_, captured) = orm::capture(|| qs.get(&mut conn));
+    /// assert_eq!(captured.sql(), [qs.clone().limit(21).sql(Backend::Sqlite)?]);
+    /// assert!(qs.limit(21).sql(Backend::Postgres)?.ends_with(
+    ///     r#"WHERE ("weave_person"."deleted" = false) AND (("weave_person"."first_name" = $1)) ORDER BY "weave_person"."updated" DESC, "weave_person"."id" DESC LIMIT $2"#
+    /// ));
     /// # Ok(()) }
     /// ```
     #[track_caller]
@@ -129,8 +178,26 @@ impl<M: Model> QuerySet<M> {
     /// The number of rows, counted by the database (one query, never with
     /// `ORDER BY`). On a sliced queryset it counts the rows of the slice, as Django.
     ///
-    /// `SELECT COUNT(*) FROM t WHERE ...`; see [`count_sql`](Self::count_sql) for
-    /// both backends' SQL.
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let (n, captured) = orm::capture(|| Message::objects().count(&mut conn));
+    /// assert_eq!(n?, 3);
+    /// assert_eq!(
+    ///     captured.sql(),
+    ///     ["SELECT COUNT(*) FROM `weave_message` WHERE (`weave_message`.`deleted` = false)"]
+    /// );
+    /// // PostgreSQL: SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false)
+    /// assert_eq!(Message::objects().limit(2).count(&mut conn)?, 2); // a slice: a subquery
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`count_sql`](Self::count_sql) renders either backend's SQL.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
     #[doc(alias = "len")]
     pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
@@ -141,6 +208,28 @@ impl<M: Model> QuerySet<M> {
     }
 
     /// True when the queryset has at least one row (one query: `SELECT 1 ... LIMIT 1`).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let about_engines = Message::objects().filter(weave_message::text.like("%engine%"));
+    /// let (any, captured) = orm::capture(|| about_engines.exists(&mut conn));
+    /// assert!(any?);
+    /// assert_eq!(
+    ///     captured.sql(),
+    ///     ["SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`text` LIKE ?)) LIMIT ?"]
+    /// );
+    /// assert_eq!(
+    ///     about_engines.exists_sql(Backend::Postgres)?,
+    ///     r#"SELECT 1 FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."text" LIKE $1)) LIMIT $2"#
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
     pub fn exists(&self, conn: &mut AnyConnection) -> Result<bool> {
         let statement = self.exists_statement();
@@ -159,9 +248,13 @@ impl<M: Model> QuerySet<M> {
     /// # fn main() -> orm::Result<()> {
     /// # let (_db, mut conn) = setup();
     /// use orm::prelude::*;
-    /// let people = Person::objects().in_bulk(&mut conn, &[1, 2, 999])?;
+    /// let (people, captured) = orm::capture(|| Person::objects().in_bulk(&mut conn, &[1, 2, 999, 2]));
+    /// let people = people?;
     /// assert_eq!(people.len(), 2);
     /// assert_eq!(people[&1].first_name, "Ada");
+    /// // Three distinct ids, one query; PostgreSQL binds them as one array: `"id" = ANY($1)`.
+    /// assert_eq!(captured.len(), 1);
+    /// assert!(captured.sql()[0].contains("`weave_person`.`id` IN (?, ?, ?)"));
     /// # Ok(()) }
     /// ```
     #[track_caller]

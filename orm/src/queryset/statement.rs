@@ -69,6 +69,23 @@ impl Source {
     }
 }
 
+/// A sliced queryset as a derived table under its own table's name:
+/// `(SELECT * FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?) AS t`. Joins to
+/// related rows then run on the slice's rows only, not on every row before the sort
+/// (see `select_related`).
+pub(crate) struct SlicedTable(pub(crate) Source);
+
+impl QueryFragment<Db> for SlicedTable {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("(SELECT *");
+        self.0.walk_from_where(&mut out)?;
+        self.0.walk_order(&mut out)?;
+        self.0.walk_limit_offset(self.0.limit.as_ref(), &mut out)?;
+        out.push_sql(") AS ");
+        self.0.table.walk_ast(out.reborrow())
+    }
+}
+
 /// ` WHERE (a) AND (b)`, or nothing.
 pub(crate) fn walk_where<'b>(
     filters: &'b [Fragment],
@@ -90,6 +107,8 @@ pub struct SelectStatement<S> {
     /// Overrides the queryset's limit (`first()` uses 1, `get()` 21).
     pub(crate) limit_override: Option<i64>,
     pub(crate) with_order: bool,
+    /// Read the next rows of this statement's open cursor instead (`FETCH`).
+    pub(crate) cursor_fetch: Option<crate::stream::CursorFetch>,
 }
 
 impl<S> SelectStatement<S> {
@@ -99,12 +118,16 @@ impl<S> SelectStatement<S> {
             source,
             limit_override: None,
             with_order: true,
+            cursor_fetch: None,
         }
     }
 }
 
 impl<S: QueryFragment<Db>> QueryFragment<Db> for SelectStatement<S> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        if let Some(fetch) = &self.cursor_fetch {
+            return fetch.walk_ast(out);
+        }
         out.push_sql("SELECT ");
         if self.source.distinct {
             out.push_sql("DISTINCT ");

@@ -1,187 +1,105 @@
-use std::collections::HashMap;
+//! `QuerySet::prefetch`: the parents, then one query per hop.
+
 use std::panic::Location;
 
-use diesel::expression::{AppearsOnTable, ValidGrouping};
-use diesel::query_builder::QueryFragment;
-use diesel::sql_types::BoolOrNullableBool;
-use diesel::Expression;
-
-use super::{ForeignKey, Related};
-use crate::connection::{AnyConnection, Db};
+use super::hop::{attach, Hop, HopOutput};
+use crate::connection::AnyConnection;
 use crate::error::Result;
 use crate::model::Model;
-use crate::ordering::IntoOrdering;
-use crate::queryset::run::{fetch_chunks, run};
+use crate::queryset::run::run;
 use crate::queryset::QuerySet;
 
-/// One prefetch hop from parents `P`: loads the rows of many parents in one query
-/// (or one per chunk of keys on SQLite) and says which parent each belongs to.
-pub trait Hop<P>: Clone {
-    /// What each parent gets a `Vec` of.
-    type Row;
+/// What a [`Prefetched`](super::Prefetched) queryset loads for its parents: one hop
+/// ([`QuerySet::prefetch`]), or several
+/// ([`Prefetched::prefetch`](super::Prefetched::prefetch)).
+pub trait PrefetchSet<P>: Clone {
+    /// What each parent gets: a hop's output, or a tuple of them.
+    type Out;
 
-    /// The rows for the parents with primary keys `keys`, each with its parent's key,
-    /// in the hop's ordering.
-    fn fetch(
+    /// Loads the related rows of `parents` (one query per hop) and pairs them up.
+    #[doc(hidden)]
+    fn attach(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        parents: Vec<P>,
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, Self::Row)>>;
+    ) -> Result<Vec<(P, Self::Out)>>;
 }
 
-/// The reverse of a foreign key: the `C` rows pointing at each `P` (a thread's
-/// messages). Made by the method [`relation!`](crate::relation) declares
-/// (`Thread::messages()`); carries its own queryset, so a hop can filter, order and
-/// show or hide soft-deleted rows.
-pub struct Reverse<P: Model, C: Model> {
-    fk: ForeignKey<C, P>,
-    qs: QuerySet<C>,
-}
+/// The one hop of [`QuerySet::prefetch`].
+#[derive(Clone)]
+pub struct Single<H>(H);
 
-impl<P: Model, C: Model> Clone for Reverse<P, C> {
-    fn clone(&self) -> Self {
-        Self {
-            fk: self.fk,
-            qs: self.qs.clone(),
-        }
-    }
-}
+impl<P, H: Hop<P>> PrefetchSet<P> for Single<H> {
+    type Out = HopOutput<P, H>;
 
-impl<P: Model, C: Model> Reverse<P, C> {
-    /// The hop over `fk`, with `C::objects()` as its queryset.
-    pub fn new(fk: ForeignKey<C, P>) -> Self {
-        Self {
-            fk,
-            qs: C::objects(),
-        }
-    }
-
-    /// Keeps the hop's rows where `predicate` holds.
-    #[must_use]
-    pub fn filter<E>(mut self, predicate: E) -> Self
-    where
-        E: Expression + AppearsOnTable<C::Table> + ValidGrouping<()> + QueryFragment<Db>,
-        E: Send + Sync + 'static,
-        E::SqlType: BoolOrNullableBool,
-    {
-        self.qs = self.qs.filter(predicate);
-        self
-    }
-
-    /// Drops the hop's rows where `predicate` holds.
-    #[must_use]
-    pub fn exclude<E>(mut self, predicate: E) -> Self
-    where
-        E: Expression + AppearsOnTable<C::Table> + ValidGrouping<()> + QueryFragment<Db>,
-        E: Send + Sync + 'static,
-        E::SqlType: BoolOrNullableBool,
-    {
-        self.qs = self.qs.exclude(predicate);
-        self
-    }
-
-    /// Orders each parent's rows (replacing `C`'s default ordering).
-    #[must_use]
-    pub fn order_by<O: IntoOrdering<C::Table>>(mut self, ordering: O) -> Self {
-        self.qs = self.qs.order_by(ordering);
-        self
-    }
-
-    /// Includes soft-deleted rows.
-    #[must_use]
-    pub fn with_deleted(mut self) -> Self {
-        self.qs = self.qs.with_deleted();
-        self
-    }
-
-    /// Loads each row's `X` by JOIN in the hop's query (a thread's messages with
-    /// their senders: still one query for the hop).
-    pub fn select_related<X: Model>(self, fk: ForeignKey<C, X>) -> ReverseRelated<P, C, X> {
-        ReverseRelated { reverse: self, fk }
-    }
-}
-
-impl<P: Model, C: Model> Hop<P> for Reverse<P, C> {
-    type Row = C;
-
-    fn fetch(
+    fn attach(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        parents: Vec<P>,
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, C)>> {
-        fetch_chunks(conn, keys, |conn, part| {
-            let statement = self
-                .qs
-                .clone()
-                .filter_fragment((self.fk.key_in)(part))
-                .select_statement();
-            let rows = run(site, || C::load_rows(&statement, conn))?;
-            Ok(rows
-                .into_iter()
-                .map(|row| ((self.fk.value)(&row), row))
-                .collect())
-        })
+    ) -> Result<Vec<(P, Self::Out)>> {
+        attach(conn, &self.0, parents, |p| p, site)
     }
 }
 
-/// A reverse hop whose rows come with a related row each (`(Message, Person)`).
-pub struct ReverseRelated<P: Model, C: Model, X: Model> {
-    reverse: Reverse<P, C>,
-    fk: ForeignKey<C, X>,
-}
+/// Hops `A`, then one more hop `H` from the same parents
+/// ([`Prefetched::prefetch`](super::Prefetched::prefetch)).
+#[derive(Clone)]
+pub struct Also<A, H>(A, H);
 
-impl<P: Model, C: Model, X: Model> Clone for ReverseRelated<P, C, X> {
-    fn clone(&self) -> Self {
-        Self {
-            reverse: self.reverse.clone(),
-            fk: self.fk,
-        }
-    }
-}
+impl<P, A: PrefetchSet<P>, H: Hop<P>> PrefetchSet<P> for Also<A, H> {
+    type Out = (A::Out, HopOutput<P, H>);
 
-impl<P: Model, C: Model, X: Model> Hop<P> for ReverseRelated<P, C, X> {
-    type Row = (C, X);
-
-    fn fetch(
+    fn attach(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        parents: Vec<P>,
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, (C, X))>> {
-        let parent = self.reverse.fk;
-        fetch_chunks(conn, keys, |conn, part| {
-            let related: Related<C, X> = self
-                .reverse
-                .qs
-                .clone()
-                .filter_fragment((parent.key_in)(part))
-                .select_related(self.fk);
-            let rows = related.all_at(conn, site)?;
-            Ok(rows
-                .into_iter()
-                .map(|pair| ((parent.value)(&pair.0), pair))
-                .collect())
-        })
+    ) -> Result<Vec<(P, Self::Out)>> {
+        let first = self.0.attach(conn, parents, site)?;
+        let both = attach(conn, &self.1, first, |(p, _)| p, site)?;
+        Ok(both
+            .into_iter()
+            .map(|((parent, a), h)| (parent, (a, h)))
+            .collect())
     }
 }
 
-/// A queryset of parents `P`, each with the rows of a hop: one query for the parents
-/// and one per hop, however many parents.
-pub struct Prefetched<P, H> {
+/// A queryset of parents `P`, each with the rows of one or more hops: one query for
+/// the parents and one per hop, however many parents.
+pub struct Prefetched<P, S> {
     qs: QuerySet<P>,
-    hop: H,
+    hops: S,
+}
+
+impl<P, S: Clone> Clone for Prefetched<P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            qs: self.qs.clone(),
+            hops: self.hops.clone(),
+        }
+    }
 }
 
 impl<P: Model> QuerySet<P> {
     /// Loads each parent's related rows with one more query for all parents (Django's
     /// `prefetch_related`): 100 threads with their messages are 2 queries, not 101.
     ///
-    /// Children come back in the hop's ordering, grouped under their parent, parents in
-    /// the queryset's order; a parent with no children gets an empty `Vec`. Parent keys
-    /// are deduplicated; on PostgreSQL they are one array bind (`= ANY($1)`), on SQLite
-    /// chunked under the bind limit. No parents: no second query.
+    /// The hop is a reverse relation (`Thread::messages()`: each thread gets a
+    /// `Vec<Message>`), a foreign key (`Message::sent_by`: each message gets an
+    /// `Option<Person>`), or a chain of those with
+    /// [`Reverse::prefetch`](super::Reverse::prefetch)/[`Forward::prefetch`](super::Forward::prefetch),
+    /// each hop with its own queryset (filters, ordering, soft delete,
+    /// [`limit_per_parent`](super::Reverse::limit_per_parent)).
+    ///
+    /// Children come back in the hop's ordering, grouped under their parent, parents in the
+    /// queryset's order; a parent with no children gets an empty `Vec` (or `None`). Keys
+    /// are deduplicated and sent in one statement whatever their number: one array bind on
+    /// PostgreSQL (`= ANY($1)`), one JSON list on SQLite (`IN (SELECT value FROM
+    /// json_each(?))`). No parents, or no keys: no query for the hop. A forward hop returns
+    /// soft-deleted parents, as [`select_related`](Self::select_related) does (use
+    /// [`ForeignKey::using`](super::ForeignKey::using) to choose).
     ///
     /// ```
     /// # include!("../../doctest_setup.rs");
@@ -198,15 +116,88 @@ impl<P: Model> QuerySet<P> {
     /// assert_eq!(threads[1].0.title, "Engines");
     /// let senders: Vec<&str> = threads[1].1.iter().map(|(_, p)| p.first_name.as_str()).collect();
     /// assert_eq!(senders, ["Alan", "Ada"]);
+    ///
+    /// // Forward: each message's sender, keys deduplicated.
+    /// let messages = Message::objects().prefetch(Message::sent_by).all(&mut conn)?;
+    /// assert_eq!(messages[0].1.as_ref().map(|p| p.id), Some(messages[0].0.sent_by_id));
+    /// assert_eq!(
+    ///     Thread::messages().sql_for(&[1, 2], Backend::Sqlite)?,
+    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` \
+    ///      FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` IN (SELECT value FROM json_each(?))) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
+    /// );
+    /// assert_eq!(
+    ///     Thread::messages().sql_for(&[1, 2], Backend::Postgres)?,
+    ///     "SELECT \"weave_message\".\"id\", \"weave_message\".\"created\", \"weave_message\".\"updated\", \"weave_message\".\"deleted\", \"weave_message\".\"text\", \"weave_message\".\"sent_by_id\", \"weave_message\".\"thread_id\" \
+    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND ((\"weave_message\".\"thread_id\" = ANY($1))) ORDER BY \"weave_message\".\"updated\" DESC, \"weave_message\".\"id\" DESC"
+    /// );
+    /// // A forward hop with its own queryset (live people only).
+    /// assert_eq!(
+    ///     Message::sent_by.using(Person::objects()).sql_for(&[1, 2], Backend::Sqlite)?,
+    ///     "SELECT `weave_person`.`id`, `weave_person`.`created`, `weave_person`.`updated`, `weave_person`.`deleted`, `weave_person`.`first_name`, `weave_person`.`last_name`, `weave_person`.`email_address` \
+    ///      FROM `weave_person` WHERE (`weave_person`.`deleted` = false) AND (`weave_person`.`id` IN (SELECT value FROM json_each(?)))"
+    /// );
+    /// assert_eq!(
+    ///     Message::sent_by.using(Person::objects()).sql_for(&[1, 2], Backend::Postgres)?,
+    ///     "SELECT \"weave_person\".\"id\", \"weave_person\".\"created\", \"weave_person\".\"updated\", \"weave_person\".\"deleted\", \"weave_person\".\"first_name\", \"weave_person\".\"last_name\", \"weave_person\".\"email_address\" \
+    ///      FROM \"weave_person\" WHERE (\"weave_person\".\"deleted\" = false) AND ((\"weave_person\".\"id\" = ANY($1)))"
+    /// );
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Backend support
+    ///
+    /// | | SQLite | PostgreSQL |
+    /// |---|---|---|
+    /// | parent keys, any number | `IN (SELECT value FROM json_each(?))`: one JSON text bind | `= ANY($1)`: one array bind |
+    /// | [`limit_per_parent`](super::Reverse::limit_per_parent) | `ROW_NUMBER() OVER (PARTITION BY ...)` | the same |
+    ///
+    /// ### Notes
+    /// - The queryset given to [`ForeignKey::using`](super::ForeignKey::using) chooses
+    ///   rows; a `limit` on it caps all parents together. Per parent, use
+    ///   [`limit_per_parent`](super::Reverse::limit_per_parent) on a reverse hop.
+    /// - Rows shared by several parents (a sender of many messages) are cloned into
+    ///   each, so hop rows are `Clone`.
     #[doc(alias = "prefetch_related")]
-    pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, H> {
-        Prefetched { qs: self, hop }
+    pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, Single<H>> {
+        Prefetched {
+            qs: self,
+            hops: Single(hop),
+        }
     }
 }
 
-impl<P: Model, H: Hop<P>> Prefetched<P, H> {
+impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
+    /// Also prefetches `hop` for the same parents, one more query (Django's
+    /// `prefetch_related("messages", "owner")`): each parent gets `(first, second)`.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let (messages, captured) = orm::capture(|| {
+    ///     Message::objects()
+    ///         .prefetch(Message::sent_by)
+    ///         .prefetch(Message::thread)
+    ///         .all(&mut conn)
+    /// });
+    /// let (message, (sender, thread)) = &messages?[0];
+    /// assert_eq!(captured.len(), 3); // messages, senders, threads
+    /// assert_eq!((message.id, sender.as_ref().unwrap().first_name.as_str(), thread.as_ref().unwrap().title.as_str()), (3, "Alan", "Machines"));
+    /// # Ok(()) }
+    /// ```
+    pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, Also<S, H>> {
+        Prefetched {
+            qs: self.qs,
+            hops: Also(self.hops, hop),
+        }
+    }
+
+    /// The parents' queryset and the hops.
+    pub(crate) fn parts(&self) -> (&QuerySet<P>, &S) {
+        (&self.qs, &self.hops)
+    }
+
     /// At most `n` parents.
     #[must_use]
     pub fn limit(mut self, n: u32) -> Self {
@@ -221,27 +212,14 @@ impl<P: Model, H: Hop<P>> Prefetched<P, H> {
         self
     }
 
-    /// Loads the parents, then the hop's rows for all of them.
+    /// Loads the parents, then each hop's rows for all of them (one query per hop).
+    ///
+    /// # Errors
+    /// [`Error::Query`](crate::Error::Query) when the database fails.
     #[track_caller]
-    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<(P, Vec<H::Row>)>> {
+    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<(P, S::Out)>> {
         let site = Location::caller();
         let parents = run(site, || P::load_rows(&self.qs.select_statement(), conn))?;
-        if parents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut keys: Vec<i64> = parents.iter().map(Model::pk).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut groups: HashMap<i64, Vec<H::Row>> = HashMap::with_capacity(keys.len());
-        for (key, row) in self.hop.fetch(conn, &keys, site)? {
-            groups.entry(key).or_default().push(row);
-        }
-        Ok(parents
-            .into_iter()
-            .map(|parent| {
-                let children = groups.remove(&parent.pk()).unwrap_or_default();
-                (parent, children)
-            })
-            .collect())
+        self.hops.attach(conn, parents, site)
     }
 }

@@ -1,0 +1,175 @@
+//! The statements bulk writes send: small `QueryFragment` nodes, every value a bound
+//! parameter; only keywords and quoted identifiers are text.
+
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Timestamp};
+use diesel::{QueryResult, RunQueryDsl};
+
+use super::new_row::RowValues;
+use crate::connection::Db;
+use crate::fragment::Fragment;
+
+/// What an `INSERT` does when a row collides with an existing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OnConflict {
+    /// `ON CONFLICT [(target)] DO NOTHING`.
+    Ignore { target: Vec<&'static str> },
+    /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c, ...`.
+    Update {
+        target: Vec<&'static str>,
+        set: Vec<&'static str>,
+    },
+}
+
+/// `INSERT INTO t (cols) VALUES (...), (...) [ON CONFLICT ...] [RETURNING pk]`.
+pub(crate) struct InsertRows<'a> {
+    pub(crate) table: Fragment,
+    pub(crate) rows: Vec<RowValues<'a>>,
+    pub(crate) on_conflict: Option<OnConflict>,
+    pub(crate) returning: Option<&'static str>,
+}
+
+impl QueryFragment<Db> for InsertRows<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        let Some(first) = self.rows.first() else {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "an INSERT needs at least one row".into(),
+            ));
+        };
+        out.push_sql("INSERT INTO ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" (");
+        first.walk_column_names(out.reborrow())?;
+        out.push_sql(") VALUES ");
+        for (i, row) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            row.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        match &self.on_conflict {
+            None => {}
+            Some(OnConflict::Ignore { target }) => {
+                out.push_sql(" ON CONFLICT");
+                if !target.is_empty() {
+                    out.push_sql(" (");
+                    identifiers(target, &mut out)?;
+                    out.push_sql(")");
+                }
+                out.push_sql(" DO NOTHING");
+            }
+            Some(OnConflict::Update { target, set }) => {
+                out.push_sql(" ON CONFLICT (");
+                identifiers(target, &mut out)?;
+                out.push_sql(") DO UPDATE SET ");
+                for (i, column) in set.iter().enumerate() {
+                    if i > 0 {
+                        out.push_sql(", ");
+                    }
+                    out.push_identifier(column)?;
+                    out.push_sql(" = excluded.");
+                    out.push_identifier(column)?;
+                }
+            }
+        }
+        if let Some(pk) = self.returning {
+            out.push_sql(" RETURNING ");
+            out.push_identifier(pk)?;
+        }
+        Ok(())
+    }
+}
+
+fn identifiers(names: &[&'static str], out: &mut AstPass<'_, '_, Db>) -> QueryResult<()> {
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_sql(", ");
+        }
+        out.push_identifier(name)?;
+    }
+    Ok(())
+}
+
+/// `UPDATE t SET c = "v"."column2", ..., updated = ? FROM (VALUES (?, ?, ...), ...) AS "v"
+/// WHERE "t"."pk" = "v"."column1"`.
+///
+/// `VALUES` names its columns `column1`, `column2`, ... on both backends, so no
+/// column alias list (which SQLite lacks) is needed.
+pub(crate) struct UpdateFromValues<'r, V> {
+    pub(crate) table: Fragment,
+    pub(crate) pk: crate::fragment::ColumnRef,
+    pub(crate) columns: Vec<&'static str>,
+    pub(crate) updated: Option<(&'static str, chrono::NaiveDateTime)>,
+    pub(crate) rows: &'r [(i64, V)],
+    pub(crate) walk_row: for<'b> fn(&'b V, &mut AstPass<'_, 'b, Db>) -> QueryResult<()>,
+}
+
+/// The alias of the `VALUES` list.
+const VALUES_ALIAS: &str = "v";
+
+/// `column1`, `column2`, ...: the names `VALUES` gives its columns.
+const VALUES_COLUMNS: [&str; 8] = [
+    "column1", "column2", "column3", "column4", "column5", "column6", "column7", "column8",
+];
+
+impl<V> QueryFragment<Db> for UpdateFromValues<'_, V> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("UPDATE ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" SET ");
+        for (i, column) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            out.push_identifier(VALUES_ALIAS)?;
+            out.push_sql(".");
+            out.push_identifier(VALUES_COLUMNS[i + 1])?;
+        }
+        if let Some((column, now)) = &self.updated {
+            out.push_sql(", ");
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(now)?;
+        }
+        out.push_sql(" FROM (VALUES ");
+        for (i, (pk, values)) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<BigInt, i64>(pk)?;
+            out.push_sql(", ");
+            (self.walk_row)(values, &mut out)?;
+            out.push_sql(")");
+        }
+        out.push_sql(") AS ");
+        out.push_identifier(VALUES_ALIAS)?;
+        out.push_sql(" WHERE ");
+        self.pk.qualified.walk_ast(out.reborrow())?;
+        out.push_sql(" = ");
+        out.push_identifier(VALUES_ALIAS)?;
+        out.push_sql(".");
+        out.push_identifier(VALUES_COLUMNS[0])
+    }
+}
+
+/// The most columns `bulk_update` sets at once (besides `updated`).
+pub(crate) const MAX_UPDATE_COLUMNS: usize = VALUES_COLUMNS.len() - 1;
+
+impl QueryId for InsertRows<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for InsertRows<'_> {
+    type SqlType = BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for InsertRows<'_> {}
+
+impl<V> QueryId for UpdateFromValues<'_, V> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Conn, V> RunQueryDsl<Conn> for UpdateFromValues<'_, V> {}

@@ -1,0 +1,182 @@
+//! `bulk_update`: per-row values for chosen columns, one statement per chunk.
+
+use std::panic::Location;
+use std::sync::Arc;
+
+use diesel::RunQueryDsl;
+
+use super::columns::UpdateColumns;
+use super::create::{bulk_atomic, rows_per_statement};
+use super::failure::{run_chunk, ChunkSpan};
+use super::statement::{UpdateFromValues, MAX_UPDATE_COLUMNS};
+use crate::connection::AnyConnection;
+use crate::error::{Error, Result};
+use crate::fragment::ColumnRef;
+use crate::model::Model;
+use crate::queryset::run::run;
+use crate::queryset::QuerySet;
+
+impl<M: Model> QuerySet<M> {
+    /// Sets `columns` of many rows, each row to its own values, in one statement per
+    /// chunk, all in one transaction; returns how many rows changed. `rows` are
+    /// `(primary key, values)`; `updated` is set to now on each (Django's
+    /// `bulk_update` forgets `auto_now`; this does not).
+    ///
+    /// Only rows this queryset's model table holds are touched; the queryset's own
+    /// filters do not apply (as Django's `bulk_update`, which works on objects).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let rows = vec![(1, ("Engines, revised".to_string(),)), (2, ("Machines, revised".to_string(),))];
+    /// let (n, captured) = orm::capture(|| {
+    ///     Thread::objects().bulk_update(&mut conn, (weave_thread::title,), rows)
+    /// });
+    /// assert_eq!(n?, 2);
+    /// assert_eq!(
+    ///     captured.sql(),
+    ///     ["UPDATE `weave_thread` SET `title` = `v`.`column2`, `updated` = ? FROM (VALUES (?, ?), (?, ?)) AS `v` WHERE `weave_thread`.`id` = `v`.`column1`"]
+    /// );
+    /// // On PostgreSQL: UPDATE "weave_thread" SET "title" = "v"."column2", "updated" = $1
+    /// //   FROM (VALUES ($2, $3), ($4, $5)) AS "v" WHERE "weave_thread"."id" = "v"."column1"
+    /// let thread = Thread::objects().filter(weave_thread::id.eq(1)).get(&mut conn)?;
+    /// assert_eq!(thread.title, "Engines, revised");
+    /// assert!(thread.updated > thread.created);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::BulkWrite`] naming the failing chunk (nothing is written);
+    /// [`Error::InvalidArgument`] for more than 7 columns or a column named twice.
+    ///
+    /// ### Notes
+    /// An empty `rows` sends nothing. A primary key that matches no row is skipped
+    /// (the count tells). Rows per statement: the bind limit divided by
+    /// `1 + columns`. `UPDATE ... FROM` needs SQLite 3.33 (the bundled one is newer).
+    #[track_caller]
+    pub fn bulk_update<C, V>(
+        &self,
+        conn: &mut AnyConnection,
+        columns: C,
+        rows: Vec<(i64, V)>,
+    ) -> Result<usize>
+    where
+        C: UpdateColumns<M::Table, V>,
+    {
+        let site = Location::caller();
+        let (names, updated) = update_columns::<M, _, _>(&columns)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let chunk = chunk_rows(conn.backend(), names.len());
+        let now = chrono::Utc::now().naive_utc();
+        let total_rows = rows.len();
+        bulk_atomic(conn, |conn| {
+            let mut changed = 0;
+            for (index, part) in rows.chunks(chunk).enumerate() {
+                let span = ChunkSpan {
+                    operation: "bulk_update",
+                    chunk: index,
+                    first_row: index * chunk,
+                    end_row: index * chunk + part.len(),
+                    total_rows,
+                };
+                changed += run_chunk(conn, span, |conn, n| {
+                    let statement = UpdateFromValues {
+                        table: Arc::new(M::Table::default()),
+                        pk: ColumnRef::of(M::PrimaryKey::default()),
+                        columns: names.clone(),
+                        updated: updated.map(|column| (column, now)),
+                        rows: &part[..n],
+                        walk_row: <C as UpdateColumns<M::Table, V>>::walk_values,
+                    };
+                    run(site, || statement.execute(conn))
+                })?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// The statement [`bulk_update`](Self::bulk_update) sends for the first chunk of
+    /// `rows` on `backend`.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// let rows = [(1, ("a".to_string(), 2_i64)), (2, ("b".to_string(), 2))];
+    /// assert_eq!(
+    ///     Message::objects().bulk_update_sql(Backend::Postgres, (weave_message::text, weave_message::thread_id), &rows)?,
+    ///     r#"UPDATE "weave_message" SET "text" = "v"."column2", "thread_id" = "v"."column3", "updated" = $1 FROM (VALUES ($2, $3, $4), ($5, $6, $7)) AS "v" WHERE "weave_message"."id" = "v"."column1""#
+    /// );
+    /// assert_eq!(
+    ///     Message::objects().bulk_update_sql(Backend::Sqlite, (weave_message::text, weave_message::thread_id), &rows)?,
+    ///     "UPDATE `weave_message` SET `text` = `v`.`column2`, `thread_id` = `v`.`column3`, `updated` = ? FROM (VALUES (?, ?, ?), (?, ?, ?)) AS `v` WHERE `weave_message`.`id` = `v`.`column1`"
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] as `bulk_update`, and for no rows.
+    pub fn bulk_update_sql<C, V>(
+        &self,
+        backend: crate::Backend,
+        columns: C,
+        rows: &[(i64, V)],
+    ) -> Result<String>
+    where
+        C: UpdateColumns<M::Table, V>,
+    {
+        let (names, updated) = update_columns::<M, _, _>(&columns)?;
+        if rows.is_empty() {
+            return Err(Error::InvalidArgument {
+                argument: "rows",
+                reason: "no rows, no statement",
+            });
+        }
+        let chunk = chunk_rows(backend, names.len());
+        let statement = UpdateFromValues {
+            table: Arc::new(M::Table::default()),
+            pk: ColumnRef::of(M::PrimaryKey::default()),
+            columns: names,
+            updated: updated.map(|column| (column, chrono::Utc::now().naive_utc())),
+            rows: &rows[..chunk.min(rows.len())],
+            walk_row: <C as UpdateColumns<M::Table, V>>::walk_values,
+        };
+        Ok(crate::fragment::render(&statement, backend)?)
+    }
+}
+
+/// Rows per `bulk_update` statement: one bind for `updated`, then the primary key
+/// and the values of each row.
+fn chunk_rows(backend: crate::Backend, columns: usize) -> usize {
+    let per_row = 1 + columns;
+    rows_per_statement(backend, per_row, None)
+        .min((backend.capability().max_bind_params - 1) / per_row)
+}
+
+/// The column names to set and the `updated` column, checked.
+fn update_columns<M: Model, C: UpdateColumns<M::Table, V>, V>(
+    columns: &C,
+) -> Result<(Vec<&'static str>, Option<&'static str>)> {
+    let names = columns.names();
+    if names.len() > MAX_UPDATE_COLUMNS {
+        return Err(Error::InvalidArgument {
+            argument: "columns",
+            reason: "bulk_update sets at most 7 columns at once",
+        });
+    }
+    let updated = M::updated_column().map(|c| c.name);
+    let mut seen = names.clone();
+    seen.extend(updated);
+    seen.sort_unstable();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::InvalidArgument {
+            argument: "columns",
+            reason: "a column is named twice (the ORM sets `updated` itself)",
+        });
+    }
+    Ok((names, updated))
+}
