@@ -60,7 +60,8 @@ STATEMENT_KINDS = [
     ("threads", "count", re.compile(r'^SELECT COUNT\(\*\) FROM "weave_thread"', re.S)),
     ("threads", "page of threads", re.compile(r'^SELECT .* FROM "weave_thread" .*LIMIT', re.S)),
     ("threads", "their messages + senders", re.compile(r'"weave_message"\."thread_id" = ANY', re.S)),
-    ("list", "newest 100 messages + senders", re.compile(r'FROM \(?"weave_message" INNER JOIN "weave_person".*LIMIT', re.S)),
+    # Joined then limited, or (orm slices before joining) a limited derived table joined.
+    ("list", "newest 100 messages + senders", re.compile(r'(?=.*INNER JOIN \(?"weave_person")(?=.*LIMIT)', re.S)),
 ]
 
 ENTRY = re.compile(r"^\S+ \S+ \S+ \[\d+\] \S+@(\S+) LOG:  duration: ([0-9.]+) ms  plan:$")
