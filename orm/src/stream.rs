@@ -307,6 +307,11 @@ impl<'c, R> Chunks<'c, R> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Vec<R>>> {
+        // Every chunk sends the same shape from the same call site by design.
+        crate::instrument::chunked(|| self.read_chunk())
+    }
+
+    fn read_chunk(&mut self) -> Result<Option<Vec<R>>> {
         let site = self.site;
         let count = self.chunk_size;
         match &mut self.state {
@@ -750,7 +755,7 @@ impl<P: Model, S: PrefetchSet<P>> Iterator for PrefetchChunks<'_, P, S> {
         let site = self.site;
         let hops = &self.hops;
         let result = match self.parents.conn() {
-            Some(conn) => hops.attach(conn, parents, site),
+            Some(conn) => crate::instrument::chunked(|| hops.attach(conn, parents, site)),
             None => Err(Error::Unsupported {
                 backend: Backend::Sqlite,
                 feature: "streaming with prefetch in an order other than the primary key",

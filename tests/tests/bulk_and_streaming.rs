@@ -612,3 +612,28 @@ on_both_backends! {
         assert_eq!(updated as usize, inserted, "every bulk_update landed");
     }
 }
+
+on_both_backends! {
+    fn stream_chunks_are_not_reported_as_n_plus_one(db) {
+        let conn = &mut db.conn();
+        orm_tests::seed(conn);
+        for qs in [
+            Message::objects().with_deleted().order_by(weave_message::id.asc()),
+            Message::objects().with_deleted(),
+        ] {
+            let (count, captured) = orm::capture(|| {
+                qs.stream(conn, 2).unwrap().map(|m| m.unwrap()).count()
+            });
+            assert_eq!(count, 10);
+            assert!(captured.all().iter().filter(|r| r.is_data()).count() >= 1);
+            assert!(captured.repeated(2).is_empty(), "{captured}");
+        }
+        // A loop of single-row queries from one call site is still reported.
+        let (_, captured) = orm::capture(|| {
+            for id in 1..=3 {
+                Message::objects().filter(weave_message::id.eq(id)).all(conn).unwrap();
+            }
+        });
+        assert_eq!(captured.repeated(2).len(), 1);
+    }
+}

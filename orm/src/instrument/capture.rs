@@ -21,6 +21,7 @@ thread_local! {
     static CALL_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
     /// Set while the pool checks a connection's health.
     static HEALTH_CHECK: Cell<bool> = const { Cell::new(false) };
+    static CHUNKED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Records every statement run on the current thread while `f` runs.
@@ -272,6 +273,20 @@ pub(crate) fn with_call_site<R>(site: &'static Location<'static>, f: impl FnOnce
     f()
 }
 
+/// Runs `f` with its statements marked as one chunk of a chunked iteration
+/// ([`QueryRecord::chunked`]).
+pub(crate) fn chunked<R>(f: impl FnOnce() -> R) -> R {
+    let previous = CHUNKED.with(|c| c.replace(true));
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CHUNKED.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
 /// Runs `f` with its statements marked as health checks.
 pub(crate) fn health_check<R>(f: impl FnOnce() -> R) -> R {
     HEALTH_CHECK.with(|h| h.set(true));
@@ -360,6 +375,7 @@ impl CaptureInstrumentation {
             error: error.map(|e| e.to_string()),
             call_site: CALL_SITE.with(Cell::get),
             started_at,
+            chunked: CHUNKED.with(Cell::get),
         };
         SCOPES.with(|s| {
             let mut scopes = s.borrow_mut();

@@ -20,6 +20,6 @@ pub use record::{QueryKind, QueryRecord};
 pub use slow::{set_slow_query_threshold, slow_query_threshold};
 
 pub(crate) use capture::{
-    health_check, note_rows, with_call_site, CaptureInstrumentation, ScopeGuard,
+    chunked, health_check, note_rows, with_call_site, CaptureInstrumentation, ScopeGuard,
 };
 pub(crate) use record::split_binds;

@@ -75,11 +75,11 @@ impl Captured {
     /// the same call site, most frequent first.
     ///
     /// A lookup done once is never reported, nor is a prefetch (one query per hop),
-    /// however many rows it loads.
+    /// however many rows it loads, nor the chunks of a stream.
     pub fn repeated(&self, threshold: usize) -> Vec<Repeated> {
         let mut groups: HashMap<GroupKey<'_>, Repeated> = HashMap::new();
         let mut order = Vec::new();
-        for r in self.all().iter().filter(|r| r.is_data()) {
+        for r in self.all().iter().filter(|r| r.is_data() && !r.chunked) {
             let site = r.call_site.map(|l| (l.file(), l.line(), l.column()));
             let key = (r.fingerprint.as_str(), site);
             let entry = groups.entry(key).or_insert_with(|| {

@@ -42,6 +42,9 @@ pub struct QueryRecord {
     /// When the statement was sent.
     #[serde(skip)]
     pub started_at: Instant,
+    /// Sent by a chunked iteration (a stream's keyset chunks or cursor fetches): the
+    /// repetition is the design, so it is never reported as N+1.
+    pub chunked: bool,
 }
 
 pub(crate) fn serialize_location<S: serde::Serializer>(
