@@ -185,6 +185,25 @@ pub fn threads_page(conn: &mut AnyConnection, how: ThreadsPage) -> orm::Result<V
     Ok(serde_json::to_vec(&body).unwrap_or_default())
 }
 
+/// The plan of list_some's main query: the page of messages, or the page joined to
+/// the senders.
+fn list_some_plan(conn: &mut AnyConnection, joined: bool) -> orm::Result<String> {
+    use orm::explain::ExplainOptions;
+    let page = Message::objects().limit(100);
+    let plan = if joined {
+        page.select_related(Message::sent_by)
+            .explain(conn, ExplainOptions::new())?
+    } else {
+        page.explain(conn)?
+    };
+    Ok(plan.summary())
+}
+
+/// The plan of the threads page's main query (the page of threads).
+fn threads_page_plan(conn: &mut AnyConnection) -> orm::Result<String> {
+    Ok(Thread::objects().limit(100).explain(conn)?.summary())
+}
+
 /// Runs every scenario on `conn`, in the talk's order.
 pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
     let mut out = Vec::new();
@@ -206,6 +225,7 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
                 .unwrap_or(0))
         })?;
         add_note(&mut o, format!("{bytes} bytes of JSON"));
+        o.plan = Some(list_some_plan(conn, variant == "after")?);
         out.push(o);
     }
 
@@ -225,6 +245,7 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
             Ok(100)
         })?;
         add_note(&mut o, format!("{bytes} bytes of JSON"));
+        o.plan = Some(threads_page_plan(conn)?);
         out.push(o);
     }
 

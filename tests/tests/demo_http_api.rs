@@ -308,6 +308,11 @@ on_both_backends! {
         if let Some(dom) = headless_chromium_dom(&format!("http://{}/profile/", server.addr)) {
             assert_eq!(dom.matches("class=\"request\"").count(), 3, "{dom}");
             assert!(dom.contains("/api/messages/list_some/"));
+            // The library's report for one request, as the browser built it.
+            let report = headless_chromium_dom(&format!("http://{}/profile/{}", server.addr, threads.id))
+                .expect("chromium ran once already");
+            assert_eq!(report.matches("<details class=\"query\"").count(), threads.captured().all().len(), "{report}");
+            assert!(report.contains("Timeline") && report.contains("<h2>Plans</h2>"), "{report}");
         }
     }
 }

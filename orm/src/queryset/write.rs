@@ -146,6 +146,97 @@ impl<M: Model> QuerySet<M> {
     }
 }
 
+impl<M: Model> QuerySet<M> {
+    /// The SQL [`delete`](Self::delete) sends on `backend` (a soft delete for a model
+    /// with a `deleted` column).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// let qs = Message::objects().filter(weave_message::thread_id.eq(1));
+    /// assert_eq!(
+    ///     qs.delete_sql(Backend::Postgres)?,
+    ///     r#"UPDATE "weave_message" SET "deleted" = true, "updated" = $1 WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $2))"#
+    /// );
+    /// assert_eq!(
+    ///     qs.delete_sql(Backend::Sqlite)?,
+    ///     "UPDATE `weave_message` SET `deleted` = true, `updated` = ? WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?))"
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`](crate::Error::Query) when the statement cannot be rendered.
+    pub fn delete_sql(&self, backend: crate::connection::Backend) -> Result<String> {
+        Ok(crate::fragment::render(&self.delete_statement(), backend)?)
+    }
+
+    /// The SQL [`hard_delete`](Self::hard_delete) sends on `backend`; a sliced
+    /// queryset chooses its rows by primary key through a subquery.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// let qs = Message::objects().only_deleted();
+    /// assert_eq!(
+    ///     qs.hard_delete_sql(Backend::Postgres)?,
+    ///     r#"DELETE FROM "weave_message" WHERE ("weave_message"."deleted" = true)"#
+    /// );
+    /// assert_eq!(
+    ///     qs.limit(10).hard_delete_sql(Backend::Sqlite)?,
+    ///     "DELETE FROM `weave_message` WHERE `weave_message`.`id` IN (SELECT `weave_message`.`id` FROM `weave_message` WHERE (`weave_message`.`deleted` = true) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?)"
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`](crate::Error::Query) when the statement cannot be rendered.
+    pub fn hard_delete_sql(&self, backend: crate::connection::Backend) -> Result<String> {
+        Ok(crate::fragment::render(
+            &self.hard_delete_statement(),
+            backend,
+        )?)
+    }
+
+    /// The SQL [`update`](Self::update) sends on `backend` for `changes`, or `None`
+    /// when there is nothing to set (no changes and no `updated` column).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// let qs = Thread::objects().filter(weave_thread::id.eq(1));
+    /// assert_eq!(
+    ///     qs.update_sql(Backend::Postgres, weave_thread::title.eq("Renamed"))?.as_deref(),
+    ///     Some(r#"UPDATE "weave_thread" SET "title" = $1, "updated" = $2 WHERE ("weave_thread"."deleted" = false) AND (("weave_thread"."id" = $3))"#)
+    /// );
+    /// assert_eq!(
+    ///     qs.update_sql(Backend::Sqlite, weave_thread::title.eq("Renamed"))?.as_deref(),
+    ///     Some("UPDATE `weave_thread` SET `title` = ?, `updated` = ? WHERE (`weave_thread`.`deleted` = false) AND ((`weave_thread`.`id` = ?))")
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Query`](crate::Error::Query) when the statement cannot be rendered.
+    pub fn update_sql<C>(
+        &self,
+        backend: crate::connection::Backend,
+        changes: C,
+    ) -> Result<Option<String>>
+    where
+        C: AsChangeset<Target = M::Table>,
+        C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
+    {
+        match self.update_statement(backend, changes)? {
+            Some(statement) => Ok(Some(crate::fragment::render(&statement, backend)?)),
+            None => Ok(None),
+        }
+    }
+}
+
 fn primary_key<M: Model>() -> ColumnRef {
     ColumnRef::of(M::PrimaryKey::default())
 }
