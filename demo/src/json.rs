@@ -118,12 +118,20 @@ pub struct ThreadJson<'a> {
 impl<'a> ThreadJson<'a> {
     /// A thread and its messages with their senders.
     pub fn new(t: &'a Thread, messages: &'a [(Message, Person)]) -> Self {
-        ThreadJson {
-            id: t.id,
-            messages: messages
+        Self::with_messages(
+            t,
+            messages
                 .iter()
                 .map(|(m, p)| MessageJson::new(m, p))
                 .collect(),
+        )
+    }
+
+    /// A thread and its messages already in their JSON shape.
+    pub fn with_messages(t: &'a Thread, messages: Vec<MessageJson<'a>>) -> Self {
+        ThreadJson {
+            id: t.id,
+            messages,
             created: Drf(t.created),
             updated: Drf(t.updated),
             deleted: t.deleted,
