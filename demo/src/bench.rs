@@ -309,7 +309,7 @@ pub fn workloads() -> Vec<Workload> {
             diesel: threads_page_diesel,
         },
         Workload {
-            name: "threads page + JSON (senders as a hop)",
+            name: "threads page + JSON",
             ours: threads_page_ours_sender_hop,
             diesel: threads_page_diesel_sender_hop,
         },
@@ -339,4 +339,358 @@ pub fn markdown(results: &[BenchResult]) -> String {
         );
     }
     s
+}
+
+// ---- writes: bulk_create and bulk_update, each run rolled back ---------------------
+
+/// How many rows the bulk_create workloads insert.
+pub const BULK_CREATE_ROWS: usize = 100_000;
+/// How many rows the bulk_update workloads change.
+pub const BULK_UPDATE_ROWS: usize = 10_000;
+
+fn new_rows(conn: &mut AnyConnection) -> orm::Result<Vec<crate::models::NewMessage>> {
+    let sender = Person::objects().with_deleted().first(conn)?;
+    let thread = Thread::objects().with_deleted().first(conn)?;
+    let (Some(sender), Some(thread)) = (sender, thread) else {
+        return Ok(Vec::new());
+    };
+    let at = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_default();
+    Ok((0..BULK_CREATE_ROWS)
+        .map(|i| crate::models::NewMessage {
+            created: at,
+            updated: at,
+            deleted: false,
+            text: format!("bulk message {i} about the plan"),
+            sent_by_id: sender.id,
+            thread_id: thread.id,
+        })
+        .collect())
+}
+
+/// Both sides build the same 100,000 rows inside the timed span (a few ms).
+fn bulk_create_ours(
+    conn: &mut AnyConnection,
+    method: orm::bulk::InsertMethod,
+) -> orm::Result<usize> {
+    let rows = new_rows(conn)?;
+    let options = orm::bulk::BulkCreate::new()
+        .method(method)
+        .keep_timestamps();
+    let n = crate::scenarios::rolled_back(conn, |c| {
+        Ok(Message::objects().bulk_create_with(c, rows, &options)?.rows as u64)
+    })?;
+    Ok(n as usize)
+}
+
+fn bulk_create_ours_insert(conn: &mut AnyConnection) -> orm::Result<usize> {
+    bulk_create_ours(conn, orm::bulk::InsertMethod::Insert)
+}
+
+/// COPY on PostgreSQL; SQLite has none, so there both sides use the chunked INSERT.
+fn bulk_create_ours_copy(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let method = match conn.backend() {
+        orm::Backend::Postgres => orm::bulk::InsertMethod::Copy,
+        orm::Backend::Sqlite => orm::bulk::InsertMethod::Insert,
+    };
+    bulk_create_ours(conn, method)
+}
+
+/// Hand-written: multi-row INSERTs of as many rows as the bind limit allows.
+fn bulk_create_diesel_insert(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let rows = new_rows(conn)?;
+    let per_statement = conn.backend().capability().max_bind_params / 6;
+    let n = crate::scenarios::rolled_back(conn, |c| {
+        let mut n = 0;
+        for chunk in rows.chunks(per_statement) {
+            n += orm::with_inner!(&mut *c, |c| diesel::insert_into(weave_message::table)
+                .values(chunk)
+                .execute(c))?;
+        }
+        Ok(n as u64)
+    })?;
+    Ok(n as usize)
+}
+
+/// Hand-written: binary COPY on PostgreSQL (SQLite has none: the chunked INSERT).
+fn bulk_create_diesel_copy(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let rows = new_rows(conn)?;
+    if conn.backend() == orm::Backend::Sqlite {
+        return bulk_create_diesel_insert(conn);
+    }
+    let n = crate::scenarios::rolled_back(conn, |c| match c {
+        AnyConnection::Postgresql(pg) => Ok(diesel::copy_from(weave_message::table)
+            .from_insertable(&rows)
+            .execute(pg)? as u64),
+        AnyConnection::Sqlite(_) => Ok(0),
+    })?;
+    Ok(n as usize)
+}
+
+fn update_targets(conn: &mut AnyConnection) -> orm::Result<Vec<(i64, (String,))>> {
+    Ok(Message::objects()
+        .with_deleted()
+        .order_by(weave_message::id.asc())
+        .limit(BULK_UPDATE_ROWS as u32)
+        .all(conn)?
+        .into_iter()
+        .map(|m| (m.id, (format!("{} (edited)", m.text),)))
+        .collect())
+}
+
+fn bulk_update_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let rows = update_targets(conn)?;
+    let n = crate::scenarios::rolled_back(conn, |c| {
+        Ok(Message::objects().bulk_update(c, (weave_message::text,), rows)? as u64)
+    })?;
+    Ok(n as usize)
+}
+
+/// Hand-written: PostgreSQL `UPDATE ... FROM UNNEST($1, $2, $3)` with three array binds
+/// in one statement; SQLite has no arrays: one prepared UPDATE per row in the same
+/// transaction (SQLite's cheapest portable way).
+fn bulk_update_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
+    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+    let rows = update_targets(conn)?;
+    let now = chrono::Utc::now().naive_utc();
+    let n = crate::scenarios::rolled_back(conn, |c| match c {
+        AnyConnection::Postgresql(pg) => {
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let texts: Vec<String> = rows.iter().map(|r| r.1 .0.clone()).collect();
+            Ok(diesel::sql_query(
+                "UPDATE weave_message SET text = v.text, updated = $3 \
+                 FROM UNNEST($1, $2) AS v(id, text) WHERE weave_message.id = v.id",
+            )
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Text>, _>(texts)
+            .bind::<Timestamp, _>(now)
+            .execute(pg)? as u64)
+        }
+        AnyConnection::Sqlite(lite) => {
+            let mut n = 0;
+            for (id, (text,)) in &rows {
+                n += diesel::update(weave_message::table.filter(weave_message::id.eq(id)))
+                    .set((weave_message::text.eq(text), weave_message::updated.eq(now)))
+                    .execute(lite)?;
+            }
+            Ok(n as u64)
+        }
+    })?;
+    Ok(n as usize)
+}
+
+/// The write workloads.
+pub fn write_workloads() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "bulk_create 100k (chunked INSERT)",
+            ours: bulk_create_ours_insert,
+            diesel: bulk_create_diesel_insert,
+        },
+        Workload {
+            name: "bulk_create 100k (COPY on PostgreSQL)",
+            ours: bulk_create_ours_copy,
+            diesel: bulk_create_diesel_copy,
+        },
+        Workload {
+            name: "bulk_update 10k",
+            ours: bulk_update_ours,
+            diesel: bulk_update_diesel,
+        },
+    ]
+}
+
+// ---- counts --------------------------------------------------------------------------
+
+/// One count strategy timed, with its value and its error against the exact count.
+#[derive(Debug, Clone, Serialize)]
+pub struct CountResultRow {
+    /// The strategy.
+    pub strategy: &'static str,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Median time of `runs` runs, ms.
+    pub ms: f64,
+    /// Timed runs.
+    pub runs: usize,
+    /// What it returned (`None`: the backend cannot, see `error`).
+    pub value: Option<i64>,
+    /// Its error against the exact count, percent.
+    pub error_pct: Option<f64>,
+    /// The typed error where the backend has no such method.
+    pub error: Option<String>,
+    /// The value is a lower bound ("more than"), not an estimate.
+    pub more: bool,
+}
+
+/// Every count strategy on the live messages.
+pub fn counts(conn: &mut AnyConnection, runs: usize) -> orm::Result<Vec<CountResultRow>> {
+    use orm::count::Count;
+    use std::time::Duration;
+    let live = Message::objects();
+    let exact = live.count(conn)?;
+    let strategies: [(&'static str, Count, bool); 7] = [
+        ("exact", Count::Exact, false),
+        (
+            "table statistics (whole table)",
+            Count::TableStatistics,
+            true,
+        ),
+        ("planner", Count::Planner, false),
+        ("TABLESAMPLE BERNOULLI 10%", Count::bernoulli(10.0), false),
+        ("TABLESAMPLE SYSTEM 10%", Count::system(10.0), false),
+        (
+            "exact within 50 ms, else planner",
+            Count::ExactWithin(Duration::from_millis(50)).or(Count::Planner),
+            false,
+        ),
+        ("at most 10,000", Count::AtMost(10_000), false),
+    ];
+    let mut out = Vec::new();
+    for (name, strategy, whole) in strategies {
+        let qs = if whole {
+            live.clone().with_deleted()
+        } else {
+            live.clone()
+        };
+        let mut times = Vec::with_capacity(runs);
+        let mut value = None;
+        let mut error = None;
+        let mut more = false;
+        for _ in 0..runs.max(1) {
+            let started = Instant::now();
+            match qs.count_with(conn, &strategy) {
+                Ok(r) => {
+                    value = Some(r.value);
+                    more = r.more;
+                }
+                Err(e) if e.is_unsupported() => {
+                    error = Some(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        out.push(CountResultRow {
+            strategy: name,
+            backend: conn.backend().to_string(),
+            ms: median(&mut times),
+            runs: times.len(),
+            value,
+            error_pct: value.map(|v| {
+                if exact == 0 {
+                    0.0
+                } else {
+                    (v - exact) as f64 / exact as f64 * 100.0
+                }
+            }),
+            error,
+            more,
+        });
+    }
+    Ok(out)
+}
+
+/// The count rows as a markdown table.
+pub fn counts_markdown(rows: &[CountResultRow]) -> String {
+    use std::fmt::Write;
+    let mut s = String::from("| count strategy | backend | runs | ms (median) | value | error vs exact |\n|---|---|---:|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2} | {} | {} |",
+            r.strategy,
+            r.backend,
+            r.runs,
+            r.ms,
+            r.value.map(|v| v.to_string()).unwrap_or_else(|| "—".into()),
+            match (&r.error, r.error_pct) {
+                (Some(e), _) => e.clone(),
+                (None, Some(_)) if r.more => "a lower bound: more than the value".to_owned(),
+                (None, Some(p)) => format!("{p:+.2}%"),
+                (None, None) => String::new(),
+            }
+        );
+    }
+    s
+}
+
+// ---- streaming: each run a child process, so its peak RSS is its own ---------------
+
+/// How a streaming probe reads every message (`demo bench-probe --mode ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StreamMode {
+    /// `Message::objects().with_deleted().stream(conn, 2000)`.
+    OrmStream,
+    /// `Message::objects().with_deleted().all(conn)`.
+    OrmAll,
+    /// Hand-written diesel `load` into a Vec.
+    DieselAll,
+}
+
+/// What one probe measured.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ProbeResult {
+    /// Wall time, ms.
+    pub ms: f64,
+    /// Messages read.
+    pub rows: u64,
+    /// Peak resident set of the process (`VmHWM`), KiB.
+    pub peak_kib: u64,
+}
+
+/// The process's peak resident set (`VmHWM` of `/proc/self/status`), KiB; 0 where
+/// the file does not exist.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Reads every message once in `mode` (touching each text) and measures it.
+pub fn probe(conn: &mut AnyConnection, mode: StreamMode) -> orm::Result<ProbeResult> {
+    let qs = Message::objects()
+        .with_deleted()
+        .order_by(weave_message::id.asc());
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut bytes = 0usize;
+    match mode {
+        StreamMode::OrmStream => {
+            for m in qs.stream(conn, 2_000)? {
+                let m = m?;
+                rows += 1;
+                bytes += m.text.len();
+            }
+        }
+        StreamMode::OrmAll => {
+            for m in qs.all(conn)? {
+                rows += 1;
+                bytes += m.text.len();
+            }
+        }
+        StreamMode::DieselAll => {
+            let all: Vec<Message> = orm::with_inner!(&mut *conn, |c| weave_message::table
+                .order(weave_message::id.asc())
+                .select(Message::as_select())
+                .load(c))?;
+            for m in all {
+                rows += 1;
+                bytes += m.text.len();
+            }
+        }
+    }
+    std::hint::black_box(bytes);
+    Ok(ProbeResult {
+        ms: started.elapsed().as_secs_f64() * 1e3,
+        rows,
+        peak_kib: peak_rss_kib(),
+    })
 }

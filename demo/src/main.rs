@@ -59,12 +59,23 @@ enum Command {
     },
     /// Time each workload through orm and through hand-written diesel, alternating.
     Bench {
-        /// Timed runs per side and workload.
+        /// Timed runs per side and workload (writes and streaming take a third).
         #[arg(long, default_value_t = 15)]
         runs: usize,
-        /// One JSON object per line instead of the markdown table.
+        /// One JSON object per line instead of the markdown tables.
         #[arg(long)]
         json: bool,
+        /// Which parts to run, comma-separated: reads, writes, counts, stream.
+        #[arg(long, value_delimiter = ',', default_value = "reads")]
+        sections: Vec<String>,
+    },
+    /// One streaming run in this process (the bench runs it as a child process so that
+    /// the peak memory it reports is the run's own).
+    #[command(hide = true)]
+    BenchProbe {
+        /// How to read the messages.
+        #[arg(long, value_enum)]
+        mode: demo::bench::StreamMode,
     },
     /// Serve the HTTP API and the profiler pages on 127.0.0.1.
     Serve {
@@ -146,7 +157,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 print!("{}", scenarios::table(&outcomes));
             }
         }
-        Some(Command::Bench { runs, json }) => {
+        Some(Command::Bench {
+            runs,
+            json,
+            ref sections,
+        }) => {
             if cfg!(debug_assertions) {
                 eprintln!(
                     "warning: a debug build; measure with `cargo run --release -p demo -- bench`"
@@ -154,17 +169,59 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             let db = open(&cli, json)?;
             let conn = &mut db.get()?;
+            let wants = |s: &str| sections.iter().any(|x| x == s || x == "all");
             let mut results = Vec::new();
-            for w in demo::bench::workloads() {
-                let r = demo::bench::measure(conn, &w, runs)?;
+            let mut workloads = Vec::new();
+            if wants("reads") {
+                workloads.extend(demo::bench::workloads().into_iter().map(|w| (w, runs)));
+            }
+            for (w, n) in workloads {
+                let r = demo::bench::measure(conn, &w, n)?;
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
                 }
                 results.push(r);
             }
-            if !json {
+            if !json && !results.is_empty() {
                 print!("{}", demo::bench::markdown(&results));
             }
+            if wants("counts") {
+                let rows = demo::bench::counts(conn, runs)?;
+                if json {
+                    for r in &rows {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                } else {
+                    println!();
+                    print!("{}", demo::bench::counts_markdown(&rows));
+                }
+            }
+            if wants("stream") {
+                stream_bench(&cli, (runs / 3).max(3), json)?;
+            }
+            // Writes last: their rolled-back rows leave dead tuples that would skew the
+            // planner's estimates until the VACUUM below.
+            if wants("writes") {
+                let write_runs = (runs / 3).max(3);
+                let mut results = Vec::new();
+                for w in demo::bench::write_workloads() {
+                    let r = demo::bench::measure(conn, &w, write_runs)?;
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    }
+                    results.push(r);
+                }
+                if !json {
+                    println!();
+                    print!("{}", demo::bench::markdown(&results));
+                }
+                seed::analyze(conn)?;
+            }
+        }
+        Some(Command::BenchProbe { mode }) => {
+            let db = Database::open(&cli.database_url)?;
+            let result = demo::bench::probe(&mut *db.get()?, mode)?;
+            println!("{}", serde_json::to_string(&result)?);
         }
         Some(Command::Serve { port }) => {
             let db = open(&cli, false)?;
@@ -183,6 +240,65 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     .with_graceful_shutdown(shutdown)
                     .await
             })?;
+        }
+    }
+    Ok(())
+}
+
+/// Streams every message, and loads them all, each run in a child process of its own
+/// (alternating the modes), and reports medians of time and peak memory.
+fn stream_bench(
+    cli: &Cli,
+    runs: usize,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use demo::bench::{ProbeResult, StreamMode};
+    let modes = [
+        StreamMode::OrmStream,
+        StreamMode::OrmAll,
+        StreamMode::DieselAll,
+    ];
+    let mut results: Vec<Vec<ProbeResult>> = vec![Vec::new(); modes.len()];
+    let exe = std::env::current_exe()?;
+    for run in 0..runs {
+        for i in 0..modes.len() {
+            let i = (i + run) % modes.len();
+            let mode = clap::ValueEnum::to_possible_value(&modes[i])
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "--database-url",
+                    &cli.database_url,
+                    "bench-probe",
+                    "--mode",
+                    &mode,
+                ])
+                .output()?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+            }
+            results[i].push(serde_json::from_slice(&out.stdout)?);
+        }
+    }
+    if !json {
+        println!();
+        println!("| reading every message | runs | ms (median) | peak RSS MiB (median) | rows |\n|---|---:|---:|---:|---:|");
+    }
+    for (mode, rs) in modes.iter().zip(&results) {
+        let mut ms: Vec<f64> = rs.iter().map(|r| r.ms).collect();
+        let mut peak: Vec<f64> = rs.iter().map(|r| r.peak_kib as f64 / 1024.0).collect();
+        ms.sort_by(f64::total_cmp);
+        peak.sort_by(f64::total_cmp);
+        let (ms, peak) = (ms[ms.len() / 2], peak[peak.len() / 2]);
+        let rows = rs.first().map_or(0, |r| r.rows);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"stream": format!("{mode:?}"), "runs": rs.len(), "ms": ms, "peak_mib": peak, "rows": rows})
+            );
+        } else {
+            println!("| {mode:?} | {} | {ms:.1} | {peak:.1} | {rows} |", rs.len());
         }
     }
     Ok(())

@@ -434,7 +434,7 @@ pub fn count_estimates(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
 
 /// Runs `f` in a transaction that is rolled back whatever happens: the write
 /// scenarios leave the dataset as they found it.
-fn rolled_back(
+pub(crate) fn rolled_back(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> orm::Result<u64>,
 ) -> orm::Result<u64> {
