@@ -73,16 +73,22 @@ impl Source {
 /// `(SELECT * FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?) AS t`. Joins to
 /// related rows then run on the slice's rows only, not on every row before the sort
 /// (see `select_related`).
-pub(crate) struct SlicedTable(pub(crate) Source);
+pub(crate) struct SlicedTable {
+    /// The sliced queryset (its table may itself be a derived table).
+    pub(crate) source: Source,
+    /// The model's table, whose name the derived table takes.
+    pub(crate) alias: Fragment,
+}
 
 impl QueryFragment<Db> for SlicedTable {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql("(SELECT *");
-        self.0.walk_from_where(&mut out)?;
-        self.0.walk_order(&mut out)?;
-        self.0.walk_limit_offset(self.0.limit.as_ref(), &mut out)?;
+        self.source.walk_from_where(&mut out)?;
+        self.source.walk_order(&mut out)?;
+        self.source
+            .walk_limit_offset(self.source.limit.as_ref(), &mut out)?;
         out.push_sql(") AS ");
-        self.0.table.walk_ast(out.reborrow())
+        self.alias.walk_ast(out.reborrow())
     }
 }
 

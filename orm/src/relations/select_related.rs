@@ -349,7 +349,10 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
             // spares both databases from joining the whole table before sorting it
             // for a LIMIT (PostgreSQL 74 ms -> 28 ms for the talk's list_some).
             let order = source.order.clone();
-            let sliced = SlicedTable(source.clone());
+            let sliced = SlicedTable {
+                source: source.clone(),
+                alias: Arc::new(C::Table::default()),
+            };
             source = Source {
                 table: Arc::new(sliced),
                 filters: Vec::new(),
