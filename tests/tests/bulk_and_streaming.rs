@@ -628,6 +628,21 @@ on_both_backends! {
             assert!(captured.all().iter().filter(|r| r.is_data()).count() >= 1);
             assert!(captured.repeated(2).is_empty(), "{captured}");
         }
+        // A stream per parent is still N+1: only the chunks after a stream's first are
+        // its continuation.
+        let (_, captured) = orm::capture(|| {
+            for thread in 1..=3 {
+                let rows = Message::objects()
+                    .filter(weave_message::thread_id.eq(thread))
+                    .order_by(weave_message::id.asc())
+                    .stream(conn, 100)
+                    .unwrap()
+                    .collect::<orm::Result<Vec<_>>>()
+                    .unwrap();
+                assert!(rows.len() < 100);
+            }
+        });
+        assert_eq!(captured.repeated(2).len(), 1, "{captured}");
         // A loop of single-row queries from one call site is still reported.
         let (_, captured) = orm::capture(|| {
             for id in 1..=3 {

@@ -100,3 +100,28 @@ on_both_backends! {
         assert!(Message::objects().only_deleted().all(conn).unwrap().iter().all(|m| m.deleted));
     }
 }
+
+on_both_backends! {
+    fn update_keeps_an_updated_value_the_caller_sets(db) {
+        let conn = &mut db.conn();
+        orm_tests::seed(conn);
+        let chosen = orm_tests::at(500);
+        let qs = demo::models::Thread::objects().filter(demo::schema::weave_thread::id.eq(1));
+        let (n, captured) = orm::capture(|| {
+            qs.update(
+                conn,
+                (
+                    demo::schema::weave_thread::title.eq("Kept"),
+                    demo::schema::weave_thread::updated.eq(chosen),
+                ),
+            )
+        });
+        assert_eq!(n.unwrap(), 1, "one assignment of updated: {captured}");
+        assert_eq!(captured.sql()[0].matches("updated").count(), 1, "{captured}");
+        let thread = qs.get(conn).unwrap();
+        assert_eq!((thread.title.as_str(), thread.updated), ("Kept", chosen));
+        // Without it, updated moves to now.
+        qs.update(conn, demo::schema::weave_thread::title.eq("Moved")).unwrap();
+        assert!(qs.get(conn).unwrap().updated > chosen);
+    }
+}

@@ -89,7 +89,8 @@ impl<M: Model> QuerySet<M> {
     /// Sets columns on every row of the queryset in one statement; returns how many
     /// rows changed. `changes` is any diesel changeset of `M`'s table (a struct
     /// deriving `AsChangeset`, `col.eq(value)`, or a tuple of them). The `updated`
-    /// column is set to now as well: do not set it yourself.
+    /// column is set to now as well, unless `changes` sets it itself (then its value
+    /// is kept).
     ///
     /// ```
     /// # include!("../../doctest_setup.rs");
@@ -131,10 +132,15 @@ impl<M: Model> QuerySet<M> {
     {
         let changeset: Fragment = Arc::new(changes.as_changeset());
         let mut sets = Vec::with_capacity(2);
+        let mut sets_updated = false;
         if !changeset.is_noop(&backend.diesel_backend())? {
+            sets_updated = assigns_updated::<M>(&changeset)?;
             sets.push(changeset);
         }
-        sets.extend(touch_updated::<M>());
+        if !sets_updated {
+            // PostgreSQL rejects a column assigned twice; a caller's own value wins.
+            sets.extend(touch_updated::<M>());
+        }
         if sets.is_empty() {
             return Ok(None);
         }
@@ -239,6 +245,20 @@ impl<M: Model> QuerySet<M> {
 
 fn primary_key<M: Model>() -> ColumnRef {
     ColumnRef::of(M::PrimaryKey::default())
+}
+
+/// Whether `changeset` assigns the model's `updated` column itself. Read from the
+/// changeset's own rendering, where every value is a placeholder, so only the
+/// assignments' column names are text: `"col" = $1, "updated" = $2`.
+fn assigns_updated<M: Model>(changeset: &Fragment) -> Result<bool> {
+    let Some(updated) = M::updated_column() else {
+        return Ok(false);
+    };
+    let sql = crate::fragment::render(&**changeset, crate::connection::Backend::Postgres)?;
+    let target = format!("\"{}\" = ", updated.name);
+    Ok(sql
+        .split(", ")
+        .any(|assignment| assignment.starts_with(&target)))
 }
 
 fn touch_updated<M: Model>() -> Option<Fragment> {

@@ -328,9 +328,22 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     }
 
     /// The statement over `source` (the queryset's, or a prefetch hop's ranked one).
-    pub(crate) fn statement_over(
+    pub(crate) fn statement_over(&self, source: Source) -> Result<SelectStatement<J::Selection>> {
+        self.build(source, true)
+    }
+
+    /// The statement with the joins applied to every row before any LIMIT: a stream's
+    /// keyset chunks stop at the first short chunk, so a row whose key points nowhere
+    /// (a deferred foreign key inside a transaction) must not shorten a chunk of rows
+    /// that do exist.
+    pub(crate) fn statement_join_first(&self) -> Result<SelectStatement<J::Selection>> {
+        self.build(self.qs.source(), false)
+    }
+
+    fn build(
         &self,
         mut source: Source,
+        slice_first: bool,
     ) -> Result<SelectStatement<J::Selection>> {
         let clauses = self.joins.joins();
         let mut seen = vec![TypeId::of::<C::Table>()];
@@ -342,7 +355,7 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
             }
             seen.push(clause.table_id);
         }
-        if source.limit.is_some() && !source.distinct {
+        if slice_first && source.limit.is_some() && !source.distinct {
             // Slice first, then join: every join follows a key to the one row it
             // points at, so it neither adds nor (given the foreign key constraint the
             // relation declares) removes rows, and joining only the slice's rows
