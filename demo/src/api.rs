@@ -17,7 +17,6 @@
 //! page."}` for a bad page (as DRF does), `404 {"detail": "Not found."}` for an unknown id.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -192,18 +191,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/profile/{id}", get(profile_detail))
         .fallback(|| async { ApiError::not_found("Not found.") })
         .with_state(state)
-}
-
-/// Serves the API on `addr` until the process is stopped (or `shutdown` resolves).
-pub async fn serve(
-    db: Database,
-    addr: SocketAddr,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(AppState::new(db)))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Runs a handler on a blocking thread with a pooled connection, inside a capture

@@ -349,24 +349,7 @@ pub const BULK_CREATE_ROWS: usize = 100_000;
 pub const BULK_UPDATE_ROWS: usize = 10_000;
 
 fn new_rows(conn: &mut AnyConnection) -> orm::Result<Vec<crate::models::NewMessage>> {
-    let sender = Person::objects().with_deleted().first(conn)?;
-    let thread = Thread::objects().with_deleted().first(conn)?;
-    let (Some(sender), Some(thread)) = (sender, thread) else {
-        return Ok(Vec::new());
-    };
-    let at = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or_default();
-    Ok((0..BULK_CREATE_ROWS)
-        .map(|i| crate::models::NewMessage {
-            created: at,
-            updated: at,
-            deleted: false,
-            text: format!("bulk message {i} about the plan"),
-            sent_by_id: sender.id,
-            thread_id: thread.id,
-        })
-        .collect())
+    crate::scenarios::new_messages(conn, BULK_CREATE_ROWS)
 }
 
 /// Both sides build the same 100,000 rows inside the timed span (a few ms).
@@ -526,27 +509,9 @@ pub struct CountResultRow {
 
 /// Every count strategy on the live messages.
 pub fn counts(conn: &mut AnyConnection, runs: usize) -> orm::Result<Vec<CountResultRow>> {
-    use orm::count::Count;
-    use std::time::Duration;
     let live = Message::objects();
     let exact = live.count(conn)?;
-    let strategies: [(&'static str, Count, bool); 7] = [
-        ("exact", Count::Exact, false),
-        (
-            "table statistics (whole table)",
-            Count::TableStatistics,
-            true,
-        ),
-        ("planner", Count::Planner, false),
-        ("TABLESAMPLE BERNOULLI 10%", Count::bernoulli(10.0), false),
-        ("TABLESAMPLE SYSTEM 10%", Count::system(10.0), false),
-        (
-            "exact within 50 ms, else planner",
-            Count::ExactWithin(Duration::from_millis(50)).or(Count::Planner),
-            false,
-        ),
-        ("at most 10,000", Count::AtMost(10_000), false),
-    ];
+    let strategies = crate::scenarios::count_strategies();
     let mut out = Vec::new();
     for (name, strategy, whole) in strategies {
         let qs = if whole {

@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use crate::api::RequestProfile;
-use crate::scenarios::N_PLUS_ONE_THRESHOLD;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -38,7 +37,7 @@ fn page(title: &str, body: &str) -> String {
 pub fn list(profiles: &[RequestProfile]) -> String {
     let mut body = String::from("<h1>Recent requests</h1><table id=\"requests\"><tr><th>#</th><th>method</th><th>path</th><th>status</th><th class=\"num\">ms</th><th class=\"num\">queries</th><th class=\"num\">db ms</th><th>N+1</th></tr>");
     for p in profiles {
-        let repeated = p.captured().repeated(N_PLUS_ONE_THRESHOLD);
+        let repeated = &p.profile.n_plus_one;
         let flag = if repeated.is_empty() {
             String::new()
         } else {

@@ -355,18 +355,14 @@ pub fn index_slides(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
     Ok(out)
 }
 
-/// "SELECT COUNT(*) Estimates": every count strategy on the live messages, each with
-/// its error against the exact count. A strategy the backend cannot run (no
-/// TABLESAMPLE or planner estimate on SQLite) is shown with the typed error it gives.
-pub fn count_estimates(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+/// The count strategies of the estimates slide (and of `demo bench`): name, strategy,
+/// and whether it counts the whole table (table statistics cannot apply a filter: the
+/// talk's `reltuples`, compared with the live count on purpose).
+pub fn count_strategies() -> [(&'static str, orm::count::Count, bool); 7] {
     use orm::count::Count;
     use std::time::Duration;
-
-    let live = Message::objects();
-    let exact = live.count(conn)?;
-    let strategies: [(&'static str, Count, bool); 7] = [
+    [
         ("exact", Count::Exact, false),
-        // Table statistics cannot apply a filter: the talk's reltuples on the whole table.
         (
             "table statistics (whole table)",
             Count::TableStatistics,
@@ -381,7 +377,16 @@ pub fn count_estimates(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
             false,
         ),
         ("at most 10,000", Count::AtMost(10_000), false),
-    ];
+    ]
+}
+
+/// "SELECT COUNT(*) Estimates": every count strategy on the live messages, each with
+/// its error against the exact count. A strategy the backend cannot run (no
+/// TABLESAMPLE or planner estimate on SQLite) is shown with the typed error it gives.
+pub fn count_estimates(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
+    let live = Message::objects();
+    let exact = live.count(conn)?;
+    let strategies = count_strategies();
     let mut out = Vec::new();
     for (variant, strategy, whole_table) in strategies {
         let qs = if whole_table {
@@ -457,14 +462,16 @@ pub(crate) fn rolled_back(
 /// How many rows the write scenarios create and update.
 pub const WRITE_ROWS: usize = 2_000;
 
-fn new_messages(conn: &mut AnyConnection) -> orm::Result<Vec<NewMessage>> {
+/// `n` new messages from the first person in the first thread (none when the
+/// database has no person or thread), all stamped now.
+pub(crate) fn new_messages(conn: &mut AnyConnection, n: usize) -> orm::Result<Vec<NewMessage>> {
     let sender = Person::objects().with_deleted().first(conn)?;
     let thread = Thread::objects().with_deleted().first(conn)?;
     let (Some(sender), Some(thread)) = (sender, thread) else {
         return Ok(Vec::new());
     };
     let now = chrono::Utc::now().naive_utc();
-    Ok((0..WRITE_ROWS)
+    Ok((0..n)
         .map(|i| NewMessage {
             created: now,
             updated: now,
@@ -480,7 +487,7 @@ fn new_messages(conn: &mut AnyConnection) -> orm::Result<Vec<NewMessage>> {
 /// each inside a transaction that is rolled back afterwards.
 pub fn periodic_writes(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
     use orm::bulk::{BulkCreate, InsertMethod};
-    let rows = new_messages(conn)?;
+    let rows = new_messages(conn, WRITE_ROWS)?;
     let mut out = Vec::new();
 
     let one_by_one = rows.clone();
