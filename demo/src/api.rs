@@ -172,7 +172,7 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Vec<u8>, ApiError>;
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> ApiResult {
-    serde_json::to_vec(value).map_err(|e| ApiError {
+    crate::json::to_vec(value).map_err(|e| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         detail: e.to_string(),
     })

@@ -135,7 +135,7 @@ fn list_some_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
         .limit(100)
         .all(conn)?;
     let out: Vec<MessageJson<'_>> = rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
-    Ok(serde_json::to_vec(&out).unwrap_or_default().len())
+    Ok(crate::json::to_vec(&out).map_or(0, |b| b.len()))
 }
 
 fn list_some_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
@@ -146,7 +146,7 @@ fn list_some_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
         .select((Message::as_select(), Person::as_select()))
         .load(c))?;
     let out: Vec<MessageJson<'_>> = rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
-    Ok(serde_json::to_vec(&out).unwrap_or_default().len())
+    Ok(crate::json::to_vec(&out).map_or(0, |b| b.len()))
 }
 
 // ---- the threads page: 100 threads, their messages and senders, the count, as JSON -
@@ -162,7 +162,7 @@ fn page_json(threads: &[(Thread, Vec<(Message, Person)>)], count: i64) -> usize 
         previous: None,
         results: &results,
     };
-    serde_json::to_vec(&body).unwrap_or_default().len()
+    crate::json::to_vec(&body).map_or(0, |b| b.len())
 }
 
 fn threads_page_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
@@ -240,7 +240,7 @@ fn threads_page_ours_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize> 
         previous: None,
         results: &results,
     };
-    Ok(serde_json::to_vec(&body).unwrap_or_default().len())
+    Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
 }
 
 /// The same page by hand with the senders as their own query: the threads, their
@@ -292,7 +292,7 @@ fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize
         previous: None,
         results: &results,
     };
-    Ok(serde_json::to_vec(&body).unwrap_or_default().len())
+    Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
 }
 
 /// Every read workload, in the report's order.

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod json;
 pub mod models;
 pub mod profile_pages;
+pub mod scaling;
 pub mod scenarios;
 #[allow(missing_docs)]
 pub mod schema;

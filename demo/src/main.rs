@@ -69,6 +69,22 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "reads")]
         sections: Vec<String>,
     },
+    /// Times the reads and the exact count on databases of different sizes (seeded
+    /// beforehand) and prints their growth against the first; `--svg` draws it.
+    Scaling {
+        /// The databases, smallest first (`postgres://...` or SQLite files).
+        #[arg(required = true)]
+        databases: Vec<String>,
+        /// Timed runs per side, workload and database.
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        /// Also write the chart here (SVG).
+        #[arg(long)]
+        svg: Option<std::path::PathBuf>,
+        /// The measurements as one JSON object per database instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// One streaming run in this process (the bench runs it as a child process so that
     /// the peak memory it reports is the run's own).
     #[command(hide = true)]
@@ -216,6 +232,30 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     print!("{}", demo::bench::markdown(&results));
                 }
                 seed::analyze(conn)?;
+            }
+        }
+        Some(Command::Scaling {
+            ref databases,
+            runs,
+            ref svg,
+            json,
+        }) => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "warning: a debug build; measure with `cargo run --release -p demo -- scaling`"
+                );
+            }
+            let sizes = demo::scaling::run(databases, runs)?;
+            if json {
+                for z in &sizes {
+                    println!("{}", serde_json::to_string(z)?);
+                }
+            } else {
+                print!("{}", demo::scaling::markdown(&sizes));
+            }
+            if let Some(path) = svg {
+                std::fs::write(path, demo::scaling::svg(&sizes))?;
+                eprintln!("wrote {}", path.display());
             }
         }
         Some(Command::BenchProbe { mode }) => {

@@ -195,6 +195,7 @@ pub use transaction::atomic;
 /// Used by the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::connection::Direct;
     pub use crate::queryset::statement::ModelSelect;
     pub use chrono;
     pub use diesel;

@@ -170,7 +170,33 @@ macro_rules! model {
                 statement: &$crate::__private::ModelSelect<Self>,
                 conn: &mut $crate::AnyConnection,
             ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
-                $crate::__private::diesel::RunQueryDsl::load::<Self>(statement, conn)
+                // Rows decode with the inner backend's own types (see `Direct`).
+                match conn {
+                    $crate::AnyConnection::Postgresql(c) => {
+                        $crate::__private::diesel::RunQueryDsl::load::<Self>(
+                            $crate::__private::Direct::<
+                                _,
+                                $crate::__private::diesel::pg::PgConnection,
+                                $crate::__private::diesel::dsl::SqlTypeOf<
+                                    $crate::__private::diesel::dsl::AsSelect<Self, $crate::__private::diesel::pg::Pg>,
+                                >,
+                            >::new(statement),
+                            c,
+                        )
+                    }
+                    $crate::AnyConnection::Sqlite(c) => {
+                        $crate::__private::diesel::RunQueryDsl::load::<Self>(
+                            $crate::__private::Direct::<
+                                _,
+                                $crate::__private::diesel::sqlite::SqliteConnection,
+                                $crate::__private::diesel::dsl::SqlTypeOf<
+                                    $crate::__private::diesel::dsl::AsSelect<Self, $crate::__private::diesel::sqlite::Sqlite>,
+                                >,
+                            >::new(statement),
+                            c,
+                        )
+                    }
+                }
             }
 
             fn iter_rows<'c>(

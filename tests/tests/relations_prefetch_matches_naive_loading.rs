@@ -3,6 +3,7 @@
 //! loading returns, on both backends.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use demo::models::{Message, NewMessage, NewPerson, NewThread, Person, Thread};
 use demo::schema::{weave_message, weave_person, weave_thread};
@@ -157,7 +158,7 @@ fn check(conn: &mut AnyConnection, data: &Data) -> Result<(), TestCaseError> {
             .take(data.per_parent as usize)
             .map(|m| {
                 let thread = Message::thread.get(&m, conn).unwrap();
-                (m, Some(thread))
+                (m, Some(Arc::new(thread)))
             })
             .collect::<Vec<_>>();
         naive.push((person, messages));
@@ -190,9 +191,17 @@ fn check(conn: &mut AnyConnection, data: &Data) -> Result<(), TestCaseError> {
         .prefetch(Message::thread.using(Thread::objects()))
         .all(conn)
         .unwrap();
+    let mut shared: std::collections::HashMap<i64, Arc<Thread>> = Default::default();
     for (message, thread) in rows {
         let expected = Message::thread.get(&message, conn).unwrap();
-        prop_assert_eq!(thread, (!expected.deleted).then_some(expected));
+        // The messages of one thread share one `Thread` (decoded once).
+        if let Some(thread) = &thread {
+            let first = shared
+                .entry(thread.id)
+                .or_insert_with(|| Arc::clone(thread));
+            prop_assert!(Arc::ptr_eq(first, thread));
+        }
+        prop_assert_eq!(thread, (!expected.deleted).then(|| Arc::new(expected)));
     }
     Ok(())
 }

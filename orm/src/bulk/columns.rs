@@ -1,9 +1,10 @@
 //! Column lists of a table, typed: a conflict target, the columns an upsert or a
 //! `bulk_update` sets, with their per-row values.
 
+use diesel::pg::Pg;
 use diesel::query_builder::AstPass;
 use diesel::serialize::ToSql;
-use diesel::sql_types::HasSqlType;
+use diesel::sql_types::{Array, HasSqlType};
 use diesel::{Column, QueryResult};
 
 use crate::connection::Db;
@@ -26,6 +27,23 @@ pub trait UpdateColumns<T, Values>: Columns<T> {
     /// Pushes one row's values as bound parameters, separated by `, `.
     #[doc(hidden)]
     fn walk_values<'b>(values: &'b Values, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()>;
+
+    /// Each column's values across rows (PostgreSQL binds one array per column).
+    #[doc(hidden)]
+    type Arrays<'r>
+    where
+        Values: 'r;
+
+    /// Gathers each column's values of `rows`.
+    #[doc(hidden)]
+    fn arrays<'r>(rows: &'r [(i64, Values)]) -> Self::Arrays<'r>;
+
+    /// Pushes one array bind per column, separated by `, `.
+    #[doc(hidden)]
+    fn walk_arrays<'b>(
+        arrays: &'b Self::Arrays<'_>,
+        out: &mut AstPass<'_, 'b, Pg>,
+    ) -> QueryResult<()>;
 }
 
 macro_rules! tuple_columns {
@@ -38,8 +56,30 @@ macro_rules! tuple_columns {
 
         impl<T, $($C, $V),+> UpdateColumns<T, ($($V,)+)> for ($($C,)+)
         where
-            $($C: Column<Table = T>, Db: HasSqlType<$C::SqlType>, $V: ToSql<$C::SqlType, Db>,)+
+            $(
+                $C: Column<Table = T>,
+                Db: HasSqlType<$C::SqlType>,
+                Pg: HasSqlType<$C::SqlType>,
+                $C::SqlType: 'static,
+                $V: ToSql<$C::SqlType, Db> + ToSql<$C::SqlType, Pg> + std::fmt::Debug,
+            )+
         {
+            type Arrays<'r> = ($(Vec<&'r $V>,)+) where ($($V,)+): 'r;
+
+            fn arrays<'r>(rows: &'r [(i64, ($($V,)+))]) -> Self::Arrays<'r> {
+                ($(rows.iter().map(|(_, values)| &values.$i).collect::<Vec<_>>(),)+)
+            }
+
+            fn walk_arrays<'b>(arrays: &'b Self::Arrays<'_>, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                $(
+                    if $i > 0 {
+                        out.push_sql(", ");
+                    }
+                    out.push_bind_param::<Array<$C::SqlType>, Vec<&$V>>(&arrays.$i)?;
+                )+
+                Ok(())
+            }
+
             fn walk_values<'b>(values: &'b ($($V,)+), out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
                 $(
                     if $i > 0 {

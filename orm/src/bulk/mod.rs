@@ -52,3 +52,4 @@ mod update;
 pub use columns::{Columns, UpdateColumns};
 pub use create::{BulkCreate, Conflict, Created, InsertMethod, COPY_THRESHOLD};
 pub use new_row::{NewRow, RowValues};
+pub use update::UPDATE_ARRAY_ROWS;

@@ -1,8 +1,9 @@
 //! The statements bulk writes send: small `QueryFragment` nodes, every value a bound
 //! parameter; only keywords and quoted identifiers are text.
 
+use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Timestamp};
+use diesel::sql_types::{Array, BigInt, Timestamp};
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::new_row::RowValues;
@@ -152,6 +153,71 @@ impl<V> QueryFragment<Db> for UpdateFromValues<'_, V> {
         out.push_identifier(VALUES_COLUMNS[0])
     }
 }
+
+/// `UPDATE t SET c = v.column2, ..., updated = $1 FROM UNNEST($2, $3, ...) AS
+/// v(column1, column2, ...) WHERE t.pk = v.column1` on PostgreSQL: one array bind per
+/// column, whatever the number of rows, so the text is the same for every chunk and
+/// the prepared statement is reused. `table` and `pk` are the identifiers as diesel
+/// rendered them (no values).
+pub(crate) struct UpdateFromArrays<A> {
+    pub(crate) table: String,
+    pub(crate) pk: String,
+    pub(crate) columns: Vec<&'static str>,
+    pub(crate) updated: Option<(&'static str, chrono::NaiveDateTime)>,
+    pub(crate) ids: Vec<i64>,
+    pub(crate) arrays: A,
+    pub(crate) walk_arrays: for<'b> fn(&'b A, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+}
+
+impl<A> QueryFragment<Pg> for UpdateFromArrays<A> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        out.push_sql(&self.table);
+        out.push_sql(" SET ");
+        for (i, column) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            out.push_identifier(VALUES_ALIAS)?;
+            out.push_sql(".");
+            out.push_identifier(VALUES_COLUMNS[i + 1])?;
+        }
+        if let Some((column, now)) = &self.updated {
+            out.push_sql(", ");
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(now)?;
+        }
+        out.push_sql(" FROM UNNEST(");
+        out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.ids)?;
+        out.push_sql(", ");
+        (self.walk_arrays)(&self.arrays, &mut out)?;
+        out.push_sql(") AS ");
+        out.push_identifier(VALUES_ALIAS)?;
+        out.push_sql("(");
+        for (i, name) in VALUES_COLUMNS[..=self.columns.len()].iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(name)?;
+        }
+        out.push_sql(") WHERE ");
+        out.push_sql(&self.pk);
+        out.push_sql(" = ");
+        out.push_identifier(VALUES_ALIAS)?;
+        out.push_sql(".");
+        out.push_identifier(VALUES_COLUMNS[0])
+    }
+}
+
+impl<A> QueryId for UpdateFromArrays<A> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Conn, A> RunQueryDsl<Conn> for UpdateFromArrays<A> {}
 
 /// The most columns `bulk_update` sets at once (besides `updated`).
 pub(crate) const MAX_UPDATE_COLUMNS: usize = VALUES_COLUMNS.len() - 1;

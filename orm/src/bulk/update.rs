@@ -3,12 +3,13 @@
 use std::panic::Location;
 use std::sync::Arc;
 
+use diesel::query_builder::QueryFragment;
 use diesel::RunQueryDsl;
 
 use super::columns::UpdateColumns;
 use super::create::{bulk_atomic, rows_per_statement};
 use super::failure::{run_chunk, ChunkSpan};
-use super::statement::{UpdateFromValues, MAX_UPDATE_COLUMNS};
+use super::statement::{UpdateFromArrays, UpdateFromValues, MAX_UPDATE_COLUMNS};
 use crate::connection::AnyConnection;
 use crate::error::{Error, Result};
 use crate::fragment::ColumnRef;
@@ -53,8 +54,11 @@ impl<M: Model> QuerySet<M> {
     ///
     /// ### Notes
     /// An empty `rows` sends nothing. A primary key that matches no row is skipped
-    /// (the count tells). Rows per statement: the bind limit divided by
-    /// `1 + columns`. `UPDATE ... FROM` needs SQLite 3.33 (the bundled one is newer).
+    /// (the count tells). Rows per statement: on SQLite the bind limit divided by
+    /// `1 + columns` (`FROM (VALUES ...)`); on PostgreSQL up to 50,000, one array bind
+    /// per column (`FROM UNNEST($2, $3, ...)`), a statement whose text does not depend
+    /// on the number of rows, so it is prepared once per connection. `UPDATE ... FROM`
+    /// needs SQLite 3.33 (the bundled one is newer).
     #[track_caller]
     pub fn bulk_update<C, V>(
         &self,
@@ -84,6 +88,11 @@ impl<M: Model> QuerySet<M> {
                     total_rows,
                 };
                 changed += run_chunk(conn, span, |conn, n| {
+                    if let AnyConnection::Postgresql(pg) = &mut *conn {
+                        let statement =
+                            update_from_arrays::<M, C, V>(names.clone(), updated, now, &part[..n])?;
+                        return run(site, || statement.execute(pg));
+                    }
                     let statement = UpdateFromValues {
                         table: Arc::new(M::Table::default()),
                         pk: ColumnRef::of(M::PrimaryKey::default()),
@@ -109,7 +118,7 @@ impl<M: Model> QuerySet<M> {
     /// let rows = [(1, ("a".to_string(), 2_i64)), (2, ("b".to_string(), 2))];
     /// assert_eq!(
     ///     Message::objects().bulk_update_sql(Backend::Postgres, (weave_message::text, weave_message::thread_id), &rows)?,
-    ///     r#"UPDATE "weave_message" SET "text" = "v"."column2", "thread_id" = "v"."column3", "updated" = $1 FROM (VALUES ($2, $3, $4), ($5, $6, $7)) AS "v" WHERE "weave_message"."id" = "v"."column1""#
+    ///     r#"UPDATE "weave_message" SET "text" = "v"."column2", "thread_id" = "v"."column3", "updated" = $1 FROM UNNEST($2, $3, $4) AS "v"("column1", "column2", "column3") WHERE "weave_message"."id" = "v"."column1""#
     /// );
     /// assert_eq!(
     ///     Message::objects().bulk_update_sql(Backend::Sqlite, (weave_message::text, weave_message::thread_id), &rows)?,
@@ -137,25 +146,62 @@ impl<M: Model> QuerySet<M> {
             });
         }
         let chunk = chunk_rows(backend, names.len());
+        let rows = &rows[..chunk.min(rows.len())];
+        let now = chrono::Utc::now().naive_utc();
+        if backend == crate::Backend::Postgres {
+            let statement = update_from_arrays::<M, C, V>(names, updated, now, rows)?;
+            let mut builder = diesel::pg::PgQueryBuilder::default();
+            statement.to_sql(&mut builder, &diesel::pg::Pg)?;
+            return Ok(diesel::query_builder::QueryBuilder::<diesel::pg::Pg>::finish(builder));
+        }
         let statement = UpdateFromValues {
             table: Arc::new(M::Table::default()),
             pk: ColumnRef::of(M::PrimaryKey::default()),
             columns: names,
-            updated: updated.map(|column| (column, chrono::Utc::now().naive_utc())),
-            rows: &rows[..chunk.min(rows.len())],
+            updated: updated.map(|column| (column, now)),
+            rows,
             walk_row: <C as UpdateColumns<M::Table, V>>::walk_values,
         };
         Ok(crate::fragment::render(&statement, backend)?)
     }
 }
 
-/// Rows per `bulk_update` statement: one bind for `updated`, then the primary key
-/// and the values of each row.
+/// The PostgreSQL statement for `rows`: one array per column.
+fn update_from_arrays<'r, M: Model, C: UpdateColumns<M::Table, V>, V>(
+    columns: Vec<&'static str>,
+    updated: Option<&'static str>,
+    now: chrono::NaiveDateTime,
+    rows: &'r [(i64, V)],
+) -> Result<UpdateFromArrays<C::Arrays<'r>>> {
+    let postgres = crate::Backend::Postgres;
+    Ok(UpdateFromArrays {
+        table: crate::fragment::render(&M::Table::default(), postgres)?,
+        pk: crate::fragment::render(
+            &*ColumnRef::of(M::PrimaryKey::default()).qualified,
+            postgres,
+        )?,
+        columns,
+        updated: updated.map(|column| (column, now)),
+        ids: rows.iter().map(|(pk, _)| *pk).collect(),
+        arrays: C::arrays(rows),
+        walk_arrays: C::walk_arrays,
+    })
+}
+
+/// Rows per `bulk_update` statement. SQLite: one bind for `updated`, then the primary
+/// key and the values of each row, under the bind limit. PostgreSQL binds one array
+/// per column, so only memory bounds a statement: [`UPDATE_ARRAY_ROWS`].
 fn chunk_rows(backend: crate::Backend, columns: usize) -> usize {
+    if backend == crate::Backend::Postgres {
+        return UPDATE_ARRAY_ROWS;
+    }
     let per_row = 1 + columns;
     rows_per_statement(backend, per_row, None)
         .min((backend.capability().max_bind_params - 1) / per_row)
 }
+
+/// Rows per PostgreSQL `bulk_update` statement (one array bind per column).
+pub const UPDATE_ARRAY_ROWS: usize = 50_000;
 
 /// The column names to set and the `updated` column, checked.
 fn update_columns<M: Model, C: UpdateColumns<M::Table, V>, V>(

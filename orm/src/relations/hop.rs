@@ -1,53 +1,86 @@
 //! What a prefetch hop is: how many rows each parent gets ([`Shape`]), how the rows
 //! of many parents are fetched at once ([`Hop`]), and how they are handed out.
 
-use std::collections::HashMap;
 use std::panic::Location;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::connection::AnyConnection;
 use crate::error::Result;
 
-/// How many related rows each parent of a hop gets.
+/// How many related rows each parent of a hop gets, and how parents that share a key
+/// share them.
 pub trait Shape {
-    /// `Vec<R>` (a reverse relation) or `Option<R>` (a foreign key).
+    /// `Vec<R>` (a reverse relation) or `Option<Arc<R>>` (a foreign key).
     type Of<R: Clone>: Clone;
-    /// The rows of one parent, owned.
+    /// The rows of one key, as they are handed out.
     #[doc(hidden)]
-    fn take<R: Clone>(rows: Vec<R>) -> Self::Of<R>;
-    /// The rows of one parent, shared with other parents.
+    type Group<R: Clone>;
+    /// The rows fetched for one key.
     #[doc(hidden)]
-    fn copy<R: Clone>(rows: &[R]) -> Self::Of<R>;
+    fn group<R: Clone>(rows: Vec<R>) -> Self::Group<R>;
+    /// What a parent with no key (or no rows) gets.
+    #[doc(hidden)]
+    fn empty<R: Clone>() -> Self::Of<R>;
+    /// The rows of the last parent with this key, moved out.
+    #[doc(hidden)]
+    fn take<R: Clone>(group: Self::Group<R>) -> Self::Of<R>;
+    /// The rows of a parent whose key other parents still need.
+    #[doc(hidden)]
+    fn share<R: Clone>(group: &Self::Group<R>) -> Self::Of<R>;
 }
 
-/// Each parent gets a `Vec` (a thread's messages).
+/// Each parent gets a `Vec` (a thread's messages). Two parents with the same key (rare:
+/// the same row twice) get a copy each.
 #[derive(Debug, Clone, Copy)]
 pub enum Many {}
 
 impl Shape for Many {
     type Of<R: Clone> = Vec<R>;
+    type Group<R: Clone> = Vec<R>;
 
-    fn take<R: Clone>(rows: Vec<R>) -> Vec<R> {
+    fn group<R: Clone>(rows: Vec<R>) -> Vec<R> {
         rows
     }
 
-    fn copy<R: Clone>(rows: &[R]) -> Vec<R> {
-        rows.to_vec()
+    fn empty<R: Clone>() -> Vec<R> {
+        Vec::new()
+    }
+
+    fn take<R: Clone>(group: Vec<R>) -> Vec<R> {
+        group
+    }
+
+    fn share<R: Clone>(group: &Vec<R>) -> Vec<R> {
+        group.clone()
     }
 }
 
-/// Each parent gets an `Option` (a message's sender).
+/// Each parent gets an `Option<Arc<R>>` (a message's sender): the children of one
+/// parent row share it, as Django's prefetched instances are shared, so a sender of
+/// 1,000 messages is decoded and allocated once.
 #[derive(Debug, Clone, Copy)]
 pub enum One {}
 
 impl Shape for One {
-    type Of<R: Clone> = Option<R>;
+    type Of<R: Clone> = Option<Arc<R>>;
+    type Group<R: Clone> = Option<Arc<R>>;
 
-    fn take<R: Clone>(rows: Vec<R>) -> Option<R> {
-        rows.into_iter().next()
+    fn group<R: Clone>(rows: Vec<R>) -> Option<Arc<R>> {
+        rows.into_iter().next().map(Arc::new)
     }
 
-    fn copy<R: Clone>(rows: &[R]) -> Option<R> {
-        rows.first().cloned()
+    fn empty<R: Clone>() -> Option<Arc<R>> {
+        None
+    }
+
+    fn take<R: Clone>(group: Option<Arc<R>>) -> Option<Arc<R>> {
+        group
+    }
+
+    fn share<R: Clone>(group: &Option<Arc<R>>) -> Option<Arc<R>> {
+        group.clone()
     }
 }
 
@@ -80,7 +113,7 @@ pub trait Hop<P>: Clone {
     ) -> Result<Vec<(i64, Self::Row)>>;
 }
 
-/// What a parent gets from hop `H`: `Vec<H::Row>` or `Option<H::Row>`.
+/// What a parent gets from hop `H`: `Vec<H::Row>` or `Option<Arc<H::Row>>`.
 pub type HopOutput<P, H> = <<H as Hop<P>>::Shape as Shape>::Of<<H as Hop<P>>::Row>;
 
 /// Fetches `hop`'s rows for `items` (keyed by `key`) and gives each item its share:
@@ -92,7 +125,7 @@ pub(super) fn attach<T, P, H: Hop<P>>(
     parent: impl Fn(&T) -> &P,
     site: &'static Location<'static>,
 ) -> Result<Vec<(T, HopOutput<P, H>)>> {
-    let mut uses: HashMap<i64, usize> = HashMap::new();
+    let mut uses: HashMap<i64, usize> = HashMap::default();
     for item in &items {
         if let Some(key) = hop.key(parent(item)) {
             *uses.entry(key).or_default() += 1;
@@ -100,27 +133,33 @@ pub(super) fn attach<T, P, H: Hop<P>>(
     }
     let mut keys: Vec<i64> = uses.keys().copied().collect();
     keys.sort_unstable();
-    let mut groups: HashMap<i64, Vec<H::Row>> = HashMap::with_capacity(keys.len());
+    let mut fetched: HashMap<i64, Vec<H::Row>> =
+        HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     if !keys.is_empty() {
         for (key, row) in hop.fetch(conn, &keys, site)? {
-            groups.entry(key).or_default().push(row);
+            fetched.entry(key).or_default().push(row);
         }
     }
+    let mut groups: HashMap<i64, <H::Shape as Shape>::Group<H::Row>> = fetched
+        .into_iter()
+        .map(|(key, rows)| (key, H::Shape::group(rows)))
+        .collect();
     Ok(items
         .into_iter()
         .map(|item| {
             let rows = match hop.key(parent(&item)) {
-                None => H::Shape::take(Vec::new()),
+                None => H::Shape::empty(),
                 Some(key) => {
                     let left = uses.get_mut(&key).map(|n| {
                         *n -= 1;
                         *n
                     });
-                    if left == Some(0) {
-                        H::Shape::take(groups.remove(&key).unwrap_or_default())
+                    let group = if left == Some(0) {
+                        groups.remove(&key).map(H::Shape::take)
                     } else {
-                        H::Shape::copy(groups.get(&key).map_or(&[][..], Vec::as_slice))
-                    }
+                        groups.get(&key).map(H::Shape::share)
+                    };
+                    group.unwrap_or_else(H::Shape::empty)
                 }
             };
             (item, rows)

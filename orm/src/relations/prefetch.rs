@@ -88,7 +88,8 @@ impl<P: Model> QuerySet<P> {
     ///
     /// The hop is a reverse relation (`Thread::messages()`: each thread gets a
     /// `Vec<Message>`), a foreign key (`Message::sent_by`: each message gets an
-    /// `Option<Person>`), or a chain of those with
+    /// `Option<Arc<Person>>`, shared by the messages of one sender), or a chain of
+    /// those with
     /// [`Reverse::prefetch`](super::Reverse::prefetch)/[`Forward::prefetch`](super::Forward::prefetch),
     /// each hop with its own queryset (filters, ordering, soft delete,
     /// [`limit_per_parent`](super::Reverse::limit_per_parent)).
@@ -155,8 +156,11 @@ impl<P: Model> QuerySet<P> {
     /// - The queryset given to [`ForeignKey::using`](super::ForeignKey::using) chooses
     ///   rows; a `limit` on it caps all parents together. Per parent, use
     ///   [`limit_per_parent`](super::Reverse::limit_per_parent) on a reverse hop.
-    /// - Rows shared by several parents (a sender of many messages) are cloned into
-    ///   each, so hop rows are `Clone`.
+    /// - A forward hop's row is decoded and allocated once and shared (`Arc`) by every
+    ///   child that points to it, as Django's prefetched instances are: a page of
+    ///   10,000 messages from 1,000 senders holds 1,000 `Person`s. A reverse hop's
+    ///   rows are moved to their parent; only a parent that appears twice gets a copy,
+    ///   so hop rows are `Clone`.
     #[doc(alias = "prefetch_related")]
     pub fn prefetch<H: Hop<P>>(self, hop: H) -> Prefetched<P, Single<H>> {
         Prefetched {

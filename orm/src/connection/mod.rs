@@ -5,6 +5,9 @@ use diesel::sqlite::SqliteConnection;
 
 pub use multi::*;
 
+mod direct;
+pub use direct::{Direct, InnerConnection};
+
 #[allow(missing_docs)]
 mod multi {
     use super::*;
