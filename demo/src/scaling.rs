@@ -231,7 +231,7 @@ pub fn svg(sizes: &[Sized]) -> String {
         );
     }
     for (k, z) in sizes.iter().enumerate() {
-        let lx = LEFT + 200.0 * k as f64;
+        let lx = LEFT + 240.0 * k as f64;
         let ly = H - 30.0;
         let _ = writeln!(
             s,
@@ -243,11 +243,15 @@ pub fn svg(sizes: &[Sized]) -> String {
             thousands(z.threads)
         );
     }
+    let lx = LEFT + 240.0 * sizes.len() as f64;
+    let ly = H - 30.0;
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="{:.1}" fill="#c00" text-anchor="end">1.5x: the page's target</text>"##,
-        W - 22.0,
-        y(1.5) - 4.0
+        r##"<line x1="{lx}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{}" y="{ly}">1.5x: the page's target</text>"##,
+        lx + 24.0,
+        ly - 4.0,
+        ly - 4.0,
+        lx + 28.0
     );
     s.push_str("</svg>\n");
     s
@@ -296,7 +300,10 @@ mod tests {
             "4 bars, 2 legend keys"
         );
         assert!(chart.contains(">80.0</text>"));
-        assert!(chart.contains("1.5x: the page"));
+        assert!(
+            chart.contains("1.5x: the page&#39;s target")
+                || chart.contains("1.5x: the page's target")
+        );
         assert!(svg(&[]).is_empty());
     }
 }

@@ -1,0 +1,2 @@
+DROP INDEX weave_thread_ordering;
+DROP INDEX weave_message_ordering;
