@@ -2,7 +2,8 @@
 # orm side by side with the peers: SeaORM 2.0 and Django + DRF read the same PostgreSQL
 # dataset, in one time window, and the ratios are printed as a markdown table.
 #
-#   bench/side_by_side.sh              normal run, about 15 minutes on 2 cores
+#   bench/side_by_side.sh              normal run, about 40 minutes on 2 cores (15 without
+#                                      the second window: SECOND=0)
 #   QUICK=1 bench/side_by_side.sh      smoke run (a few minutes): 3 runs for orm, the peers' --quick
 #   RUNS=51 bench/side_by_side.sh      timed runs per case and side for orm (default 31)
 #   PEER_RUNS=11 bench/side_by_side.sh at least this many timed runs per peer case (default 7,
@@ -35,7 +36,10 @@
 #      each logged statement with its logged parameters under EXPLAIN (ANALYZE) via psql;
 #      the SeaORM peer (sections list,threads) on peer_seaorm; the Django peer (sections
 #      list,threads) on peer_django; `demo bench` on peer_orm again;
-#   5. prints the table (also written to results.md) with the issue's targets.
+#   5. a second window (SECOND=0 skips it): counts, streaming (100,000 messages, a fresh
+#      process per run) and writes (bulk_create 100,000 messages, bulk_update 10,000
+#      texts; committed, undone outside the timing) for all three, on the same copies;
+#   6. prints the tables (also written to results.md) with the issue's targets.
 # Output: target/peers/results/<UTC timestamp>/
 set -euo pipefail
 
@@ -201,6 +205,23 @@ grep -E '^\s+\[' "$OUT/django.log" || true
 echo "== [$(date -u +%T)] orm again, after the peers"
 orm_bench "$RUNS" | tee "$OUT/orm-again.jsonl"
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+
+# ---- 4b. a second window: counts, streaming, writes (SECOND=0 skips it) -----------------
+if [ "${SECOND:-1}" != 0 ]; then
+    echo "== [$(date -u +%T)] second window: orm counts, streaming, writes on peer_orm"
+    "$DEMO" --database-url "$BASE_URL/peer_orm?sslmode=$SSLMODE" --no-migrate bench --runs "$RUNS" --json \
+        --sections counts,stream,writes | tee "$OUT/orm-more.jsonl"
+    echo "== [$(date -u +%T)] SeaORM peer: counts, stream, writes"
+    "$SEAORM" run --url "$BASE_URL/peer_seaorm?sslmode=$SSLMODE" --ping "$SEAORM_PING" \
+        --sections counts,stream,writes "${PEER_FLAGS[@]}" --label "ping-$SEAORM_PING" \
+        --out "$OUT/seaorm-more.json" > "$OUT/seaorm-more.log"
+    grep -E '^\s+\[' "$OUT/seaorm-more.log" || true
+    echo "== [$(date -u +%T)] Django peer: counts, stream, writes"
+    (cd "$DJANGO" && "$PY" bench.py run --db peer_django --sections counts,stream,writes \
+        "${PEER_FLAGS[@]}" --out "$OUT/django-more.json") > "$OUT/django-more.log"
+    grep -E '^\s+\[' "$OUT/django-more.log" || true
+    echo "loadavg_end_second=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+fi
 
 # ---- 5. the table -----------------------------------------------------------------------
 python3 "$ROOT/bench/side_by_side_report.py" "$OUT" | tee "$OUT/results.md"

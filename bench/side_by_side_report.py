@@ -59,7 +59,8 @@ TARGETS = [
 STATEMENT_KINDS = [
     ("threads", "count", re.compile(r'^SELECT COUNT\(\*\) FROM "weave_thread"', re.S)),
     ("threads", "page of threads", re.compile(r'^SELECT .* FROM "weave_thread" .*LIMIT', re.S)),
-    ("threads", "their messages + senders", re.compile(r'"weave_message"\."thread_id" = ANY', re.S)),
+    ("threads", "their messages (+ senders when joined)", re.compile(r'"weave_message"\."thread_id" = ANY', re.S)),
+    ("threads", "their senders", re.compile(r'^SELECT .* FROM "weave_person" WHERE .*"weave_person"\."id" = ANY', re.S)),
     # Joined then limited, or (orm slices before joining) a limited derived table joined.
     ("list", "newest 100 messages + senders", re.compile(r'(?=.*INNER JOIN \(?"weave_person")(?=.*LIMIT)', re.S)),
 ]
@@ -200,9 +201,13 @@ def explain_replay(out_dir):
 
 def side(text):
     """Whose statement it is. The hand-written diesel side's joins come out as
-    `FROM ("a" INNER JOIN "b" ON (...))` and it binds `deleted`; orm writes joins without
-    the parentheses and `deleted = false` as a literal."""
+    `FROM ("a" INNER JOIN "b" ON (...))`, it binds `deleted`, and its filters have one
+    pair of parentheses (`WHERE ("t"."c" = ANY($1))`); orm writes joins without the
+    parentheses, `deleted = false` as a literal, and wraps each filter once more
+    (`WHERE (("t"."c" = ANY($1)))`)."""
     if 'ON ("' in text or re.search(r'"deleted" = \$\d', text):
+        return "diesel"
+    if re.search(r'WHERE \("[a-z_]+"\."[a-z_]+" = ANY', text):
         return "diesel"
     return "orm"
 
@@ -220,6 +225,142 @@ def sum_of_medians(per_kind):
     for (case, _), times in per_kind.items():
         out[case] = out.get(case, 0.0) + statistics.median(times)
     return out
+
+
+def read_more(path):
+    """orm-more.jsonl (`demo bench --json --sections counts,stream,writes`): count rows
+    by strategy, stream rows by mode, write rows by workload."""
+    counts, streams, writes = {}, {}, {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            row = json.loads(line)
+            if "strategy" in row:
+                counts[row["strategy"]] = row
+            elif "stream" in row:
+                streams[row["stream"]] = row
+            elif "workload" in row:
+                writes[row["workload"]] = row
+    return counts, streams, writes
+
+
+def read_stream(path):
+    """A peer's streaming entries by their mode text."""
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    return {e["mode"]: e for e in doc.get("stream", [])}
+
+
+def pick(rows, prefix):
+    """The fastest row whose name starts with `prefix`: (median, name, row)."""
+    found = [(r["median_ms"], n, r) for n, r in rows.items() if n.startswith(prefix)]
+    return min(found, key=lambda x: x[0]) if found else (None, None, None)
+
+
+MORE_TARGETS = {
+    # case: (peer, label, goal, predicate on peer / orm)
+    "stream": [("seaorm", "SeaORM / orm", ">= 1 (at least as fast)", lambda v: v >= 1.0),
+               ("django", "Django / orm", ">= 10", lambda v: v >= 10.0)],
+    "bulk_create": [("seaorm", "SeaORM / orm", "> 1 (faster)", lambda v: v > 1.0),
+                    ("django", "Django / orm", ">= 2.5", lambda v: v >= 2.5)],
+    "bulk_update": [("django", "Django / orm", ">= 20", lambda v: v >= 20.0)],
+}
+
+
+def second_window(out_dir):
+    """The counts, streaming and writes table, when the second window ran."""
+    counts, streams, writes = read_more(out_dir / "orm-more.jsonl")
+    if not (counts or streams or writes):
+        return
+    seaorm = read_doc(out_dir / "seaorm-more.json")
+    django = read_doc(out_dir / "django-more.json")
+    s_stream = read_stream(out_dir / "seaorm-more.json")
+    d_stream = read_stream(out_dir / "django-more.json")
+    p = print
+    p("### Counts, streaming and writes (second window)")
+    p()
+    p(
+        "Same rules: medians in ms, each side's own harness, committed writes undone "
+        "outside the timing (orm: `demo bench --sections counts,stream,writes`; rows built "
+        "before the timer; new rows deleted, texts set back, VACUUM). Streaming: each run "
+        "a fresh process, peak RSS = VmHWM."
+    )
+    p()
+    p("| case | orm | hand-written diesel | SeaORM (its fastest ORM way) | Django (its fastest way) | SeaORM / orm | Django / orm |")
+    p("|---|---:|---:|---:|---:|---:|---:|")
+    results = {}
+
+    def row(label, key, ours, diesel, s, d):
+        s_ms, s_name, _ = s
+        d_ms, d_name, _ = d
+        sr, dr = ratio(s_ms, ours), ratio(d_ms, ours)
+        results[key] = {"seaorm": sr, "django": dr}
+        p(
+            f"| {label} | {fmt(ours)} | {fmt(diesel)} | {fmt(s_ms)}"
+            f"{' (' + s_name + ')' if s_name else ''} | {fmt(d_ms)}"
+            f"{' (' + d_name + ')' if d_name else ''} | {fmt_ratio(sr)} | {fmt_ratio(dr)} |"
+        )
+
+    exact = counts.get("exact")
+    row("exact count of live messages", "count", exact and exact["ms"], None,
+        pick(seaorm, "count non-deleted messages"), pick(django, "count exact"))
+    for ours_name, d_prefix in (("planner estimate", "count planner estimate"),
+                                ("table statistics (whole table)", "count pg_class.reltuples"),
+                                ("TABLESAMPLE BERNOULLI 10%", "count TABLESAMPLE BERNOULLI")):
+        c = counts.get(ours_name)
+        row(f"count: {ours_name}", ours_name, c and c["ms"], None, (None, None, None), pick(django, d_prefix))
+    o_stream, o_all, d_all = streams.get("OrmStream"), streams.get("OrmAll"), streams.get("DieselAll")
+    s_st = next((e for e in s_stream.values() if e.get("key") == "stream"), None)
+    d_it = next((e for m, e in d_stream.items() if ".iterator(" in m), None)
+    row(
+        f"stream all {o_stream['rows']:,} messages" if o_stream else "stream all messages",
+        "stream", o_stream and o_stream["ms"], d_all and d_all["ms"],
+        (s_st and s_st["median_ms"], "stream()", s_st), (d_it and d_it["median_ms"], ".iterator()", d_it),
+    )
+    mem = lambda e, k: f"{e[k]:.1f}" if e and e.get(k) is not None else "—"
+    b_ins, b_copy = writes.get("bulk_create 100k (chunked INSERT)"), writes.get("bulk_create 100k (COPY on PostgreSQL)")
+    best_ours = min([w for w in (b_ins, b_copy) if w], key=lambda w: w["ours_ms"], default=None)
+    row("bulk_create 100,000 messages (orm: " + ("COPY" if best_ours is b_copy else "chunked INSERT") + ")",
+        "bulk_create", best_ours and best_ours["ours_ms"], best_ours and best_ours["diesel_ms"],
+        pick(seaorm, "insert_many 100000 messages, chunks"), pick(django, "bulk_create 100,000"))
+    if b_ins and b_copy:
+        row("bulk_create 100,000 messages (orm: chunked INSERT)", "bulk_create_insert",
+            b_ins["ours_ms"], b_ins["diesel_ms"],
+            pick(seaorm, "insert_many 100000 messages, chunks"), pick(django, "bulk_create 100,000"))
+    up = writes.get("bulk_update 10k")
+    row("bulk_update 10,000 texts", "bulk_update", up and up["ours_ms"], up and up["diesel_ms"],
+        pick(seaorm, "update 10000 texts: update_many"), pick(django, "bulk_update text of 10,000"))
+    p()
+    if o_stream:
+        p(
+            f"Peak RSS while streaming (MiB): orm `stream()` {mem(o_stream, 'peak_mib')}, orm `all()` "
+            f"{mem(o_all, 'peak_mib')}, hand-written diesel `load` {mem(d_all, 'peak_mib')}; SeaORM "
+            f"`stream()` {mem(s_st, 'peak_rss_mib')}; Django `.iterator()` {mem(d_it, 'peak_rss_mib')}."
+        )
+    raw = pick(seaorm, "update 10000 texts: raw UPDATE")
+    if raw[0] is not None and up:
+        p(
+            f"Hand-written `UPDATE ... FROM UNNEST`: {fmt(up['diesel_ms'])} (diesel, the orm / diesel "
+            f"column) and {fmt(raw[0])} (SeaORM's `execute_raw`); orm / diesel "
+            f"{fmt_ratio(ratio(up['ours_ms'], up['diesel_ms']))} (target <= 1.5)."
+        )
+    p()
+    p("| case | target | goal | measured | met |")
+    p("|---|---|---|---:|---|")
+    for key, goals in MORE_TARGETS.items():
+        for peer, label, goal, pred in goals:
+            v = results.get(key, {}).get(peer)
+            met = "—" if v is None else ("yes" if pred(v) else "**no**")
+            p(f"| {key} | {label} | {goal} | {fmt_ratio(v)} | {met} |")
+    if up:
+        v = ratio(up["ours_ms"], up["diesel_ms"])
+        p(f"| bulk_update | orm / hand-written UNNEST | <= 1.5 | {fmt_ratio(v)} | {'yes' if v is not None and v <= 1.5 else '**no**'} |")
+    if o_stream:
+        p(f"| stream | orm peak RSS, MiB ({o_stream['rows']:,} rows) | <= 32 for 1,000,000 | {mem(o_stream, 'peak_mib')} | see `demo bench --sections stream` on 1M |")
+    p()
 
 
 def main():
@@ -366,6 +507,7 @@ def main():
         name = next(c["orm"] for c in CASES if c["key"] == key)
         p(f"| {name} | {label} | {goal} | {fmt_ratio(v)} | {met} |")
     p()
+    second_window(out_dir)
     if not explained and not sent_text:
         p("No floor: the server log was not readable (see PG_LOG in bench/side_by_side.sh).")
         return

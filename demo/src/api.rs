@@ -404,11 +404,19 @@ async fn threads(
             conn,
             raw_page(&params),
             |qs, conn| {
-                qs.prefetch(Thread::messages().select_related(Message::sent_by))
+                qs.prefetch(Thread::messages().prefetch(Message::sent_by))
                     .all(conn)
             },
         )?;
-        page_body(&page, |(t, m)| ThreadJson::new(t, m))
+        // Senders as their own hop: each of them fetched and decoded once, not once per
+        // message (a foreign key guarantees every message has one).
+        page_body(&page, |(t, messages)| {
+            let messages = messages
+                .iter()
+                .filter_map(|(m, p)| p.as_deref().map(|p| MessageJson::new(m, p)))
+                .collect();
+            ThreadJson::with_messages(t, messages)
+        })
     })
     .await
 }

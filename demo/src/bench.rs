@@ -17,6 +17,9 @@ use crate::schema::{weave_message, weave_person, weave_thread};
 /// so both sides can be checked to do the same work.
 pub type Side = fn(&mut AnyConnection) -> orm::Result<usize>;
 
+/// Untimed work around each run of a side: preparing its input, undoing its writes.
+pub type Hook = fn(&mut AnyConnection) -> orm::Result<()>;
+
 /// A workload with its two sides.
 #[derive(Clone, Copy)]
 pub struct Workload {
@@ -26,6 +29,37 @@ pub struct Workload {
     pub ours: Side,
     /// Hand-written diesel on the concrete connection.
     pub diesel: Side,
+    /// Before each run of either side, outside the timing.
+    pub before: Option<Hook>,
+    /// After each run of either side, outside the timing.
+    pub after: Option<Hook>,
+}
+
+impl Workload {
+    /// A read workload: no hooks.
+    pub const fn read(name: &'static str, ours: Side, diesel: Side) -> Self {
+        Self {
+            name,
+            ours,
+            diesel,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// Runs one side once with the hooks around it; returns its output and its time, ms.
+    fn run_side(&self, conn: &mut AnyConnection, side: Side) -> orm::Result<(usize, f64)> {
+        if let Some(before) = self.before {
+            before(conn)?;
+        }
+        let started = Instant::now();
+        let out = side(conn);
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        if let Some(after) = self.after {
+            after(conn)?;
+        }
+        Ok((out?, ms))
+    }
 }
 
 /// The measured result of one workload.
@@ -79,8 +113,8 @@ pub fn measure(
     w: &Workload,
     runs: usize,
 ) -> Result<BenchResult, Box<dyn std::error::Error + Send + Sync>> {
-    let ours_out = (w.ours)(conn)?;
-    let diesel_out = (w.diesel)(conn)?;
+    let (ours_out, _) = w.run_side(conn, w.ours)?;
+    let (diesel_out, _) = w.run_side(conn, w.diesel)?;
     if ours_out != diesel_out {
         return Err(format!(
             "{}: orm produced {ours_out} bytes, diesel {diesel_out}: not the same work",
@@ -97,9 +131,7 @@ pub fn measure(
             [(w.diesel, &mut diesel), (w.ours, &mut ours)]
         };
         for (side, times) in order {
-            let started = Instant::now();
-            side(conn)?;
-            times.push(started.elapsed().as_secs_f64() * 1e3);
+            times.push(w.run_side(conn, side)?.1);
         }
     }
     let (ours_spread, diesel_spread) = (spread(&ours), spread(&diesel));
@@ -298,21 +330,17 @@ fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize
 /// Every read workload, in the report's order.
 pub fn workloads() -> Vec<Workload> {
     vec![
-        Workload {
-            name: "list_some + JSON",
-            ours: list_some_ours,
-            diesel: list_some_diesel,
-        },
-        Workload {
-            name: "threads page + JSON (senders joined)",
-            ours: threads_page_ours,
-            diesel: threads_page_diesel,
-        },
-        Workload {
-            name: "threads page + JSON",
-            ours: threads_page_ours_sender_hop,
-            diesel: threads_page_diesel_sender_hop,
-        },
+        Workload::read("list_some + JSON", list_some_ours, list_some_diesel),
+        Workload::read(
+            "threads page + JSON (senders joined)",
+            threads_page_ours,
+            threads_page_diesel,
+        ),
+        Workload::read(
+            "threads page + JSON",
+            threads_page_ours_sender_hop,
+            threads_page_diesel_sender_hop,
+        ),
     ]
 }
 
@@ -348,23 +376,105 @@ pub const BULK_CREATE_ROWS: usize = 100_000;
 /// How many rows the bulk_update workloads change.
 pub const BULK_UPDATE_ROWS: usize = 10_000;
 
-fn new_rows(conn: &mut AnyConnection) -> orm::Result<Vec<crate::models::NewMessage>> {
-    crate::scenarios::new_messages(conn, BULK_CREATE_ROWS)
+// The write workloads do what the peers' do (../shared/peer): rows built before the
+// timer, the timed span from BEGIN to COMMIT, and the writes undone after each run,
+// outside the timing (new rows deleted, edited texts set back, then VACUUM on
+// PostgreSQL).
+
+thread_local! {
+    /// The rows the next bulk_create run inserts, built by its `before` hook.
+    static NEW_ROWS: std::cell::RefCell<Vec<crate::models::NewMessage>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The rows the next bulk_update run writes, built by its `before` hook.
+    static EDITS: std::cell::RefCell<Vec<(i64, (String,))>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The largest message id before the writes began (`None`: not read yet).
+    static LAST_ID: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+    /// Runs so far, to vary the rows from run to run.
+    static RUN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Both sides build the same 100,000 rows inside the timed span (a few ms).
+/// What the bulk_update workloads append to each text (and remove afterwards).
+const EDIT_SUFFIX: &str = " (edited)";
+
+/// The largest message id before any bench write.
+fn last_id(conn: &mut AnyConnection) -> orm::Result<i64> {
+    if let Some(id) = LAST_ID.get() {
+        return Ok(id);
+    }
+    let id = Message::objects()
+        .with_deleted()
+        .order_by(weave_message::id.desc())
+        .first(conn)?
+        .map_or(0, |m| m.id);
+    LAST_ID.set(Some(id));
+    Ok(id)
+}
+
+/// 100,000 new messages as the peers build theirs: texts drawn from the existing
+/// messages, senders and threads uniform over all of them, 10% deleted; a different
+/// draw each run.
+fn build_new_rows(conn: &mut AnyConnection) -> orm::Result<()> {
+    use rand::{Rng, SeedableRng};
+    last_id(conn)?;
+    let texts: Vec<String> = Message::objects()
+        .with_deleted()
+        .order_by(weave_message::id.asc())
+        .limit(1_000)
+        .all(conn)?
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    let persons: Vec<i64> = Person::objects().with_deleted().all(conn)?.iter().map(|p| p.id).collect();
+    let threads: Vec<i64> = Thread::objects().with_deleted().all(conn)?.iter().map(|t| t.id).collect();
+    if texts.is_empty() || persons.is_empty() || threads.is_empty() {
+        return Err(orm::Error::Unsupported {
+            feature: "the write bench on an empty database",
+            backend: conn.backend(),
+        });
+    }
+    RUN.set(RUN.get() + 1);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(RUN.get());
+    let now = chrono::Utc::now().naive_utc();
+    let rows = (0..BULK_CREATE_ROWS)
+        .map(|_| crate::models::NewMessage {
+            created: now,
+            updated: now,
+            deleted: rng.random_bool(0.1),
+            text: texts[rng.random_range(0..texts.len())].clone(),
+            sent_by_id: persons[rng.random_range(0..persons.len())],
+            thread_id: threads[rng.random_range(0..threads.len())],
+        })
+        .collect();
+    NEW_ROWS.set(rows);
+    Ok(())
+}
+
+/// Deletes the messages the bench inserted.
+fn drop_new_rows(conn: &mut AnyConnection) -> orm::Result<()> {
+    let last = last_id(conn)?;
+    Message::objects()
+        .with_deleted()
+        .filter(weave_message::id.gt(last))
+        .hard_delete(conn)?;
+    vacuum(conn)
+}
+
+/// `VACUUM weave_message` on PostgreSQL (the peers' cleanup); nothing on SQLite.
+fn vacuum(conn: &mut AnyConnection) -> orm::Result<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("VACUUM weave_message").execute(pg)?;
+    }
+    Ok(())
+}
+
 fn bulk_create_ours(
     conn: &mut AnyConnection,
     method: orm::bulk::InsertMethod,
 ) -> orm::Result<usize> {
-    let rows = new_rows(conn)?;
+    let rows = NEW_ROWS.take();
     let options = orm::bulk::BulkCreate::new()
         .method(method)
         .keep_timestamps();
-    let n = crate::scenarios::rolled_back(conn, |c| {
-        Ok(Message::objects().bulk_create_with(c, rows, &options)?.rows as u64)
-    })?;
-    Ok(n as usize)
+    Ok(Message::objects().bulk_create_with(conn, rows, &options)?.rows)
 }
 
 fn bulk_create_ours_insert(conn: &mut AnyConnection) -> orm::Result<usize> {
@@ -380,87 +490,100 @@ fn bulk_create_ours_copy(conn: &mut AnyConnection) -> orm::Result<usize> {
     bulk_create_ours(conn, method)
 }
 
-/// Hand-written: multi-row INSERTs of as many rows as the bind limit allows.
+/// Hand-written: multi-row INSERTs of as many rows as the bind limit allows, in one
+/// transaction.
 fn bulk_create_diesel_insert(conn: &mut AnyConnection) -> orm::Result<usize> {
-    let rows = new_rows(conn)?;
+    let rows = NEW_ROWS.take();
     let per_statement = conn.backend().capability().max_bind_params / 6;
-    let n = crate::scenarios::rolled_back(conn, |c| {
+    let n = orm::with_inner!(&mut *conn, |c| c.transaction(|c| {
         let mut n = 0;
         for chunk in rows.chunks(per_statement) {
-            n += orm::with_inner!(&mut *c, |c| diesel::insert_into(weave_message::table)
+            n += diesel::insert_into(weave_message::table)
                 .values(chunk)
-                .execute(c))?;
+                .execute(c)?;
         }
-        Ok(n as u64)
-    })?;
-    Ok(n as usize)
+        diesel::QueryResult::Ok(n)
+    }))?;
+    Ok(n)
 }
 
-/// Hand-written: binary COPY on PostgreSQL (SQLite has none: the chunked INSERT).
+/// Hand-written: binary COPY on PostgreSQL in one transaction (SQLite has none: the
+/// chunked INSERT).
 fn bulk_create_diesel_copy(conn: &mut AnyConnection) -> orm::Result<usize> {
-    let rows = new_rows(conn)?;
-    if conn.backend() == orm::Backend::Sqlite {
-        return bulk_create_diesel_insert(conn);
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            let rows = NEW_ROWS.take();
+            Ok(pg.transaction(|pg| {
+                diesel::copy_from(weave_message::table)
+                    .from_insertable(&rows)
+                    .execute(pg)
+            })?)
+        }
+        AnyConnection::Sqlite(_) => bulk_create_diesel_insert(conn),
     }
-    let n = crate::scenarios::rolled_back(conn, |c| match c {
-        AnyConnection::Postgresql(pg) => Ok(diesel::copy_from(weave_message::table)
-            .from_insertable(&rows)
-            .execute(pg)? as u64),
-        AnyConnection::Sqlite(_) => Ok(0),
-    })?;
-    Ok(n as usize)
 }
 
-fn update_targets(conn: &mut AnyConnection) -> orm::Result<Vec<(i64, (String,))>> {
-    Ok(Message::objects()
+/// The first 10,000 messages by id, each text with [`EDIT_SUFFIX`] appended.
+fn build_edits(conn: &mut AnyConnection) -> orm::Result<()> {
+    let edits = Message::objects()
         .with_deleted()
         .order_by(weave_message::id.asc())
         .limit(BULK_UPDATE_ROWS as u32)
         .all(conn)?
         .into_iter()
-        .map(|m| (m.id, (format!("{} (edited)", m.text),)))
-        .collect())
+        .map(|m| (m.id, (format!("{}{EDIT_SUFFIX}", m.text),)))
+        .collect();
+    EDITS.set(edits);
+    Ok(())
+}
+
+/// Sets the edited texts back.
+fn undo_edits(conn: &mut AnyConnection) -> orm::Result<()> {
+    use diesel::sql_types::{Integer, Text};
+    orm::with_inner!(&mut *conn, |c| diesel::sql_query(
+        "UPDATE weave_message SET text = substr(text, 1, length(text) - $1) WHERE text LIKE $2"
+    )
+    .bind::<Integer, _>(EDIT_SUFFIX.len() as i32)
+    .bind::<Text, _>(format!("%{EDIT_SUFFIX}"))
+    .execute(c))?;
+    vacuum(conn)
 }
 
 fn bulk_update_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
-    let rows = update_targets(conn)?;
-    let n = crate::scenarios::rolled_back(conn, |c| {
-        Ok(Message::objects().bulk_update(c, (weave_message::text,), rows)? as u64)
-    })?;
-    Ok(n as usize)
+    let rows = EDITS.take();
+    Message::objects().bulk_update(conn, (weave_message::text,), rows)
 }
 
-/// Hand-written: PostgreSQL `UPDATE ... FROM UNNEST($1, $2, $3)` with three array binds
-/// in one statement; SQLite has no arrays: one prepared UPDATE per row in the same
+/// Hand-written: PostgreSQL `UPDATE ... FROM UNNEST($1, $2)` with two array binds in
+/// one statement; SQLite has no arrays: one prepared UPDATE per row in one
 /// transaction (SQLite's cheapest portable way).
 fn bulk_update_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
     use diesel::sql_types::{Array, BigInt, Text, Timestamp};
-    let rows = update_targets(conn)?;
+    let rows = EDITS.take();
     let now = chrono::Utc::now().naive_utc();
-    let n = crate::scenarios::rolled_back(conn, |c| match c {
-        AnyConnection::Postgresql(pg) => {
+    Ok(match conn {
+        AnyConnection::Postgresql(pg) => pg.transaction(|pg| {
             let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            let texts: Vec<String> = rows.iter().map(|r| r.1 .0.clone()).collect();
-            Ok(diesel::sql_query(
+            let texts: Vec<&str> = rows.iter().map(|r| r.1 .0.as_str()).collect();
+            diesel::sql_query(
                 "UPDATE weave_message SET text = v.text, updated = $3 \
                  FROM UNNEST($1, $2) AS v(id, text) WHERE weave_message.id = v.id",
             )
             .bind::<Array<BigInt>, _>(ids)
             .bind::<Array<Text>, _>(texts)
             .bind::<Timestamp, _>(now)
-            .execute(pg)? as u64)
-        }
-        AnyConnection::Sqlite(lite) => {
+            .execute(pg)
+        })?,
+        AnyConnection::Sqlite(lite) => lite.transaction(|lite| {
             let mut n = 0;
             for (id, (text,)) in &rows {
                 n += diesel::update(weave_message::table.filter(weave_message::id.eq(id)))
                     .set((weave_message::text.eq(text), weave_message::updated.eq(now)))
                     .execute(lite)?;
             }
-            Ok(n as u64)
-        }
-    })?;
-    Ok(n as usize)
+            diesel::QueryResult::Ok(n)
+        })?,
+    })
 }
 
 /// The write workloads.
@@ -470,16 +593,22 @@ pub fn write_workloads() -> Vec<Workload> {
             name: "bulk_create 100k (chunked INSERT)",
             ours: bulk_create_ours_insert,
             diesel: bulk_create_diesel_insert,
+            before: Some(build_new_rows),
+            after: Some(drop_new_rows),
         },
         Workload {
             name: "bulk_create 100k (COPY on PostgreSQL)",
             ours: bulk_create_ours_copy,
             diesel: bulk_create_diesel_copy,
+            before: Some(build_new_rows),
+            after: Some(drop_new_rows),
         },
         Workload {
             name: "bulk_update 10k",
             ours: bulk_update_ours,
             diesel: bulk_update_diesel,
+            before: Some(build_edits),
+            after: Some(undo_edits),
         },
     ]
 }

@@ -31,11 +31,11 @@ fn scaled_workloads() -> Vec<Workload> {
         .into_iter()
         .filter(|w| !w.name.contains("senders joined"))
         .collect();
-    all.push(Workload {
-        name: "exact count of live messages",
-        ours: count_ours,
-        diesel: count_diesel,
-    });
+    all.push(Workload::read(
+        "exact count of live messages",
+        count_ours,
+        count_diesel,
+    ));
     all
 }
 

@@ -150,12 +150,12 @@ on_both_backends! {
         }
     }
 
-    fn the_threads_page_nests_messages_and_senders_in_three_queries(t) {
+    fn the_threads_page_nests_messages_and_senders_in_four_queries(t) {
         let server = start(&t);
         let (status, page, queries) = server.json("/api/threads/");
         assert_eq!(status, 200);
         assert!(queries <= 4, "threads page sent {queries} queries");
-        assert_eq!(queries, 3, "threads, messages JOIN senders, count");
+        assert_eq!(queries, 4, "threads, their messages, the messages' senders, count");
         let conn = &mut t.conn();
         assert_eq!(page["count"], Thread::objects().count(conn).unwrap());
         let results = page["results"].as_array().unwrap();
@@ -290,10 +290,10 @@ on_both_backends! {
             .unwrap();
         let (status, html) = server.get(&format!("/profile/{}", threads.id));
         assert_eq!(status, 200);
-        // The library's report: every statement (the three data statements, and the
+        // The library's report: every statement (the four data statements, and the
         // pool's health check kept apart), call sites, and one plan per shape.
         let data = threads.captured().len();
-        assert_eq!(data, 3);
+        assert_eq!(data, 4);
         assert_eq!(html.matches("<details class=\"query\"").count(), threads.captured().all().len());
         assert!(html.contains("weave_thread"));
         assert!(html.contains("demo/src/api.rs"), "call sites are shown");
