@@ -423,8 +423,18 @@ fn build_new_rows(conn: &mut AnyConnection) -> orm::Result<()> {
         .into_iter()
         .map(|m| m.text)
         .collect();
-    let persons: Vec<i64> = Person::objects().with_deleted().all(conn)?.iter().map(|p| p.id).collect();
-    let threads: Vec<i64> = Thread::objects().with_deleted().all(conn)?.iter().map(|t| t.id).collect();
+    let persons: Vec<i64> = Person::objects()
+        .with_deleted()
+        .all(conn)?
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    let threads: Vec<i64> = Thread::objects()
+        .with_deleted()
+        .all(conn)?
+        .iter()
+        .map(|t| t.id)
+        .collect();
     if texts.is_empty() || persons.is_empty() || threads.is_empty() {
         return Err(orm::Error::Unsupported {
             feature: "the write bench on an empty database",
@@ -474,7 +484,9 @@ fn bulk_create_ours(
     let options = orm::bulk::BulkCreate::new()
         .method(method)
         .keep_timestamps();
-    Ok(Message::objects().bulk_create_with(conn, rows, &options)?.rows)
+    Ok(Message::objects()
+        .bulk_create_with(conn, rows, &options)?
+        .rows)
 }
 
 fn bulk_create_ours_insert(conn: &mut AnyConnection) -> orm::Result<usize> {

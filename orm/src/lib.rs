@@ -196,6 +196,7 @@ pub use transaction::atomic;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::connection::Direct;
+    pub use crate::ordering::client::orders_like_sql;
     pub use crate::queryset::statement::ModelSelect;
     pub use chrono;
     pub use diesel;

@@ -69,6 +69,15 @@ pub trait Model:
         None
     }
 
+    /// Whether Rust orders the values of `column` exactly as SQL does (integers,
+    /// booleans, timestamps; not text, whose order is the database's collation, nor
+    /// floating point). [`model!`](crate::model) answers for the fields listed in
+    /// `cursor_columns`, from their types; the primary key always qualifies.
+    fn orders_like_sql(column: &str) -> bool {
+        let _ = column;
+        false
+    }
+
     /// A lazy queryset over this model's rows: soft-deleted rows hidden, default
     /// ordering applied. Nothing runs until a terminal method.
     #[doc(alias = "all")]
@@ -143,8 +152,11 @@ pub trait Model:
 /// ```
 ///
 /// Every key but `primary_key` is optional; they must come in this order.
-/// `cursor_columns` lists the fields (named as their columns) whose values keyset
-/// pagination may read when the ordering uses them; the primary key needs no entry.
+/// `cursor_columns` lists the fields (named as their columns) whose values the ORM may
+/// read: keyset pagination reads them when the ordering uses them, and on PostgreSQL a
+/// prefetch hop ordered only by such fields of integer, boolean or timestamp type is
+/// ordered in Rust instead of by the server (see [`QuerySet::prefetch`](crate::QuerySet::prefetch)); the primary
+/// key needs no entry.
 #[macro_export]
 macro_rules! model {
     (
@@ -246,6 +258,13 @@ macro_rules! model {
                             $crate::paginate::CursorValue::from(::std::clone::Clone::clone(&self.$cursor)),
                         ),)+
                         _ => ::std::option::Option::None,
+                    }
+                }
+
+                fn orders_like_sql(column: &str) -> bool {
+                    match column {
+                        $(stringify!($cursor) => $crate::__private::orders_like_sql(|row: &Self| &row.$cursor),)+
+                        _ => false,
                     }
                 }
             )?

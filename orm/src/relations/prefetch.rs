@@ -126,10 +126,12 @@ impl<P: Model> QuerySet<P> {
     ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` \
     ///      FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`thread_id` IN (SELECT value FROM json_each(?))) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
     /// );
+    /// // PostgreSQL: no ORDER BY; each parent's rows are ordered here (timestamps and ids
+    /// // order in Rust exactly as in SQL), sparing the server a sort of every child.
     /// assert_eq!(
     ///     Thread::messages().sql_for(&[1, 2], Backend::Postgres)?,
     ///     "SELECT \"weave_message\".\"id\", \"weave_message\".\"created\", \"weave_message\".\"updated\", \"weave_message\".\"deleted\", \"weave_message\".\"text\", \"weave_message\".\"sent_by_id\", \"weave_message\".\"thread_id\" \
-    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND ((\"weave_message\".\"thread_id\" = ANY($1))) ORDER BY \"weave_message\".\"updated\" DESC, \"weave_message\".\"id\" DESC"
+    ///      FROM \"weave_message\" WHERE (\"weave_message\".\"deleted\" = false) AND ((\"weave_message\".\"thread_id\" = ANY($1)))"
     /// );
     /// // A forward hop with its own queryset (live people only).
     /// assert_eq!(
@@ -156,6 +158,14 @@ impl<P: Model> QuerySet<P> {
     /// - The queryset given to [`ForeignKey::using`](super::ForeignKey::using) chooses
     ///   rows; a `limit` on it caps all parents together. Per parent, use
     ///   [`limit_per_parent`](super::Reverse::limit_per_parent) on a reverse hop.
+    /// - On PostgreSQL, a reverse hop ordered only by integer, boolean and timestamp
+    ///   columns (the primary key, or fields `model!` lists in `cursor_columns`) is
+    ///   sent without `ORDER BY` and each parent's rows are ordered in Rust, exactly as
+    ///   the server would (`NULL` above every value): the server no longer sorts every
+    ///   child of every parent (10,000 messages of 100 threads: the statement's
+    ///   execution drops from about 10.5 to 5.7 ms here). Text orderings (collations),
+    ///   floating point, sliced hops and `limit_per_parent` keep `ORDER BY`, as does
+    ///   SQLite. The SQL the docs above show is what is sent.
     /// - A forward hop's row is decoded and allocated once and shared (`Arc`) by every
     ///   child that points to it, as Django's prefetched instances are: a page of
     ///   10,000 messages from 1,000 senders holds 1,000 `Person`s. A reverse hop's
