@@ -102,10 +102,9 @@ impl_tuple_ordering!(A, B, C, D, E, F);
 /// above every value as PostgreSQL places it. Text (the database's collation decides)
 /// and floating point are left to the database.
 pub mod client {
-    use std::cmp::Ordering;
-
     use chrono::NaiveDateTime;
     use diesel::Column;
+    use rustc_hash::FxHashMap;
 
     use super::OrderTerm;
     use crate::model::Model;
@@ -147,66 +146,80 @@ pub mod client {
         T::EXACT
     }
 
+    /// The most ordering terms a hop may have to be ordered in Rust (each row's key is
+    /// a fixed array, no allocation per row).
+    const MAX_TERMS: usize = 4;
+
     /// Whether rows of `M` can be put in `order` in Rust.
     pub(crate) fn applies<M: Model>(order: &[OrderTerm]) -> bool {
         !order.is_empty()
+            && order.len() <= MAX_TERMS
             && order.iter().all(|term| {
                 term.column.name == <M::PrimaryKey as Column>::NAME
                     || M::orders_like_sql(term.column.name)
             })
     }
 
-    /// One column's value as PostgreSQL orders it: `NULL` above every value.
-    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-    enum Key {
-        Bool(bool),
-        Int(i64),
-        Timestamp(NaiveDateTime),
-        Null,
-    }
-
-    /// A value and whether its column is sorted `DESC`.
-    #[derive(Debug, PartialEq, Eq)]
-    struct Directed(Key, bool);
-
-    impl PartialOrd for Directed {
-        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-
-    impl Ord for Directed {
-        fn cmp(&self, other: &Self) -> Ordering {
-            let ascending = self.0.cmp(&other.0);
-            if self.1 {
-                ascending.reverse()
-            } else {
-                ascending
-            }
-        }
-    }
-
-    fn key<M: Model>(row: &M, term: &OrderTerm) -> Directed {
-        let key = if term.column.name == <M::PrimaryKey as Column>::NAME {
-            Key::Int(row.pk())
-        } else {
-            match row.cursor_value(term.column.name) {
-                Some(CursorValue::Bool(b)) => Key::Bool(b),
-                Some(CursorValue::Int(i)) => Key::Int(i),
-                Some(CursorValue::Timestamp(t)) => Key::Timestamp(t),
-                // `applies` admits no other kind of column.
-                _ => Key::Null,
-            }
+    /// One column's value as an unsigned number whose order is PostgreSQL's order of
+    /// the values: the high half says `NULL` (above every value), the low half is the
+    /// value with its sign bit flipped; `DESC` inverts every bit.
+    fn encode(value: Option<i64>, descending: bool) -> u128 {
+        let ascending = match value {
+            None => 1u128 << 64,
+            Some(v) => u128::from((v as u64) ^ (1 << 63)),
         };
-        Directed(key, term.descending)
+        if descending {
+            !ascending
+        } else {
+            ascending
+        }
     }
 
-    /// Sorts `rows` by `order` as PostgreSQL would (stable: rows equal on every term
-    /// keep the order they came in). Call only where [`applies`] said yes.
-    pub(crate) fn sort<M: Model>(rows: &mut [(i64, M)], order: &[OrderTerm]) {
-        rows.sort_by_cached_key(|(_, row)| {
-            order.iter().map(|term| key(row, term)).collect::<Vec<_>>()
-        });
+    fn value<M: Model>(row: &M, term: &OrderTerm) -> Option<i64> {
+        if term.column.name == <M::PrimaryKey as Column>::NAME {
+            return Some(row.pk());
+        }
+        match row.cursor_value(term.column.name) {
+            Some(CursorValue::Bool(b)) => Some(i64::from(b)),
+            Some(CursorValue::Int(i)) => Some(i),
+            // Microseconds since 1970 cover chrono's whole range in an i64, and
+            // PostgreSQL keeps microseconds.
+            Some(CursorValue::Timestamp(t)) => Some(t.and_utc().timestamp_micros()),
+            // `applies` admits no other kind of column.
+            _ => None,
+        }
+    }
+
+    /// Sorts the rows of each parent by `order` as PostgreSQL would (stable: rows equal
+    /// on every term keep the order they came in); parents' rows stay together, in no
+    /// particular order of parents. Call only where [`applies`] said yes.
+    pub(crate) fn sort<M: Model>(rows: &mut Vec<(i64, M)>, order: &[OrderTerm]) {
+        // The key array as wide as the ordering (most are one or two columns): the
+        // sort moves fewer bytes.
+        match order.len() {
+            1 => sort_by_keys::<M, 1>(rows, order),
+            2 => sort_by_keys::<M, 2>(rows, order),
+            _ => sort_by_keys::<M, MAX_TERMS>(rows, order),
+        }
+    }
+
+    /// Sorts each parent's rows apart (100 sorts of 100 rows are half the comparisons
+    /// of one sort of 10,000), then lays the parents' runs end to end.
+    fn sort_by_keys<M: Model, const W: usize>(rows: &mut Vec<(i64, M)>, order: &[OrderTerm]) {
+        let mut groups: FxHashMap<i64, Vec<([u128; W], u32)>> = FxHashMap::default();
+        for ((parent, row), i) in rows.iter().zip(0u32..) {
+            let mut key = [0u128; W];
+            for (slot, term) in key.iter_mut().zip(order) {
+                *slot = encode(value(row, term), term.descending);
+            }
+            groups.entry(*parent).or_default().push((key, i));
+        }
+        let mut slots: Vec<Option<(i64, M)>> = rows.drain(..).map(Some).collect();
+        for group in groups.values_mut() {
+            // Unstable, but the index breaks every tie: the result is the stable order.
+            group.sort_unstable();
+            rows.extend(group.iter().filter_map(|(_, i)| slots[*i as usize].take()));
+        }
     }
 
     #[cfg(test)]
@@ -215,25 +228,40 @@ pub mod client {
 
         #[test]
         fn null_sorts_above_values_and_desc_reverses() {
-            let mut keys = [
-                Directed(Key::Null, false),
-                Directed(Key::Int(2), false),
-                Directed(Key::Int(-1), false),
+            let sorted = |values: &[Option<i64>], descending: bool| {
+                let mut v = values.to_vec();
+                v.sort_by_key(|x| encode(*x, descending));
+                v
+            };
+            let values = [
+                None,
+                Some(2),
+                Some(-1),
+                Some(i64::MIN),
+                Some(i64::MAX),
+                Some(0),
             ];
-            keys.sort();
             assert_eq!(
-                keys.iter().map(|k| &k.0).collect::<Vec<_>>(),
-                [&Key::Int(-1), &Key::Int(2), &Key::Null]
+                sorted(&values, false),
+                [
+                    Some(i64::MIN),
+                    Some(-1),
+                    Some(0),
+                    Some(2),
+                    Some(i64::MAX),
+                    None
+                ]
             );
-            let mut keys = [
-                Directed(Key::Int(2), true),
-                Directed(Key::Null, true),
-                Directed(Key::Int(-1), true),
-            ];
-            keys.sort();
             assert_eq!(
-                keys.iter().map(|k| &k.0).collect::<Vec<_>>(),
-                [&Key::Null, &Key::Int(2), &Key::Int(-1)]
+                sorted(&values, true),
+                [
+                    None,
+                    Some(i64::MAX),
+                    Some(2),
+                    Some(0),
+                    Some(-1),
+                    Some(i64::MIN)
+                ]
             );
         }
 

@@ -113,28 +113,43 @@ const VALUES_COLUMNS: [&str; 8] = [
     "column1", "column2", "column3", "column4", "column5", "column6", "column7", "column8",
 ];
 
+/// `c1 = "v"."column2", ..., updated = $n`: the SET list of both `bulk_update`
+/// statements, on any backend.
+fn walk_set<'b, DB>(
+    columns: &[&'static str],
+    updated: &'b Option<(&'static str, chrono::NaiveDateTime)>,
+    out: &mut AstPass<'_, 'b, DB>,
+) -> QueryResult<()>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<Timestamp>,
+    chrono::NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+{
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push_sql(", ");
+        }
+        out.push_identifier(column)?;
+        out.push_sql(" = ");
+        out.push_identifier(VALUES_ALIAS)?;
+        out.push_sql(".");
+        out.push_identifier(VALUES_COLUMNS[i + 1])?;
+    }
+    if let Some((column, now)) = updated {
+        out.push_sql(", ");
+        out.push_identifier(column)?;
+        out.push_sql(" = ");
+        out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(now)?;
+    }
+    Ok(())
+}
+
 impl<V> QueryFragment<Db> for UpdateFromValues<'_, V> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.unsafe_to_cache_prepared();
         out.push_sql("UPDATE ");
         self.table.walk_ast(out.reborrow())?;
         out.push_sql(" SET ");
-        for (i, column) in self.columns.iter().enumerate() {
-            if i > 0 {
-                out.push_sql(", ");
-            }
-            out.push_identifier(column)?;
-            out.push_sql(" = ");
-            out.push_identifier(VALUES_ALIAS)?;
-            out.push_sql(".");
-            out.push_identifier(VALUES_COLUMNS[i + 1])?;
-        }
-        if let Some((column, now)) = &self.updated {
-            out.push_sql(", ");
-            out.push_identifier(column)?;
-            out.push_sql(" = ");
-            out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(now)?;
-        }
+        walk_set(&self.columns, &self.updated, &mut out)?;
         out.push_sql(" FROM (VALUES ");
         for (i, (pk, values)) in self.rows.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
@@ -174,22 +189,7 @@ impl<A> QueryFragment<Pg> for UpdateFromArrays<A> {
         out.push_sql("UPDATE ");
         out.push_sql(&self.table);
         out.push_sql(" SET ");
-        for (i, column) in self.columns.iter().enumerate() {
-            if i > 0 {
-                out.push_sql(", ");
-            }
-            out.push_identifier(column)?;
-            out.push_sql(" = ");
-            out.push_identifier(VALUES_ALIAS)?;
-            out.push_sql(".");
-            out.push_identifier(VALUES_COLUMNS[i + 1])?;
-        }
-        if let Some((column, now)) = &self.updated {
-            out.push_sql(", ");
-            out.push_identifier(column)?;
-            out.push_sql(" = ");
-            out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(now)?;
-        }
+        walk_set(&self.columns, &self.updated, &mut out)?;
         out.push_sql(" FROM UNNEST(");
         out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.ids)?;
         out.push_sql(", ");
