@@ -646,6 +646,67 @@ pub struct CountResultRow {
     pub error: Option<String>,
     /// The value is a lower bound ("more than"), not an estimate.
     pub more: bool,
+    /// Median of the same count written by hand with diesel, in the same run
+    /// (alternating); `None` where there is no such statement to compare with.
+    pub diesel_ms: Option<f64>,
+}
+
+/// The hand-written diesel statement for the count strategy named `name` on this
+/// connection's backend, if there is one: the same SQL the strategy sends.
+fn count_by_hand(name: &str, conn: &mut AnyConnection) -> Option<orm::Result<i64>> {
+    use diesel::sql_types::BigInt;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let raw = |conn: &mut AnyConnection, sql: &str| -> orm::Result<i64> {
+        let rows: Vec<N> = orm::with_inner!(&mut *conn, |c| diesel::sql_query(sql).load(c))?;
+        Ok(rows.first().map_or(0, |r| r.n))
+    };
+    let postgres = conn.backend() == orm::Backend::Postgres;
+    Some(match name {
+        "exact" => orm::with_inner!(&mut *conn, |c| weave_message::table
+            .filter(weave_message::deleted.eq(false))
+            .count()
+            .get_result::<i64>(c))
+        .map_err(Into::into),
+        "table statistics (whole table)" if postgres => raw(
+            conn,
+            "SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'weave_message'::regclass",
+        ),
+        "planner estimate" if postgres => {
+            #[derive(diesel::QueryableByName)]
+            struct Plan {
+                #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+                plan: String,
+            }
+            orm::with_inner!(&mut *conn, |c| diesel::sql_query(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM weave_message WHERE deleted = false"
+            )
+            .load::<Plan>(c))
+            .map_err(Into::into)
+            .map(|rows| {
+                rows.first()
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(&p.plan).ok())
+                    .and_then(|v| v[0]["Plan"]["Plan Rows"].as_f64())
+                    .map_or(0, |r| r as i64)
+            })
+        }
+        "TABLESAMPLE BERNOULLI 10%" if postgres => raw(
+            conn,
+            "SELECT COUNT(*) * 10 AS n FROM weave_message TABLESAMPLE BERNOULLI (10) WHERE deleted = false",
+        ),
+        "TABLESAMPLE SYSTEM 10%" if postgres => raw(
+            conn,
+            "SELECT COUNT(*) * 10 AS n FROM weave_message TABLESAMPLE SYSTEM (10) WHERE deleted = false",
+        ),
+        "at most 10,000" => raw(
+            conn,
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM weave_message WHERE deleted = false LIMIT 10001) AS t",
+        ),
+        _ => return None,
+    })
 }
 
 /// Every count strategy on the live messages.
@@ -661,10 +722,23 @@ pub fn counts(conn: &mut AnyConnection, runs: usize) -> orm::Result<Vec<CountRes
             live.clone()
         };
         let mut times = Vec::with_capacity(runs);
+        let mut by_hand = Vec::with_capacity(runs);
         let mut value = None;
         let mut error = None;
         let mut more = false;
-        for _ in 0..runs.max(1) {
+        // The hand-written count goes first in even runs, after orm's in odd ones.
+        let time_by_hand = |conn: &mut AnyConnection, times: &mut Vec<f64>| -> orm::Result<()> {
+            let started = Instant::now();
+            if let Some(n) = count_by_hand(name, conn) {
+                n?;
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(())
+        };
+        for i in 0..runs.max(1) {
+            if i % 2 == 0 {
+                time_by_hand(conn, &mut by_hand)?;
+            }
             let started = Instant::now();
             match qs.count_with(conn, &strategy) {
                 Ok(r) => {
@@ -678,6 +752,9 @@ pub fn counts(conn: &mut AnyConnection, runs: usize) -> orm::Result<Vec<CountRes
                 Err(e) => return Err(e),
             }
             times.push(started.elapsed().as_secs_f64() * 1e3);
+            if i % 2 == 1 {
+                time_by_hand(conn, &mut by_hand)?;
+            }
         }
         out.push(CountResultRow {
             strategy: name,
@@ -694,6 +771,7 @@ pub fn counts(conn: &mut AnyConnection, runs: usize) -> orm::Result<Vec<CountRes
             }),
             error,
             more,
+            diesel_ms: (!by_hand.is_empty() && value.is_some()).then(|| median(&mut by_hand)),
         });
     }
     Ok(out)
@@ -702,15 +780,17 @@ pub fn counts(conn: &mut AnyConnection, runs: usize) -> orm::Result<Vec<CountRes
 /// The count rows as a markdown table.
 pub fn counts_markdown(rows: &[CountResultRow]) -> String {
     use std::fmt::Write;
-    let mut s = String::from("| count strategy | backend | runs | ms (median) | value | error vs exact |\n|---|---|---:|---:|---:|---:|\n");
+    let mut s = String::from("| count strategy | backend | runs | ms (median) | hand-written diesel ms | value | error vs exact |\n|---|---|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {} | {} | {} |",
             r.strategy,
             r.backend,
             r.runs,
             r.ms,
+            r.diesel_ms
+                .map_or_else(|| "—".to_owned(), |d| format!("{d:.2}")),
             r.value.map(|v| v.to_string()).unwrap_or_else(|| "—".into()),
             match (&r.error, r.error_pct) {
                 (Some(e), _) => e.clone(),
