@@ -18,7 +18,10 @@ use diesel::query_builder::{AstPass, Query, QueryBuilder, QueryFragment, QueryId
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::{Connection, QueryResult, RunQueryDsl};
 
-use super::{Db, MultiBackend, QueryBuilderOf};
+use diesel::dsl::AsSelect;
+use diesel::query_dsl::LoadQuery;
+
+use super::{AnyConnection, Db, MultiBackend, QueryBuilderOf};
 
 /// The bind collector of [`Db`] (the derive keeps its name private).
 type BindCollectorOf<'a> = <Db as DieselBackend>::BindCollector<'a>;
@@ -143,3 +146,31 @@ impl<T, C, ST: 'static> Query for Direct<'_, T, C, ST> {
 }
 
 impl<T, C, ST> RunQueryDsl<C> for Direct<'_, T, C, ST> {}
+
+/// Rows of type `Self` that a statement `T` built for [`Db`] can load through either
+/// inner backend (every `Selectable` row type and tuple of them).
+#[doc(hidden)]
+pub trait DirectRows<T>: Sized {
+    /// Loads `statement`'s rows through `conn`'s inner connection.
+    fn load_direct(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<Self>>;
+}
+
+// `AsSelect<R, DB>` (diesel's `SelectBy`) is its own SQL type.
+impl<T, R> DirectRows<T> for R
+where
+    R: diesel::Selectable<Pg> + diesel::Selectable<Sqlite>,
+    for<'q> Direct<'q, T, PgConnection, AsSelect<R, Pg>>: LoadQuery<'q, PgConnection, R>,
+    for<'q> Direct<'q, T, SqliteConnection, AsSelect<R, Sqlite>>:
+        LoadQuery<'q, SqliteConnection, R>,
+{
+    fn load_direct(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<R>> {
+        match conn {
+            AnyConnection::Postgresql(c) => {
+                Direct::<T, PgConnection, AsSelect<R, Pg>>::new(statement).load(c)
+            }
+            AnyConnection::Sqlite(c) => {
+                Direct::<T, SqliteConnection, AsSelect<R, Sqlite>>::new(statement).load(c)
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use diesel::sqlite::SqliteConnection;
 pub use multi::*;
 
 mod direct;
-pub use direct::{Direct, InnerConnection};
+pub use direct::{Direct, DirectRows, InnerConnection};
 
 #[allow(missing_docs)]
 mod multi {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use diesel::expression::{AppearsOnTable, ValidGrouping};
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{BigInt, BoolOrNullableBool};
 use diesel::{Expression, ExpressionMethods, QueryResult};
 
@@ -377,8 +376,7 @@ impl<P, C, J: Copy> Clone for ReverseRelated<P, C, J> {
 
 impl<P: Model, C: Model, J: JoinSet<C>> Hop<P> for ReverseRelated<P, C, J>
 where
-    J::Row: Clone,
-    SelectStatement<J::Selection>: LoadQuery<'static, AnyConnection, J::Row>,
+    J::Row: Clone + crate::connection::DirectRows<SelectStatement<J::Selection>>,
 {
     type Shape = Many;
     type Row = J::Row;

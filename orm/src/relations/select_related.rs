@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use diesel::expression::SelectableHelper;
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::query_dsl::LoadQuery;
 use diesel::QueryResult;
 
 use super::{ForeignKey, NullableForeignKey};
-use crate::connection::{AnyConnection, Backend, Db, MultiBackend};
+use crate::connection::{AnyConnection, Backend, Db, DirectRows, MultiBackend};
 use crate::error::{Error, Result};
 use crate::fragment::{render, ColumnRef, Fragment};
 use crate::model::Model;
@@ -402,7 +401,7 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     #[track_caller]
     pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<J::Row>>
     where
-        SelectStatement<J::Selection>: LoadQuery<'static, AnyConnection, J::Row>,
+        J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
         let statement = self.statement()?;
         load(statement, conn, Location::caller())
@@ -416,9 +415,10 @@ pub(crate) fn load<S, R>(
     site: &'static Location<'static>,
 ) -> Result<Vec<R>>
 where
-    SelectStatement<S>: LoadQuery<'static, AnyConnection, R>,
+    R: DirectRows<SelectStatement<S>>,
 {
-    run(site, || diesel::RunQueryDsl::load::<R>(statement, conn))
+    // Rows decode with the inner backend's own types (see `Direct`).
+    run(site, || R::load_direct(&statement, conn))
 }
 
 /// `base INNER JOIN t1 ON t1.pk = base.fk LEFT JOIN t2 ON ...` (`CROSS JOIN` for
