@@ -55,10 +55,11 @@ impl Workload {
         let started = Instant::now();
         let out = side(conn);
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        if let Some(after) = self.after {
-            after(conn)?;
-        }
-        Ok((out?, ms))
+        let undone = self.after.map_or(Ok(()), |after| after(conn));
+        // The side's own error first: a failed cleanup after it is a consequence.
+        let out = out?;
+        undone?;
+        Ok((out, ms))
     }
 }
 
@@ -386,20 +387,27 @@ thread_local! {
     static NEW_ROWS: std::cell::RefCell<Vec<crate::models::NewMessage>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The rows the next bulk_update run writes, built by its `before` hook.
     static EDITS: std::cell::RefCell<Vec<(i64, (String,))>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The same rows as they were, `(id, text, updated)`, to put back after the run.
+    static ORIGINALS: std::cell::RefCell<Vec<(i64, String, chrono::NaiveDateTime)>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The largest message id before the writes began (`None`: not read yet).
     static LAST_ID: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
     /// Runs so far, to vary the rows from run to run.
     static RUN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// What the bulk_update workloads append to each text (and remove afterwards).
+/// What the bulk_update workloads append to each text.
 const EDIT_SUFFIX: &str = " (edited)";
 
-/// The largest message id before any bench write.
+/// The largest message id before this run's inserts (read by `build_new_rows`).
 fn last_id(conn: &mut AnyConnection) -> orm::Result<i64> {
     if let Some(id) = LAST_ID.get() {
         return Ok(id);
     }
+    read_last_id(conn)
+}
+
+/// Reads and remembers the largest message id now.
+fn read_last_id(conn: &mut AnyConnection) -> orm::Result<i64> {
     let id = Message::objects()
         .with_deleted()
         .order_by(weave_message::id.desc())
@@ -414,7 +422,7 @@ fn last_id(conn: &mut AnyConnection) -> orm::Result<i64> {
 /// draw each run.
 fn build_new_rows(conn: &mut AnyConnection) -> orm::Result<()> {
     use rand::{Rng, SeedableRng};
-    last_id(conn)?;
+    read_last_id(conn)?;
     let texts: Vec<String> = Message::objects()
         .with_deleted()
         .order_by(weave_message::id.asc())
@@ -535,29 +543,60 @@ fn bulk_create_diesel_copy(conn: &mut AnyConnection) -> orm::Result<usize> {
     }
 }
 
-/// The first 10,000 messages by id, each text with [`EDIT_SUFFIX`] appended.
+/// The first 10,000 messages by id, each text with [`EDIT_SUFFIX`] appended; their
+/// text and `updated` as they are, to put back.
 fn build_edits(conn: &mut AnyConnection) -> orm::Result<()> {
-    let edits = Message::objects()
+    let rows = Message::objects()
         .with_deleted()
         .order_by(weave_message::id.asc())
         .limit(BULK_UPDATE_ROWS as u32)
-        .all(conn)?
-        .into_iter()
-        .map(|m| (m.id, (format!("{}{EDIT_SUFFIX}", m.text),)))
-        .collect();
-    EDITS.set(edits);
+        .all(conn)?;
+    EDITS.set(
+        rows.iter()
+            .map(|m| (m.id, (format!("{}{EDIT_SUFFIX}", m.text),)))
+            .collect(),
+    );
+    ORIGINALS.set(
+        rows.into_iter()
+            .map(|m| (m.id, m.text, m.updated))
+            .collect(),
+    );
     Ok(())
 }
 
-/// Sets the edited texts back.
+/// Puts back the text and `updated` of the rows the run changed, by id (nothing else
+/// is touched).
 fn undo_edits(conn: &mut AnyConnection) -> orm::Result<()> {
-    use diesel::sql_types::{Integer, Text};
-    orm::with_inner!(&mut *conn, |c| diesel::sql_query(
-        "UPDATE weave_message SET text = substr(text, 1, length(text) - $1) WHERE text LIKE $2"
-    )
-    .bind::<Integer, _>(EDIT_SUFFIX.len() as i32)
-    .bind::<Text, _>(format!("%{EDIT_SUFFIX}"))
-    .execute(c))?;
+    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+    let originals = ORIGINALS.take();
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            let ids: Vec<i64> = originals.iter().map(|o| o.0).collect();
+            let texts: Vec<&str> = originals.iter().map(|o| o.1.as_str()).collect();
+            let updated: Vec<chrono::NaiveDateTime> = originals.iter().map(|o| o.2).collect();
+            diesel::sql_query(
+                "UPDATE weave_message SET text = v.text, updated = v.updated \
+                 FROM UNNEST($1, $2, $3) AS v(id, text, updated) WHERE weave_message.id = v.id",
+            )
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Text>, _>(texts)
+            .bind::<Array<Timestamp>, _>(updated)
+            .execute(pg)?;
+        }
+        AnyConnection::Sqlite(lite) => {
+            lite.transaction(|lite| {
+                for (id, text, updated) in &originals {
+                    diesel::update(weave_message::table.filter(weave_message::id.eq(id)))
+                        .set((
+                            weave_message::text.eq(text),
+                            weave_message::updated.eq(updated),
+                        ))
+                        .execute(lite)?;
+                }
+                diesel::QueryResult::Ok(())
+            })?;
+        }
+    }
     vacuum(conn)
 }
 

@@ -35,6 +35,9 @@ impl Serialize for Drf {
         match drf_bytes(self.0, &mut buf) {
             // Only ASCII digits and separators are written.
             Some(text) => s.serialize_str(std::str::from_utf8(text).unwrap_or_default()),
+            None if self.0.nanosecond() / 1_000 == 0 => {
+                s.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%SZ"))
+            }
             None => s.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
         }
     }
@@ -268,6 +271,13 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Drf(far)).ok().as_deref(),
             Some("\"+12345-06-07T01:02:03.000004Z\"")
+        );
+        let far_whole = NaiveDate::from_ymd_opt(12_345, 6, 7)
+            .and_then(|d| d.and_hms_opt(1, 2, 3))
+            .expect("valid date");
+        assert_eq!(
+            serde_json::to_string(&Drf(far_whole)).ok().as_deref(),
+            Some("\"+12345-06-07T01:02:03Z\"")
         );
     }
 

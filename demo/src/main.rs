@@ -215,8 +215,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             if wants("stream") {
                 stream_bench(&cli, (runs / 3).max(3), json)?;
             }
-            // Writes last: their rolled-back rows leave dead tuples that would skew the
-            // planner's estimates until the VACUUM below.
+            // Writes last: their undone rows leave dead tuples that would skew the
+            // planner's estimates until the ANALYZE below.
             if wants("writes") {
                 let write_runs = (runs / 3).max(3);
                 let mut results = Vec::new();

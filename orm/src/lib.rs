@@ -186,6 +186,7 @@ pub use fragment::ColumnRef;
 pub use instrument::{capture, Captured};
 pub use migrate::Migrations;
 pub use model::Model;
+pub use ordering::client::SqlOrder;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use profile::{profile, Profile, Profiler};
 pub use queryset::{Deleted, QuerySet};

@@ -110,10 +110,13 @@ pub mod client {
     use crate::model::Model;
     use crate::paginate::CursorValue;
 
-    /// A field type, and whether Rust orders its values exactly as SQL does.
+    /// A field type, and whether Rust orders its values exactly as SQL does. Every
+    /// field listed in `model!`'s `cursor_columns` implements it; for a type of your
+    /// own, `impl orm::SqlOrder for MyType {}` (not exact, so hops ordered by it keep
+    /// `ORDER BY`).
     pub trait SqlOrder {
         /// `true` for integers, booleans and timestamps (and `Option`s of them).
-        const EXACT: bool;
+        const EXACT: bool = false;
     }
 
     macro_rules! sql_order {

@@ -56,7 +56,8 @@ impl<M: Model> QuerySet<M> {
     /// An empty `rows` sends nothing. A primary key that matches no row is skipped
     /// (the count tells). Rows per statement: on SQLite the bind limit divided by
     /// `1 + columns` (`FROM (VALUES ...)`); on PostgreSQL up to 50,000, one array bind
-    /// per column (`FROM UNNEST($2, $3, ...)`), a statement whose text does not depend
+    /// per column (`FROM UNNEST($2, $3, ...)`, from `$1` when the model has no `updated`
+    /// column), a statement whose text does not depend
     /// on the number of rows, so it is prepared once per connection. `UPDATE ... FROM`
     /// needs SQLite 3.33 (the bundled one is newer).
     #[track_caller]

@@ -102,8 +102,8 @@ pub trait Hop<P>: Clone {
     #[doc(hidden)]
     fn key(&self, parent: &P) -> Option<i64>;
 
-    /// The rows for the (deduplicated, non-empty) `keys`, each with its key, in the
-    /// hop's ordering.
+    /// The rows for the (deduplicated, non-empty) `keys`, each with its key: the rows
+    /// of one key in the hop's ordering (the keys' runs in no particular order).
     #[doc(hidden)]
     fn fetch(
         &self,

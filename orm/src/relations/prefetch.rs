@@ -166,8 +166,9 @@ impl<P: Model> QuerySet<P> {
     ///   execution, by `EXPLAIN ANALYZE`, drops from about 10.5 to 5.7 ms here; the
     ///   whole page, which also waits for the rows to cross the socket, from 20.5 to
     ///   19.1 ms). Text orderings (collations),
-    ///   floating point, sliced hops and `limit_per_parent` keep `ORDER BY`, as does
-    ///   SQLite. The SQL the docs above show is what is sent.
+    ///   floating point, orderings of more than four columns, sliced or `distinct`
+    ///   hops, `limit_per_parent` and hops with `select_related` keep `ORDER BY`, as
+    ///   does SQLite. The SQL the docs above show is what is sent.
     /// - A forward hop's row is decoded and allocated once and shared (`Arc`) by every
     ///   child that points to it, as Django's prefetched instances are: a page of
     ///   10,000 messages from 1,000 senders holds 1,000 `Person`s. A reverse hop's
