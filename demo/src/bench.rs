@@ -431,18 +431,8 @@ fn build_new_rows(conn: &mut AnyConnection) -> orm::Result<()> {
         .into_iter()
         .map(|m| m.text)
         .collect();
-    let persons: Vec<i64> = Person::objects()
-        .with_deleted()
-        .all(conn)?
-        .iter()
-        .map(|p| p.id)
-        .collect();
-    let threads: Vec<i64> = Thread::objects()
-        .with_deleted()
-        .all(conn)?
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let persons = crate::seed::ids_of_persons(conn)?;
+    let threads = crate::seed::ids_of_threads(conn)?;
     if texts.is_empty() || persons.is_empty() || threads.is_empty() {
         return Err(orm::Error::Unsupported {
             feature: "the write bench on an empty database",
@@ -690,6 +680,14 @@ pub struct CountResultRow {
     pub diesel_ms: Option<f64>,
 }
 
+/// The live messages counted by hand-written diesel.
+pub(crate) fn exact_count_by_hand(conn: &mut AnyConnection) -> orm::Result<i64> {
+    Ok(orm::with_inner!(&mut *conn, |c| weave_message::table
+        .filter(weave_message::deleted.eq(false))
+        .count()
+        .get_result::<i64>(c))?)
+}
+
 /// The hand-written diesel statement for the count strategy named `name` on this
 /// connection's backend, if there is one: the same SQL the strategy sends.
 fn count_by_hand(name: &str, conn: &mut AnyConnection) -> Option<orm::Result<i64>> {
@@ -705,11 +703,7 @@ fn count_by_hand(name: &str, conn: &mut AnyConnection) -> Option<orm::Result<i64
     };
     let postgres = conn.backend() == orm::Backend::Postgres;
     Some(match name {
-        "exact" => orm::with_inner!(&mut *conn, |c| weave_message::table
-            .filter(weave_message::deleted.eq(false))
-            .count()
-            .get_result::<i64>(c))
-        .map_err(Into::into),
+        "exact" => exact_count_by_hand(conn),
         "table statistics (whole table)" if postgres => raw(
             conn,
             "SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'weave_message'::regclass",

@@ -277,7 +277,7 @@ pub fn seed(conn: &mut AnyConnection, config: &SeedConfig) -> orm::Result<Seeded
 /// however many are asked for.
 const MESSAGE_BATCH: usize = 20_000;
 
-fn ids_of_persons(conn: &mut AnyConnection) -> orm::Result<Vec<i64>> {
+pub(crate) fn ids_of_persons(conn: &mut AnyConnection) -> orm::Result<Vec<i64>> {
     Ok(Person::objects()
         .with_deleted()
         .order_by(weave_person::id.asc())
@@ -287,7 +287,7 @@ fn ids_of_persons(conn: &mut AnyConnection) -> orm::Result<Vec<i64>> {
         .collect())
 }
 
-fn ids_of_threads(conn: &mut AnyConnection) -> orm::Result<Vec<i64>> {
+pub(crate) fn ids_of_threads(conn: &mut AnyConnection) -> orm::Result<Vec<i64>> {
     Ok(Thread::objects()
         .with_deleted()
         .order_by(weave_thread::id.asc())
