@@ -8,7 +8,7 @@ use diesel::Connection as _;
 
 use crate::connection::{AnyConnection, Backend};
 use crate::error::{ConnectErrorKind, Error, Result};
-use crate::instrument::{health_check, CaptureInstrumentation};
+use crate::instrument::{health_check, CaptureInstrumentation, SlowQueries};
 
 /// A pooled connection; derefs to [`AnyConnection`].
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
@@ -34,6 +34,7 @@ pub struct Database {
     backend: Backend,
     last_error: LastError,
     connection_timeout: Duration,
+    slow: SlowQueries,
 }
 
 impl std::fmt::Debug for Database {
@@ -95,6 +96,12 @@ impl Database {
         self.backend
     }
 
+    /// The slow-query threshold of this pool's connections
+    /// ([`DatabaseBuilder::slow_query_threshold`]).
+    pub fn slow_query_threshold(&self) -> Option<Duration> {
+        self.slow.threshold
+    }
+
     /// The underlying r2d2 pool, for its state and settings.
     pub fn pool(&self) -> &r2d2::Pool<ConnectionManager> {
         &self.pool
@@ -132,6 +139,7 @@ pub struct DatabaseBuilder {
     max_lifetime: Option<Duration>,
     busy_timeout: Duration,
     test_on_check_out: bool,
+    slow: SlowQueries,
 }
 
 impl DatabaseBuilder {
@@ -145,6 +153,7 @@ impl DatabaseBuilder {
             max_lifetime: Some(Duration::from_secs(1800)),
             busy_timeout: Duration::from_secs(5),
             test_on_check_out: true,
+            slow: SlowQueries::default(),
         }
     }
 
@@ -193,6 +202,32 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Warns (`tracing` target `orm::slow_query`) about every statement of this
+    /// pool's connections that takes at least `threshold`; `None` (the default):
+    /// no warnings. The setting is the pool's: other pools keep their own.
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// use std::time::Duration;
+    /// let db = orm::Database::builder(":memory:")
+    ///     .slow_query_threshold(Some(Duration::from_millis(200)))
+    ///     .open()?;
+    /// assert_eq!(db.slow_query_threshold(), Some(Duration::from_millis(200)));
+    /// assert_eq!(orm::Database::open(":memory:")?.slow_query_threshold(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn slow_query_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.slow.threshold = threshold;
+        self
+    }
+
+    /// Whether slow-query warnings carry the statement's bound values (default
+    /// off: they are user data; the warning then gives only their number).
+    pub fn slow_query_binds(mut self, on: bool) -> Self {
+        self.slow.with_binds = on;
+        self
+    }
+
     /// Opens the pool; see [`Database::open`] for the errors.
     pub fn open(self) -> Result<Database> {
         let target = Target::parse(&self.url)?;
@@ -201,6 +236,7 @@ impl DatabaseBuilder {
         let manager = ConnectionManager {
             target,
             busy_timeout: self.busy_timeout,
+            slow: self.slow,
         };
         // Surface the real cause now rather than as a pool timeout later.
         drop(r2d2::ManageConnection::connect(&manager)?);
@@ -230,6 +266,7 @@ impl DatabaseBuilder {
             backend,
             last_error,
             connection_timeout: self.connection_timeout,
+            slow: self.slow,
         })
     }
 }
@@ -356,6 +393,7 @@ pub fn redact(url: &str) -> String {
 pub struct ConnectionManager {
     target: Target,
     busy_timeout: Duration,
+    slow: SlowQueries,
 }
 
 impl ConnectionManager {
@@ -406,7 +444,7 @@ impl r2d2::ManageConnection for ConnectionManager {
             }
         };
         let backend = conn.backend();
-        conn.set_instrumentation(CaptureInstrumentation::new(backend));
+        conn.set_instrumentation(CaptureInstrumentation::new(backend, self.slow));
         Ok(conn)
     }
 

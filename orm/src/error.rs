@@ -184,6 +184,16 @@ pub enum Error {
         reason: crate::paginate::CursorError,
     },
 
+    /// A keyset cursor secret too short to sign with
+    /// ([`CursorSecret::new`](crate::paginate::CursorSecret::new)).
+    #[error("a cursor secret needs at least {min} bytes, got {len}")]
+    WeakCursorSecret {
+        /// The key's length.
+        len: usize,
+        /// The shortest accepted.
+        min: usize,
+    },
+
     /// Keyset pagination needs a column value the model does not expose.
     #[error("keyset pagination over {model} needs the value of `{column}`: list it in model!'s `cursor_columns`")]
     CursorColumnUnavailable {

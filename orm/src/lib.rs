@@ -100,7 +100,8 @@
 //! with its shapes, N+1 groups and, by policy, plans: as text, JSON, or one HTML
 //! page ([`profile::render_html`]). [`instrument::max_queries`] fails a scope over
 //! its budget with the statements grouped by shape and call site;
-//! [`instrument::set_slow_query_threshold`] logs slow statements at warn level.
+//! [`DatabaseBuilder::slow_query_threshold`] logs a pool's slow statements at warn
+//! level.
 //!
 //! ## Counting and pagination
 //!
@@ -173,6 +174,7 @@ pub mod prelude;
 pub mod profile;
 mod queryset;
 pub mod relations;
+mod sql_type;
 mod stream;
 mod transaction;
 
@@ -190,6 +192,7 @@ pub use ordering::client::SqlOrder;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use profile::{profile, Profile, Profiler};
 pub use queryset::{Deleted, QuerySet};
+pub use sql_type::{ColumnType, SqlTypeInfo, ValueKind};
 pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};
 pub use transaction::atomic;
 

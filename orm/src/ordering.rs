@@ -6,11 +6,13 @@ use diesel::{Column, QueryResult};
 
 use crate::connection::Db;
 use crate::fragment::ColumnRef;
+use crate::sql_type::{ColumnType, SqlTypeInfo};
 
-/// One `ORDER BY` term: a column and its direction.
+/// One `ORDER BY` term: a column, its SQL type and its direction.
 #[derive(Debug, Clone)]
 pub struct OrderTerm {
     pub(crate) column: ColumnRef,
+    pub(crate) column_type: ColumnType,
     pub(crate) descending: bool,
 }
 
@@ -25,10 +27,16 @@ impl OrderTerm {
         self.descending
     }
 
+    /// The column's SQL type (its nullability and cursor kind).
+    pub fn column_type(&self) -> ColumnType {
+        self.column_type
+    }
+
     /// The same column in the other direction.
     pub fn reversed(&self) -> OrderTerm {
         OrderTerm {
             column: self.column.clone(),
+            column_type: self.column_type,
             descending: !self.descending,
         }
     }
@@ -63,10 +71,15 @@ macro_rules! impl_column_ordering {
         impl<T, C> IntoOrdering<T> for $wrapper<C>
         where
             C: Column<Table = T> + QueryFragment<Db> + Default + Send + Sync + 'static,
+            C::SqlType: SqlTypeInfo,
         {
             fn into_ordering(self) -> Vec<OrderTerm> {
                 // diesel's columns are unit structs, so the wrapped column is `C::default()`.
-                vec![OrderTerm { column: ColumnRef::of(C::default()), descending: $desc }]
+                vec![OrderTerm {
+                    column: ColumnRef::of(C::default()),
+                    column_type: ColumnType::of::<C::SqlType>(),
+                    descending: $desc,
+                }]
             }
         }
     )*};

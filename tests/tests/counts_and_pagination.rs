@@ -9,10 +9,22 @@ use demo::schema::{weave_message, weave_person};
 use diesel::connection::SimpleConnection;
 use diesel::RunQueryDsl;
 use orm::count::{Count, CountMethod, FallbackReason, SampleMethod};
-use orm::paginate::{CursorError, PageLink};
+use orm::explain::ExplainOptions;
+use orm::paginate::{CursorError, CursorSecret, PageLink};
 use orm::prelude::*;
 use orm::{assert_num_queries, capture, AnyConnection, Error};
 use orm_tests::{at, on_both_backends, seed};
+
+/// A cursor secret for the tests (long enough for `CursorSecret::new`).
+fn key(name: &str) -> CursorSecret {
+    CursorSecret::new(format!("{name}: a secret for the tests")).unwrap()
+}
+
+const FUZZ_KEY: &[u8] = b"the fuzz tests' secret";
+
+fn fuzz_key() -> CursorSecret {
+    CursorSecret::new(FUZZ_KEY).unwrap()
+}
 
 fn ids(messages: &[Message]) -> Vec<i64> {
     messages.iter().map(|m| m.id).collect()
@@ -27,6 +39,12 @@ fn slow_rows(backend: Backend) -> QuerySet<Message> {
         ),
         Backend::Sqlite => Message::objects(),
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
 }
 
 fn analyze(conn: &mut AnyConnection) {
@@ -84,13 +102,17 @@ on_both_backends! {
         assert_eq!((within.value, within.exact, within.more), (4, true, false));
         assert!(!within.fell_back());
         let sql = captured.sql();
+        // The deadline's own setting is recorded as a session statement, not a query:
+        // one query on both backends.
+        assert_eq!(sql.len(), 1, "{captured}");
         match db.backend() {
             Backend::Postgres => {
-                assert_eq!(sql[0], "SET LOCAL statement_timeout = 10000");
-                assert!(sql[1].starts_with("SELECT COUNT(*)"), "{sql:?}");
+                let session: Vec<_> = captured.all().iter().filter(|r| r.kind == orm::instrument::QueryKind::Session).collect();
+                assert_eq!(session.len(), 1, "{captured}");
+                assert_eq!(session[0].sql, "SET LOCAL statement_timeout = 10000");
+                assert!(sql[0].starts_with("SELECT COUNT(*)"), "{sql:?}");
             }
             Backend::Sqlite => {
-                assert_eq!(sql.len(), 1);
                 assert!(sql[0].ends_with("AND (orm_count_deadline())"), "{sql:?}");
             }
         }
@@ -128,9 +150,17 @@ on_both_backends! {
             Message::objects().filter(weave_message::id.eq(1)).delete(c)?;
             let err = slow.count_with(c, &Count::ExactWithin(Duration::ZERO)).unwrap_err();
             assert!(err.is_count_timed_out(), "{err}");
-            // A fast count within 100 ms, then a slow one (350 ms on PostgreSQL) with
-            // no deadline: the nested deadline did not outlive its count.
-            let within = Message::objects().count_with(c, &Count::ExactWithin(Duration::from_millis(100)))?;
+            // A fast count within a deadline far above its time, then a slow one
+            // (350 ms on PostgreSQL) with no deadline: the nested deadline did not
+            // outlive its count.
+            let within = Message::objects().count_with(c, &Count::ExactWithin(Duration::from_secs(60)))?;
+            if c.backend() == Backend::Postgres {
+                let setting: Vec<Setting> = orm::with_inner!(&mut *c, |c| diesel::sql_query(
+                    "SELECT current_setting('statement_timeout') AS value"
+                )
+                .load(c))?;
+                assert_eq!(setting[0].value, "0", "the deadline was reset after its count");
+            }
             assert_eq!(slow.count(c)?, within.value);
             Ok(within.value)
         });
@@ -338,7 +368,7 @@ on_both_backends! {
     fn keyset_pages_forward_and_backward_one_query_each(db) {
         let conn = &mut db.conn();
         seed(conn);
-        let pages = Message::objects().keyset(3).secret("test secret");
+        let pages = Message::objects().keyset(3, &key("test secret"));
         let first = assert_num_queries!(1, pages.page(conn, None)).unwrap();
         assert_eq!(ids(&first.results), vec![9, 8, 6]);
         assert!(first.previous.is_none());
@@ -346,10 +376,10 @@ on_both_backends! {
         let second = second.unwrap();
         assert_eq!(ids(&second.results), vec![5, 3, 2]);
         assert_eq!(captured.len(), 1);
-        // updated < ? OR (updated = ? AND id < ?), LIMIT ?: the cursor's values are binds.
+        // (updated, id) < (?, ?), LIMIT ?: the cursor's values are binds.
         let record = &captured.data()[0];
-        assert_eq!(record.binds.len(), 4, "{}", record.sql);
-        assert_eq!(&record.binds[2..], ["6", "4"]);
+        assert_eq!(record.binds.len(), 3, "{}", record.sql);
+        assert_eq!(&record.binds[1..], ["6", "4"]);
         let third = assert_num_queries!(1, pages.page(conn, second.next.as_deref())).unwrap();
         assert_eq!(ids(&third.results), vec![1]);
         assert!(third.next.is_none());
@@ -377,7 +407,7 @@ on_both_backends! {
             weave_message::updated.asc(),
         )).all(conn).unwrap());
         for per_page in [1, 2, 3, 4] {
-            let (forward, backward) = walk_both_ways(&qs.keyset(per_page), conn);
+            let (forward, backward) = walk_both_ways(&qs.keyset(per_page, &key("test secret")), conn);
             assert_eq!(forward, expected, "per_page {per_page}");
             assert_eq!(backward, expected, "per_page {per_page}");
         }
@@ -386,7 +416,7 @@ on_both_backends! {
     fn keyset_pages_are_stable_when_rows_are_inserted_between_pages(db) {
         let conn = &mut db.conn();
         seed(conn);
-        let pages = Message::objects().keyset(3);
+        let pages = Message::objects().keyset(3, &key("test secret"));
         let first = pages.page(conn, None).unwrap();
         assert_eq!(ids(&first.results), vec![9, 8, 6]);
         // A newer row (before the cursor) and one between 5 and 3 (after it).
@@ -402,7 +432,7 @@ on_both_backends! {
     fn bad_cursors_are_typed_errors(db) {
         let conn = &mut db.conn();
         seed(conn);
-        let pages = Message::objects().keyset(2).secret("one");
+        let pages = Message::objects().keyset(2, &key("one"));
         let next = pages.page(conn, None).unwrap().next.unwrap();
         let mut invalid = |token: &str| match pages.page(conn, Some(token)) {
             Err(Error::InvalidCursor { reason }) => reason,
@@ -420,24 +450,24 @@ on_both_backends! {
         bytes[0] = 9;
         assert_eq!(invalid(&engine.encode(&bytes)), CursorError::Version { found: 9 });
         // Another secret, another ordering.
-        let other_secret = Message::objects().keyset(2).secret("two");
+        let other_secret = Message::objects().keyset(2, &key("two"));
         let err = other_secret.page(conn, Some(&next)).unwrap_err();
         assert_eq!(err.to_string(), "invalid cursor: the signature does not match (forged or altered token)");
-        let reordered = Message::objects().order_by(weave_message::thread_id.asc()).keyset(2).secret("one");
+        let reordered = Message::objects().order_by(weave_message::thread_id.asc()).keyset(2, &key("one"));
         let err = reordered.page(conn, Some(&next)).unwrap_err();
         assert!(matches!(err, Error::InvalidCursor { reason: CursorError::Stale }), "{err}");
         assert_eq!(err.to_string(), "invalid cursor: the token was made for another ordering");
 
-        let err = Message::objects().keyset(0).page(conn, None).unwrap_err();
+        let err = Message::objects().keyset(0, &key("test secret")).page(conn, None).unwrap_err();
         assert!(matches!(err, Error::InvalidPageSize { size: 0, .. }), "{err}");
-        let err = Message::objects().keyset(30).max_per_page(10).page(conn, None).unwrap_err();
+        let err = Message::objects().keyset(30, &key("test secret")).max_per_page(10).page(conn, None).unwrap_err();
         assert!(matches!(err, Error::InvalidPageSize { size: 30, max: 10 }), "{err}");
     }
 
     fn keyset_over_a_column_the_model_does_not_expose_is_a_typed_error(db) {
         let conn = &mut db.conn();
         seed(conn);
-        let pages = Person::objects().order_by(weave_person::last_name.asc()).keyset(1);
+        let pages = Person::objects().order_by(weave_person::last_name.asc()).keyset(1, &key("test secret"));
         let err = pages.page(conn, None).unwrap_err();
         assert!(matches!(err, Error::CursorColumnUnavailable { model: "Person", column: "last_name" }), "{err}");
     }
@@ -499,17 +529,127 @@ on_both_backends! {
             let expected: Vec<i64> = ordering.paginate(100).page(conn, "1").unwrap().results.iter().map(|r| r.id).collect();
             assert_eq!(expected.len(), 8);
             for per_page in 1..=5 {
-                let (forward, backward) = walk_both_ways(&ordering.keyset(per_page), conn);
+                let (forward, backward) = walk_both_ways(&ordering.keyset(per_page, &key("test secret")), conn);
                 assert_eq!(forward, expected, "per_page {per_page}");
                 assert_eq!(backward, expected, "per_page {per_page}");
             }
         }
         // NULLs first ascending on SQLite, last on PostgreSQL.
-        let asc = Rank::objects().order_by(weave_rank::rank.asc()).keyset(3).page(conn, None).unwrap();
+        let asc = Rank::objects().order_by(weave_rank::rank.asc()).keyset(3, &key("test secret")).page(conn, None).unwrap();
         let first: Vec<Option<i64>> = asc.results.iter().map(|r| r.rank).collect();
         match db.backend() {
             Backend::Sqlite => assert_eq!(first, [None, None, None]),
             Backend::Postgres => assert_eq!(first, [Some(1), Some(1), Some(2)]),
+        }
+    }
+}
+
+/// A token signed with [`FUZZ_KEY`] for `Message`'s default ordering
+/// (`updated DESC, id DESC`), holding `values` (JSON) as they are.
+fn signed_message_token(direction: u8, values: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"Message");
+    for (column, sign) in [("updated", b"-"), ("id", b"-")] {
+        hash.update([0]);
+        hash.update(column.as_bytes());
+        hash.update(sign);
+    }
+    let fingerprint = hash.finalize();
+    let mut body = vec![1u8];
+    body.extend_from_slice(&fingerprint[..8]);
+    body.push(direction);
+    body.extend_from_slice(values);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(FUZZ_KEY).unwrap();
+    mac.update(&body);
+    body.extend_from_slice(&mac.finalize().into_bytes()[..16]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&body)
+}
+
+/// `n` more messages on top of the fixture, one second apart, every 20th deleted;
+/// then statistics, so the planner sees a table worth an index.
+fn many_messages(conn: &mut AnyConnection, n: u32) {
+    let insert = match conn.backend() {
+        Backend::Postgres => format!(
+            "INSERT INTO weave_message (text, sent_by_id, thread_id, deleted, created, updated)
+             SELECT 'message ' || i, 1 + i % 2, 1 + i % 2, i % 20 = 0, now(), TIMESTAMP '2025-01-01' + i * interval '1 second'
+             FROM generate_series(1, {n}) i"
+        ),
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
+             INSERT INTO weave_message (text, sent_by_id, thread_id, deleted, created, updated)
+             SELECT 'message ' || i, 1 + i % 2, 1 + i % 2, i % 20 = 0, datetime('now'), datetime('2025-01-01', '+' || i || ' seconds')
+             FROM s"
+        ),
+    };
+    conn.batch_execute(&insert).expect("many messages");
+    conn.batch_execute("ANALYZE").expect("analyze");
+}
+
+on_both_backends! {
+    fn cursor_values_that_do_not_fit_their_columns_are_invalid_cursors(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let pages = Message::objects().keyset(3, &fuzz_key());
+        let fits = signed_message_token(b'>', br#"[{"Timestamp":"2024-01-01T00:05:00"},{"Int":5}]"#);
+        assert_eq!(ids(&pages.page(conn, Some(&fits)).unwrap().results), vec![3, 2, 1]);
+        for (values, column) in [
+            (&br#"[{"Text":"yesterday"},{"Int":5}]"#[..], "updated"),
+            (br#"["Null",{"Int":5}]"#, "updated"),
+            (br#"[{"Timestamp":"2024-01-01T00:05:00"},"Null"]"#, "id"),
+            (br#"[{"Timestamp":"2024-01-01T00:05:00"},{"Float":5.0}]"#, "id"),
+            (br#"[{"Timestamp":"2024-01-01T00:05:00"},{"Bool":true}]"#, "id"),
+        ] {
+            let token = signed_message_token(b'>', values);
+            let (result, captured) = capture(|| pages.page(conn, Some(&token)));
+            match result {
+                Err(Error::InvalidCursor { reason: CursorError::Mistyped { column: c } }) => assert_eq!(c, column),
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(values)),
+            }
+            assert!(captured.all().is_empty(), "rejected before any SQL: {captured}");
+        }
+        // A nullable column takes NULL.
+        rank_table(conn);
+        let ranks = Rank::objects().order_by(weave_rank::rank.asc()).keyset(2, &key("ranks"));
+        let (forward, _) = walk_both_ways(&ranks, conn);
+        assert_eq!(forward.len(), 8);
+    }
+
+    fn a_cursor_secret_is_required_and_long_enough(db) {
+        let _ = db;
+        for short in ["", "fifteen bytes!!"] {
+            let err = CursorSecret::new(short).unwrap_err();
+            assert!(matches!(err, Error::WeakCursorSecret { min: 16, .. }), "{err}");
+        }
+        assert!(CursorSecret::new("sixteen bytes!!!").is_ok());
+    }
+
+    fn a_deep_keyset_page_is_an_index_range(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        many_messages(conn, 20_000);
+        for qs in [Message::objects().with_deleted(), Message::objects()] {
+            // A cursor 15,000 rows deep: the token is tied to the ordering, not to the
+            // page size, so a page of 20 follows it.
+            let wide = qs.keyset(15_000, &key("deep")).max_per_page(20_000);
+            let deep = wide.page(conn, None).unwrap().next.expect("a next page");
+            let pages = qs.keyset(20, &key("deep"));
+            let page = pages.page(conn, Some(&deep)).unwrap();
+            let all = ids(&qs.clone().all(conn).unwrap());
+            assert_eq!(ids(&page.results), all[15_000..15_020]);
+            let plan = pages.explain_page(conn, Some(&deep), ExplainOptions::new()).unwrap();
+            let scan = plan.nodes().into_iter().find(|n| n.index.as_deref() == Some("weave_message_ordering"));
+            let scan = scan.unwrap_or_else(|| panic!("the ordering index: {plan}"));
+            // The cursor bounds the index scan (PostgreSQL: on both columns; SQLite: on
+            // the leading one), not a filter over every earlier row.
+            let condition = scan.index_condition.as_deref().unwrap_or_default();
+            match db.backend() {
+                Backend::Postgres => assert!(condition.contains("ROW(") && condition.contains("id"), "{plan}"),
+                Backend::Sqlite => assert!(condition.starts_with("updated<"), "{plan}"),
+            }
+            assert!(!plan.nodes().iter().any(|n| n.kind.is_sort()), "{plan}");
         }
     }
 }
@@ -523,8 +663,8 @@ mod fuzz {
 
         #[test]
         fn the_cursor_decoder_never_panics_on_text(token in ".{0,200}") {
-            let _ = orm::paginate::check_cursor_token(&token, b"key");
-            let pages = Message::objects().keyset(3);
+            let _ = orm::paginate::check_cursor_token(&token, FUZZ_KEY);
+            let pages = Message::objects().keyset(3, &key("test secret"));
             for backend in Backend::ALL {
                 prop_assert!(pages.page_sql(Some(&token), backend).is_err());
             }
@@ -555,11 +695,11 @@ mod fuzz {
             body.extend_from_slice(&fingerprint[..8]);
             body.push(direction);
             body.extend_from_slice(&payload);
-            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"key").unwrap();
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(FUZZ_KEY).unwrap();
             mac.update(&body);
             body.extend_from_slice(&mac.finalize().into_bytes()[..16]);
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&body);
-            let pages = Message::objects().keyset(3).secret("key");
+            let pages = Message::objects().keyset(3, &fuzz_key());
             for backend in Backend::ALL {
                 match pages.page_sql(Some(&token), backend) {
                     Ok(sql) => prop_assert!(sql.contains("LIMIT")),
@@ -572,8 +712,8 @@ mod fuzz {
         fn the_cursor_decoder_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             use base64::Engine as _;
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-            let _ = orm::paginate::check_cursor_token(&token, b"key");
-            let pages = Message::objects().keyset(3);
+            let _ = orm::paginate::check_cursor_token(&token, FUZZ_KEY);
+            let pages = Message::objects().keyset(3, &key("test secret"));
             prop_assert!(pages.page_sql(Some(&token), Backend::Sqlite).is_err());
         }
     }

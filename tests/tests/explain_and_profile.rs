@@ -1,7 +1,6 @@
 //! Query insight: plans as data on the demo's queries, index advice, analysed writes
-//! that change nothing, query budgets, the profile report, and tracing.
+//! that change nothing, query budgets and the profile report.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use demo::models::{Message, Thread};
@@ -561,88 +560,27 @@ on_both_backends! {
             assert_eq!(analysed.root.actual_rows, Some(3.0), "{analysed}");
         }
     }
+}
 
-    fn each_query_is_traced_at_debug_and_slow_ones_at_warn(db) {
+on_both_backends! {
+    /// Sampling is counted per profiler (its clones share the count), so no other
+    /// test's profiles move this one's.
+    fn sampling_collects_plans_for_one_profile_in_n(db) {
         let conn = &mut db.conn();
         seed(conn);
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = Recorder { events: events.clone() };
-        tracing::subscriber::with_default(subscriber, || {
-            Message::objects().count(conn).unwrap();
-            orm::instrument::set_slow_query_threshold(Some(Duration::ZERO));
-            Thread::objects().count(conn).unwrap();
-            orm::instrument::set_slow_query_threshold(None);
-        });
-        let events = events.lock().unwrap();
-        let debug: Vec<_> = events.iter().filter(|e| e.target == "orm::query").collect();
-        assert_eq!(debug.len(), 2, "{events:?}");
-        assert!(debug.iter().all(|e| e.level == tracing::Level::DEBUG && e.fields.contains("duration=")));
-        assert!(debug[0].fields.contains("weave_message"));
-        let warn: Vec<_> = events.iter().filter(|e| e.target == "orm::slow_query").collect();
-        assert_eq!(warn.len(), 1, "{events:?}");
-        assert_eq!(warn[0].level, tracing::Level::WARN);
-        assert!(warn[0].fields.contains("weave_thread"), "{:?}", warn[0]);
-        assert!(warn[0].fields.contains("explain_and_profile.rs"), "{:?}", warn[0]);
+        let profiler = Profiler::new("sampled").plans(PlanPolicy::Sample { one_in: 3 });
+        let mut sampled = Vec::new();
+        for i in 0..6 {
+            let (_, mut profile) = profiler
+                .clone()
+                .label(format!("request {i}"))
+                .run(|| Message::objects().count(conn));
+            assert_eq!(profile.label, format!("request {i}"));
+            sampled.push(profile.collect_plans(conn));
+        }
+        assert_eq!(sampled, [1, 0, 0, 1, 0, 0]);
+        // A new profiler counts from its own start.
+        let (_, mut first) = Profiler::new("other").plans(PlanPolicy::Sample { one_in: 3 }).run(|| Message::objects().count(conn));
+        assert_eq!(first.collect_plans(conn), 1);
     }
-}
-
-/// A minimal `tracing` subscriber that keeps every event.
-struct Recorder {
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-#[derive(Debug)]
-struct Event {
-    level: tracing::Level,
-    target: String,
-    fields: String,
-}
-
-struct Fields(String);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!("{}={:?} ", field.name(), value));
-    }
-}
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        self.events.lock().unwrap().push(Event {
-            level: *event.metadata().level(),
-            target: event.metadata().target().to_owned(),
-            fields: fields.0,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// Sampling decides per profile, counted process-wide: this is the only test of the
-/// binary that samples, and it runs on one backend so the count is its own.
-#[test]
-fn sampling_collects_plans_for_one_profile_in_n() {
-    let db = orm_tests::sqlite();
-    let conn = &mut db.conn();
-    seed(conn);
-    let mut with_plans = 0;
-    for _ in 0..6 {
-        let (_, mut profile) = Profiler::new("sampled")
-            .plans(PlanPolicy::Sample { one_in: 3 })
-            .run(|| Message::objects().count(conn));
-        let collected = profile.collect_plans(conn);
-        assert!(collected <= 1);
-        with_plans += collected;
-    }
-    assert_eq!(with_plans, 2);
 }

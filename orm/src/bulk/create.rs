@@ -512,10 +512,12 @@ pub(crate) fn bulk_atomic<T>(
     crate::atomic(conn, |conn| {
         if outermost {
             if let AnyConnection::Postgresql(pg) = conn {
-                diesel::connection::SimpleConnection::batch_execute(
-                    pg,
-                    "SET CONSTRAINTS ALL IMMEDIATE",
-                )?;
+                crate::instrument::session(|| {
+                    diesel::connection::SimpleConnection::batch_execute(
+                        pg,
+                        "SET CONSTRAINTS ALL IMMEDIATE",
+                    )
+                })?;
             }
         }
         f(conn)

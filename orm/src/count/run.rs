@@ -441,12 +441,12 @@ fn count_in_transaction(
         .is_some();
     conn.transaction::<i64, Error, _>(|conn| {
         if let Some(set) = &set_timeout {
-            run(site, || (*set).execute(conn))?;
+            run(site, || crate::instrument::session(|| (*set).execute(conn)))?;
         }
         let n = run(site, || Counted(count).get_result::<i64>(conn))?;
         if nested {
             let reset = SetLocalStatementTimeout { milliseconds: None };
-            run(site, || reset.execute(conn))?;
+            run(site, || crate::instrument::session(|| reset.execute(conn)))?;
         }
         Ok(n)
     })

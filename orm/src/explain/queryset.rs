@@ -307,3 +307,44 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
         Ok(plans)
     }
 }
+
+impl<M: Model> crate::paginate::KeysetPaginator<M> {
+    /// The database's plan for the page a token points to (`None`: the first page),
+    /// without running it: the statement [`page`](Self::page) sends, its values bound.
+    /// A deep page's plan shows whether the cursor is an index range.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// # conn.batch_execute("CREATE INDEX weave_message_ordering ON weave_message (updated DESC, id DESC)").unwrap();
+    /// let secret = orm::paginate::CursorSecret::new("from the app's settings")?;
+    /// let pages = Message::objects().with_deleted().keyset(1, &secret);
+    /// let next = pages.page(&mut conn, None)?.next;
+    /// let plan = pages.explain_page(&mut conn, next.as_deref(), ExplainOptions::new())?;
+    /// assert!(plan.uses_index("weave_message_ordering"), "{plan}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`page`](Self::page) for a bad token; as
+    /// [`QuerySet::explain_with`] for the plan.
+    #[track_caller]
+    pub fn explain_page(
+        &self,
+        conn: &mut AnyConnection,
+        cursor: Option<&str>,
+        options: ExplainOptions,
+    ) -> Result<Plan> {
+        let site = Location::caller();
+        let (statement, _) = self.statement(cursor, conn.backend())?;
+        explain_fragment(
+            conn,
+            &statement,
+            options,
+            context_of(self.queryset(), true),
+            site,
+        )
+    }
+}

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 use super::fingerprint::fingerprint;
-use super::record::{classify, split_binds, QueryKind, QueryRecord};
+use super::record::{classify, parse_debug_query, QueryKind, QueryRecord};
+use super::slow::SlowQueries;
 use crate::connection::Backend;
 
 thread_local! {
@@ -21,6 +22,8 @@ thread_local! {
     static CALL_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
     /// Set while the pool checks a connection's health.
     static HEALTH_CHECK: Cell<bool> = const { Cell::new(false) };
+    /// Set while the library sends a session setting of its own.
+    static SESSION: Cell<bool> = const { Cell::new(false) };
     static CHUNKED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -202,6 +205,7 @@ impl std::fmt::Display for Captured {
                 QueryKind::Data => "",
                 QueryKind::Transaction => " [transaction]",
                 QueryKind::HealthCheck => " [health check]",
+                QueryKind::Session => " [session]",
             };
             write!(f, "{:>3}. {}{kind}", i + 1, r.sql)?;
             if !r.binds.is_empty() {
@@ -289,10 +293,26 @@ pub(crate) fn chunked<R>(f: impl FnOnce() -> R) -> R {
 
 /// Runs `f` with its statements marked as health checks.
 pub(crate) fn health_check<R>(f: impl FnOnce() -> R) -> R {
-    HEALTH_CHECK.with(|h| h.set(true));
-    let r = f();
-    HEALTH_CHECK.with(|h| h.set(false));
-    r
+    marked(&HEALTH_CHECK, f)
+}
+
+/// Runs `f` with its statements marked as the library's own session settings
+/// ([`QueryKind::Session`]).
+pub(crate) fn session<R>(f: impl FnOnce() -> R) -> R {
+    marked(&SESSION, f)
+}
+
+fn marked<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    let previous = flag.with(|c| c.replace(true));
+    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.1;
+            self.0.with(|c| c.set(previous));
+        }
+    }
+    let _restore = Restore(flag, previous);
+    f()
 }
 
 /// Records the row count of the statement just captured.
@@ -314,13 +334,15 @@ pub(crate) fn note_rows(rows: usize) {
 /// The diesel instrumentation installed on every pooled connection.
 pub(crate) struct CaptureInstrumentation {
     backend: Backend,
+    slow: SlowQueries,
     started: Option<Instant>,
 }
 
 impl CaptureInstrumentation {
-    pub(crate) fn new(backend: Backend) -> Self {
+    pub(crate) fn new(backend: Backend, slow: SlowQueries) -> Self {
         Self {
             backend,
+            slow,
             started: None,
         }
     }
@@ -334,21 +356,22 @@ impl CaptureInstrumentation {
         let duration = started_at.elapsed();
         let active = ACTIVE.with(Cell::get) > 0;
         let traced = tracing::enabled!(tracing::Level::DEBUG);
-        let slow = super::slow::is_slow(duration);
+        let slow = self.slow.is_slow(duration);
         if !active && !traced && !slow {
             return;
         }
         let mut text = String::new();
-        let _ = write!(text, "{query}");
-        let (sql, binds) = match text.rsplit_once(" -- binds: ") {
-            Some((sql, binds)) => (sql.to_owned(), split_binds(binds)),
-            None => (text, Vec::new()),
-        };
+        let _ = write!(text, "{query:?}");
+        let (sql, binds) = parse_debug_query(&text).unwrap_or_else(|| {
+            text.clear();
+            let _ = write!(text, "{query}");
+            (text, Vec::new())
+        });
         if traced {
             tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
         }
         if slow {
-            super::slow::warn(
+            self.slow.warn(
                 self.backend,
                 duration,
                 &sql,
@@ -361,6 +384,8 @@ impl CaptureInstrumentation {
         }
         let kind = if HEALTH_CHECK.with(Cell::get) {
             QueryKind::HealthCheck
+        } else if SESSION.with(Cell::get) {
+            QueryKind::Session
         } else {
             classify(&sql)
         };

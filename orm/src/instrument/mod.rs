@@ -17,9 +17,9 @@ pub use capture::{capture, expect_queries, Captured, QueryCountMismatch};
 pub use fingerprint::fingerprint;
 pub use n_plus_one::{detect_n_plus_one, NPlusOneMode, NPlusOneReport, Repeated};
 pub use record::{QueryKind, QueryRecord};
-pub use slow::{set_slow_query_threshold, slow_query_threshold};
 
 pub(crate) use capture::{
-    chunked, health_check, note_rows, with_call_site, CaptureInstrumentation, ScopeGuard,
+    chunked, health_check, note_rows, session, with_call_site, CaptureInstrumentation, ScopeGuard,
 };
 pub(crate) use record::split_binds;
+pub(crate) use slow::SlowQueries;

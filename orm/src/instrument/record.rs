@@ -13,6 +13,11 @@ pub enum QueryKind {
     Transaction,
     /// The pool's check that a connection is alive before handing it out.
     HealthCheck,
+    /// A session setting the library sends for its own work (`SET LOCAL
+    /// statement_timeout` of a deadline count, `SET CONSTRAINTS ALL IMMEDIATE` of a
+    /// bulk write on PostgreSQL): recorded, but not counted as a query, so a count
+    /// is the same on both backends.
+    Session,
 }
 
 /// One statement as the database received it.
@@ -80,6 +85,45 @@ pub(crate) fn classify(sql: &str) -> QueryKind {
     }
 }
 
+/// The SQL and binds of diesel's `Debug` rendering of a statement,
+/// `Query { sql: "<escaped>", binds: [..] }`, read exactly: the SQL is a Rust string
+/// literal, so text inside a bound value (even ` -- binds: `) cannot end it early.
+/// Statements diesel renders otherwise (`BEGIN`, `batch_execute` text) are `None`.
+pub(crate) fn parse_debug_query(debug: &str) -> Option<(String, Vec<String>)> {
+    let rest = debug.strip_prefix("Query { sql: \"")?;
+    let (sql, rest) = unescape_debug_str(rest)?;
+    let binds = rest.strip_prefix(", binds: ")?.strip_suffix(" }")?;
+    Some((sql, split_binds(binds)))
+}
+
+/// Reads a Rust `Debug` string literal up to its closing quote; returns the text
+/// and what follows the quote.
+fn unescape_debug_str(s: &str) -> Option<(String, &str)> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                'u' => {
+                    let (open, _) = chars.next()?;
+                    let close = s[open..].find('}')? + open;
+                    let hex = s.get(open + 1..close)?;
+                    out.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?)?);
+                    while chars.next()?.0 < close {}
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 /// Splits diesel's debug list of binds (`[false, "a, b", 3]`) into its items.
 pub(crate) fn split_binds(list: &str) -> Vec<String> {
     let inner = list
@@ -138,6 +182,28 @@ mod tests {
             vec!["false", r#""a, \"b\"""#, "[1, 2]", "3"]
         );
         assert!(split_binds("[]").is_empty());
+    }
+
+    #[test]
+    fn debug_queries_are_read_exactly_whatever_the_binds_contain() {
+        let sql = "SELECT \"t\".\"x\" FROM t WHERE a = $1 -- binds: fake\n\u{1b}é";
+        let binds: Vec<Box<dyn std::fmt::Debug>> = vec![
+            Box::new(" -- binds: [1]\"}"),
+            Box::new(7),
+            Box::new(vec![1, 2]),
+        ];
+        let debug = format!("Query {{ sql: {sql:?}, binds: {binds:?} }}");
+        let (parsed, parsed_binds) = parse_debug_query(&debug).unwrap();
+        assert_eq!(parsed, sql);
+        assert_eq!(
+            parsed_binds,
+            vec![
+                r#"" -- binds: [1]\"}""#.to_owned(),
+                "7".into(),
+                "[1, 2]".into()
+            ]
+        );
+        assert_eq!(parse_debug_query("\"BEGIN\""), None);
     }
 
     #[test]

@@ -22,6 +22,55 @@ const TAG_LEN: usize = 16;
 /// Version, fingerprint, direction and tag: a token shorter than this is cut off.
 const MIN_LEN: usize = 1 + FINGERPRINT_LEN + 1 + TAG_LEN;
 
+/// The key keyset tokens are signed with (HMAC-SHA256).
+///
+/// There is no default: a per-process random key would break every token at a
+/// restart and between the app servers of one deployment, and a key in the library
+/// would let anyone forge tokens. Read it from the application's settings, the same
+/// on every server; at least [`CursorSecret::MIN_LEN`] bytes.
+///
+/// ```
+/// use orm::paginate::CursorSecret;
+/// let secret = CursorSecret::new("a long secret from the app's settings")?;
+/// assert!(format!("{secret:?}").ends_with("(redacted)"));
+/// let err = CursorSecret::new("short").unwrap_err();
+/// assert_eq!(err.to_string(), "a cursor secret needs at least 16 bytes, got 5");
+/// # Ok::<(), orm::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct CursorSecret(std::sync::Arc<[u8]>);
+
+impl CursorSecret {
+    /// The shortest key accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// A secret from `key`.
+    ///
+    /// # Errors
+    /// [`Error::WeakCursorSecret`](crate::Error::WeakCursorSecret) for a key shorter
+    /// than [`MIN_LEN`](Self::MIN_LEN).
+    pub fn new(key: impl AsRef<[u8]>) -> crate::Result<Self> {
+        let key = key.as_ref();
+        if key.len() < Self::MIN_LEN {
+            return Err(crate::Error::WeakCursorSecret {
+                len: key.len(),
+                min: Self::MIN_LEN,
+            });
+        }
+        Ok(Self(key.into()))
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CursorSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorSecret(redacted)")
+    }
+}
+
 /// One ordering column's value in a cursor.
 ///
 /// `model!`'s `cursor_columns` converts fields with `From`: integers, floats,
@@ -92,6 +141,12 @@ pub enum CursorError {
     Stale,
     /// Signed but unreadable.
     Malformed,
+    /// A value does not fit its column's type (another kind of value, or NULL for a
+    /// column that cannot be NULL).
+    Mistyped {
+        /// The column whose value does not fit.
+        column: &'static str,
+    },
 }
 
 impl std::fmt::Display for CursorError {
@@ -105,6 +160,12 @@ impl std::fmt::Display for CursorError {
             }
             Self::Stale => f.write_str("the token was made for another ordering"),
             Self::Malformed => f.write_str("the token's contents are malformed"),
+            Self::Mistyped { column } => {
+                write!(
+                    f,
+                    "the token's value for `{column}` does not fit the column's type"
+                )
+            }
         }
     }
 }

@@ -9,8 +9,9 @@ use diesel::sql_types::{BigInt, Bool, Double, Text, Timestamp};
 use diesel::QueryResult;
 use serde::Serialize;
 
-use super::cursor::{decode, encode, fingerprint, Cursor, CursorValue, Direction};
+use super::cursor::{decode, encode, fingerprint, Cursor, CursorSecret, CursorValue, Direction};
 use super::page_number::DEFAULT_MAX_PER_PAGE;
+use super::CursorError;
 use super::{check_pageable, deterministic_ordering};
 use crate::connection::{AnyConnection, Backend, Db, MultiBackend};
 use crate::error::{Error, Result};
@@ -20,11 +21,7 @@ use crate::ordering::OrderTerm;
 use crate::queryset::run::run;
 use crate::queryset::statement::ModelSelect;
 use crate::queryset::QuerySet;
-
-/// Signs tokens when no secret is set: the tag then detects corrupted and cut-off
-/// tokens, but anyone who knows this key can forge one. Set
-/// [`KeysetPaginator::secret`] in production.
-const DEFAULT_SECRET: &[u8] = b"orm keyset cursor";
+use crate::sql_type::ValueKind;
 
 /// Pages of a queryset that follow a cursor: the ordering values of the row where
 /// the previous page ended. Build it with [`QuerySet::keyset`].
@@ -37,7 +34,7 @@ pub struct KeysetPaginator<M> {
     queryset: QuerySet<M>,
     per_page: u64,
     max_per_page: u64,
-    secret: Vec<u8>,
+    secret: CursorSecret,
 }
 
 impl<M> Clone for KeysetPaginator<M> {
@@ -76,7 +73,7 @@ pub struct KeysetPage<T> {
 
 impl<M: Model> QuerySet<M> {
     /// Keyset pages of `per_page` rows over this queryset's ordering with the primary
-    /// key appended (see [`KeysetPaginator`]).
+    /// key appended (see [`KeysetPaginator`]), their tokens signed with `secret`.
     ///
     /// The ordering columns' values are read from the rows: the primary key always,
     /// other columns when `model!` lists them in `cursor_columns`.
@@ -86,7 +83,8 @@ impl<M: Model> QuerySet<M> {
     /// # fn main() -> orm::Result<()> {
     /// # let (_db, mut conn) = setup();
     /// use orm::prelude::*;
-    /// let pages = Message::objects().keyset(2).secret(b"from the app's settings");
+    /// let secret = orm::paginate::CursorSecret::new("from the app's settings")?;
+    /// let pages = Message::objects().keyset(2, &secret);
     /// let first = pages.page(&mut conn, None)?;
     /// assert_eq!(first.results.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 2]);
     /// let second = pages.page(&mut conn, first.next.as_deref())?;
@@ -98,12 +96,12 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[doc(alias = "CursorPagination")]
-    pub fn keyset(&self, per_page: u64) -> KeysetPaginator<M> {
+    pub fn keyset(&self, per_page: u64, secret: &CursorSecret) -> KeysetPaginator<M> {
         KeysetPaginator {
             queryset: self.clone(),
             per_page,
             max_per_page: DEFAULT_MAX_PER_PAGE,
-            secret: DEFAULT_SECRET.to_vec(),
+            secret: secret.clone(),
         }
     }
 }
@@ -113,14 +111,6 @@ impl<M: Model> KeysetPaginator<M> {
     #[must_use]
     pub fn max_per_page(mut self, max: u64) -> Self {
         self.max_per_page = max;
-        self
-    }
-
-    /// The key tokens are signed with (HMAC-SHA256). Without one, tokens carry a
-    /// checksum that catches corruption but not a deliberate forgery.
-    #[must_use]
-    pub fn secret(mut self, key: impl AsRef<[u8]>) -> Self {
-        self.secret = key.as_ref().to_vec();
         self
     }
 
@@ -171,17 +161,17 @@ impl<M: Model> KeysetPaginator<M> {
     /// # fn main() -> orm::Result<()> {
     /// # let (_db, mut conn) = setup();
     /// use orm::prelude::*;
-    /// let pages = Message::objects().keyset(2);
+    /// let secret = orm::paginate::CursorSecret::new("from the app's settings")?;
+    /// let pages = Message::objects().keyset(2, &secret);
     /// let next = pages.page(&mut conn, None)?.next;
     /// assert_eq!(
     ///     pages.page_sql(next.as_deref(), Backend::Postgres)?,
-    ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND ((("weave_message"."updated" < $1) OR ("weave_message"."updated" = $2 AND "weave_message"."id" < $3))) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $4"#
+    ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."updated", "weave_message"."id") < ($1, $2)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $3"#
     /// );
-    /// // SQLite sorts NULL first in ascending order, PostgreSQL last: a nullable
-    /// // column gets the matching `IS NULL` arm on each backend.
-    /// // The primary key is never NULL.
+    /// // One row-value comparison: both backends read it as a range of an index on
+    /// // (updated, id), so a page 50,000 deep costs what the first one does.
     /// assert!(pages.page_sql(next.as_deref(), Backend::Sqlite)?.contains(
-    ///     "WHERE (`weave_message`.`deleted` = false) AND ((((`weave_message`.`updated` < ? OR `weave_message`.`updated` IS NULL)) OR (`weave_message`.`updated` = ? AND `weave_message`.`id` < ?)))"
+    ///     "WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`updated`, `weave_message`.`id`) < (?, ?))"
     /// ));
     /// # Ok(()) }
     /// ```
@@ -200,10 +190,15 @@ impl<M: Model> KeysetPaginator<M> {
         values: Vec<CursorValue>,
     ) -> String {
         let cursor = Cursor { direction, values };
-        encode(&cursor, fingerprint(M::NAME, terms), &self.secret)
+        encode(&cursor, fingerprint(M::NAME, terms), self.secret.key())
     }
 
-    fn statement(
+    /// The queryset being paged.
+    pub(crate) fn queryset(&self) -> &QuerySet<M> {
+        &self.queryset
+    }
+
+    pub(crate) fn statement(
         &self,
         cursor: Option<&str>,
         backend: Backend,
@@ -217,7 +212,7 @@ impl<M: Model> KeysetPaginator<M> {
         )?;
         let terms = deterministic_ordering(&self.queryset);
         let cursor = cursor
-            .map(|token| decode(token, fingerprint(M::NAME, &terms), &self.secret))
+            .map(|token| decode(token, fingerprint(M::NAME, &terms), self.secret.key()))
             .transpose()
             .map_err(|reason| Error::InvalidCursor { reason })?;
         let mut statement = self.queryset.select_statement();
@@ -235,10 +230,11 @@ impl<M: Model> KeysetPaginator<M> {
                     reason: super::CursorError::Stale,
                 });
             }
+            check_values(&terms, &cursor.values)
+                .map_err(|reason| Error::InvalidCursor { reason })?;
             statement.source.filters.push(Arc::new(After {
                 terms: terms.clone(),
                 values: cursor.values.clone(),
-                primary_key: <M::PrimaryKey as diesel::Column>::NAME,
             }));
         }
         statement.source.order = terms;
@@ -266,14 +262,33 @@ fn row_values<M: Model>(row: &M, terms: &[OrderTerm]) -> Result<Vec<CursorValue>
         .collect()
 }
 
-/// The rows after a cursor in an ordering, for any mix of directions:
-/// `(c1 > v1) OR (c1 = v1 AND c2 < v2) OR ...`, each comparison the term's
-/// direction, with NULL placed where the backend sorts it. Every value is bound.
+/// The rows after a cursor in an ordering, in the form each backend reads as an
+/// index range. Every value is bound.
+///
+/// - Every term in one direction and no column nullable (the common case: a
+///   timestamp and the primary key): one row-value comparison,
+///   `(c1, c2) < ($1, $2)`, which both PostgreSQL and SQLite use as a range of an
+///   index on `(c1, c2)`.
+/// - Otherwise the expanded form `(c1 > v1) OR (c1 = v1 AND c2 < v2) OR ...`, each
+///   comparison in its term's direction with NULL placed where the backend sorts it,
+///   led by a range on the first column when that column cannot be NULL
+///   (`c1 >= v1 AND (...)`), so the scan still starts at the cursor.
 struct After {
     terms: Vec<OrderTerm>,
     values: Vec<CursorValue>,
-    /// The primary key column, never NULL: no `IS NULL` arm.
-    primary_key: &'static str,
+}
+
+impl After {
+    /// Whether the row-value form applies.
+    fn row_value(&self) -> bool {
+        let descending = self.terms.first().is_some_and(OrderTerm::is_descending);
+        self.terms.len() > 1
+            && self.terms.iter().zip(&self.values).all(|(term, value)| {
+                term.is_descending() == descending
+                    && !term.column_type.nullable
+                    && *value != CursorValue::Null
+            })
+    }
 }
 
 impl QueryFragment<Db> for After {
@@ -282,7 +297,43 @@ impl QueryFragment<Db> for After {
             MultiBackend::Sqlite(_) => Backend::Sqlite,
             MultiBackend::Postgresql(_) => Backend::Postgres,
         };
+        if self.row_value() {
+            out.push_sql("(");
+            for (i, term) in self.terms.iter().enumerate() {
+                if i > 0 {
+                    out.push_sql(", ");
+                }
+                term.column.qualified.walk_ast(out.reborrow())?;
+            }
+            out.push_sql(if self.terms[0].is_descending() {
+                ") < ("
+            } else {
+                ") > ("
+            });
+            for (i, value) in self.values.iter().enumerate() {
+                if i > 0 {
+                    out.push_sql(", ");
+                }
+                bind(value, &mut out)?;
+            }
+            out.push_sql(")");
+            return Ok(());
+        }
         let nulls_first = backend.capability().nulls_first_ascending;
+        let leading = self.terms.len() > 1
+            && !self.terms[0].column_type.nullable
+            && self.values[0] != CursorValue::Null;
+        if leading {
+            // The rows after the cursor all lie at or beyond its first value.
+            self.terms[0].column.qualified.walk_ast(out.reborrow())?;
+            out.push_sql(if self.terms[0].is_descending() {
+                " <= "
+            } else {
+                " >= "
+            });
+            bind(&self.values[0], &mut out)?;
+            out.push_sql(" AND ");
+        }
         out.push_sql("(");
         for i in 0..self.terms.len() {
             out.push_sql(if i == 0 { "(" } else { " OR (" });
@@ -292,13 +343,39 @@ impl QueryFragment<Db> for After {
             }
             // "After" in a descending term is "before" in ascending order.
             let term = &self.terms[i];
-            let nulls = (term.column_name() != self.primary_key).then_some(nulls_first);
+            let nulls = term.column_type.nullable.then_some(nulls_first);
             beyond(term, &self.values[i], term.is_descending(), nulls, &mut out)?;
             out.push_sql(")");
         }
         out.push_sql(")");
         Ok(())
     }
+}
+
+/// Checks each decoded value against its column's type: a value of another kind,
+/// or NULL for a column that cannot hold it, would be a database error or a wrong
+/// page, so the token is rejected before any SQL.
+fn check_values(
+    terms: &[OrderTerm],
+    values: &[CursorValue],
+) -> std::result::Result<(), CursorError> {
+    for (term, value) in terms.iter().zip(values) {
+        let column_type = term.column_type;
+        let fits = match value {
+            CursorValue::Null => column_type.nullable,
+            CursorValue::Bool(_) => column_type.kind == ValueKind::Bool,
+            CursorValue::Int(_) => column_type.kind == ValueKind::Int,
+            CursorValue::Float(f) => column_type.kind == ValueKind::Float && f.is_finite(),
+            CursorValue::Text(_) => column_type.kind == ValueKind::Text,
+            CursorValue::Timestamp(_) => column_type.kind == ValueKind::Timestamp,
+        };
+        if !fits {
+            return Err(CursorError::Mistyped {
+                column: term.column_name(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `c = v`, or `c IS NULL`.

@@ -14,7 +14,7 @@ mod keyset;
 mod link;
 mod page_number;
 
-pub use cursor::{check_cursor_token, CursorError, CursorValue};
+pub use cursor::{check_cursor_token, CursorError, CursorSecret, CursorValue};
 pub use keyset::{KeysetPage, KeysetPaginator};
 pub use link::PageLink;
 pub use page_number::{parse_page_number, Page, Paginator, DEFAULT_MAX_PER_PAGE};

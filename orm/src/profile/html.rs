@@ -175,6 +175,7 @@ fn bar_class(q: &ProfiledQuery) -> &'static str {
             QueryKind::Data => "data",
             QueryKind::Transaction => "transaction",
             QueryKind::HealthCheck => "health_check",
+            QueryKind::Session => "session",
         }
     }
 }

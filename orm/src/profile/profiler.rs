@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::report::Profile;
@@ -17,15 +18,14 @@ pub enum PlanPolicy {
     EveryShape,
     /// The shapes with a statement at least this slow.
     SlowerThan(Duration),
-    /// Every shape, in one profile out of `one_in` (counted process-wide); the
+    /// Every shape, in one profile out of `one_in`, counted per [`Profiler`]
+    /// (its clones share the count: build it once, clone it per request); the
     /// others get none.
     Sample {
         /// 1 in how many profiles.
         one_in: u32,
     },
 }
-
-static SAMPLE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Settings of a profile: a label, a plan policy, a budget, the N+1 threshold.
 ///
@@ -55,6 +55,8 @@ pub struct Profiler {
     explain: ExplainOptions,
     max_queries: Option<usize>,
     n_plus_one_threshold: usize,
+    /// Profiles started by this profiler and its clones, for [`PlanPolicy::Sample`].
+    started: Arc<AtomicU64>,
 }
 
 impl Profiler {
@@ -66,7 +68,16 @@ impl Profiler {
             explain: ExplainOptions::new(),
             max_queries: None,
             n_plus_one_threshold: 2,
+            started: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same settings under another label, sharing the sampling count: a
+    /// middleware keeps one profiler and labels each request's clone.
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
     }
 
     /// Which statements get plans (default [`PlanPolicy::Never`]).
@@ -113,7 +124,7 @@ impl Profiler {
     pub fn start(self) -> ProfileScope {
         let sampled = match self.plans {
             PlanPolicy::Sample { one_in } => {
-                SAMPLE_COUNTER.fetch_add(1, Ordering::Relaxed) % u64::from(one_in.max(1)) == 0
+                self.started.fetch_add(1, Ordering::Relaxed) % u64::from(one_in.max(1)) == 0
             }
             _ => true,
         };
@@ -145,6 +156,7 @@ impl ProfileScope {
             explain,
             max_queries,
             n_plus_one_threshold,
+            started: _,
         } = self.profiler;
         let policy = if self.sampled {
             plans
