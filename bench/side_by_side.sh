@@ -16,7 +16,7 @@
 #   SKIP_LOAD=1   reuse an existing peer_django instead of reloading it
 #   SEAORM_PING   on (SeaORM's default, test_before_acquire) or off; default on
 #   SSLMODE       the libpq sslmode of all three connections; default disable: orm's
-#                 default build has no TLS (README, "TLS to PostgreSQL"), while SeaORM's
+#                 default build has no TLS (docs/guide.md, "TLS to PostgreSQL"), while SeaORM's
 #                 and Django's defaults negotiate TLS 1.3 with a server that offers it, so
 #                 the default keeps the transport the same for all three (plain TCP)
 #   PG_LOG        the server's log file, for the database's floor (see below); default:

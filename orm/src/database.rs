@@ -8,7 +8,8 @@ use diesel::Connection as _;
 
 use crate::connection::{AnyConnection, Backend};
 use crate::error::{ConnectErrorKind, Error, Result};
-use crate::instrument::{health_check, CaptureInstrumentation, SlowQueries};
+use crate::error_kind::Deadlines;
+use crate::instrument::{health_check, session, CaptureInstrumentation, SlowQueries};
 
 /// A pooled connection; derefs to [`AnyConnection`].
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
@@ -140,6 +141,7 @@ pub struct DatabaseBuilder {
     busy_timeout: Duration,
     test_on_check_out: bool,
     slow: SlowQueries,
+    statement_timeout: Option<Duration>,
 }
 
 impl DatabaseBuilder {
@@ -154,6 +156,7 @@ impl DatabaseBuilder {
             busy_timeout: Duration::from_secs(5),
             test_on_check_out: true,
             slow: SlowQueries::default(),
+            statement_timeout: None,
         }
     }
 
@@ -163,7 +166,9 @@ impl DatabaseBuilder {
         self
     }
 
-    /// Idle connections kept open (default: none beyond what was used).
+    /// Idle connections kept open however long unused (default 0: connections open
+    /// when first needed, up to [`max_size`](Self::max_size), and close after
+    /// [`idle_timeout`](Self::idle_timeout) unused).
     pub fn min_idle(mut self, n: u32) -> Self {
         self.min_idle = Some(n);
         self
@@ -188,7 +193,8 @@ impl DatabaseBuilder {
     }
 
     /// SQLite: how long a statement waits for a lock held by another connection
-    /// before failing with "database is locked" (default 5 s).
+    /// before failing with [`Error::Busy`] (default 5 s: another process's
+    /// 100,000-row bulk write holds the lock for well under that).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -228,15 +234,49 @@ impl DatabaseBuilder {
         self
     }
 
+    /// PostgreSQL: every statement of this pool's connections is cancelled by the
+    /// server after `timeout` (`SET statement_timeout = <ms>` when a connection
+    /// opens, recorded as a session statement), and fails with
+    /// [`Error::StatementTimeout`]; the connection stays usable. Default: none.
+    /// SQLite has no statement timeout: [`open`](Self::open) then fails with
+    /// [`Error::Unsupported`] (use [`Count::ExactWithin`](crate::count::Count) for
+    /// counts).
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// use std::time::Duration;
+    /// let err = orm::Database::builder(":memory:")
+    ///     .statement_timeout(Some(Duration::from_secs(2)))
+    ///     .open()
+    ///     .unwrap_err();
+    /// assert!(err.is_unsupported());
+    /// # Ok(()) }
+    /// ```
+    pub fn statement_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
     /// Opens the pool; see [`Database::open`] for the errors.
     pub fn open(self) -> Result<Database> {
         let target = Target::parse(&self.url)?;
         let backend = target.backend();
+        if self.statement_timeout.is_some() && backend == Backend::Sqlite {
+            return Err(Error::Unsupported {
+                backend,
+                feature: "a statement timeout",
+            });
+        }
+        let deadlines = Deadlines {
+            statement: self.statement_timeout,
+            busy: (backend == Backend::Sqlite).then_some(self.busy_timeout),
+        };
         let in_memory = matches!(&target, Target::Sqlite { memory: true, .. });
         let manager = ConnectionManager {
             target,
             busy_timeout: self.busy_timeout,
             slow: self.slow,
+            deadlines,
         };
         // Surface the real cause now rather than as a pool timeout later.
         drop(r2d2::ManageConnection::connect(&manager)?);
@@ -256,7 +296,9 @@ impl DatabaseBuilder {
         } else {
             builder
                 .max_size(self.max_size.unwrap_or(10))
-                .min_idle(self.min_idle)
+                // r2d2 reads "no minimum" as "max_size": it would open every
+                // connection of the pool at once, in the background.
+                .min_idle(Some(self.min_idle.unwrap_or(0)))
                 .idle_timeout(self.idle_timeout)
                 .max_lifetime(self.max_lifetime)
         };
@@ -394,6 +436,7 @@ pub struct ConnectionManager {
     target: Target,
     busy_timeout: Duration,
     slow: SlowQueries,
+    deadlines: Deadlines,
 }
 
 impl ConnectionManager {
@@ -444,7 +487,18 @@ impl r2d2::ManageConnection for ConnectionManager {
             }
         };
         let backend = conn.backend();
-        conn.set_instrumentation(CaptureInstrumentation::new(backend, self.slow));
+        conn.set_instrumentation(CaptureInstrumentation::new(
+            backend,
+            self.slow,
+            self.deadlines,
+        ));
+        if let Some(timeout) = self.deadlines.statement {
+            // `SET` takes no parameters: a number of ours, rendered.
+            let millis = crate::count::timeout_millis(timeout);
+            session(|| conn.batch_execute(&format!("SET statement_timeout = {millis}"))).map_err(
+                |e| self.connect_error(diesel::ConnectionError::CouldntSetupConfiguration(e)),
+            )?;
+        }
         Ok(conn)
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::connection::Backend;
+use crate::error_kind::DbErrorKind;
 
 /// `Result` with [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -87,9 +88,35 @@ pub enum Error {
     #[error("{0}")]
     NPlusOne(Box<crate::instrument::NPlusOneReport>),
 
-    /// The database reported an error while running a statement.
+    /// The database reported an error while running a statement;
+    /// [`db_kind`](Error::db_kind) says which kind.
     #[error(transparent)]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
+
+    /// PostgreSQL cancelled a statement that ran past the pool's
+    /// [`statement_timeout`](crate::DatabaseBuilder::statement_timeout); the
+    /// connection is usable (a transaction it was in must be rolled back).
+    #[error("statement cancelled: it ran past the pool's statement timeout of {timeout:?}")]
+    StatementTimeout {
+        /// The pool's statement timeout.
+        timeout: Duration,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// SQLite: another connection kept the database locked past the pool's
+    /// [`busy_timeout`](crate::DatabaseBuilder::busy_timeout). Retrying may succeed.
+    #[error(
+        "database busy: another connection held its lock past the busy timeout of {timeout:?}"
+    )]
+    Busy {
+        /// The pool's busy timeout.
+        timeout: Duration,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
 
     /// The database's EXPLAIN output could not be read as a plan.
     #[error("could not read the {backend} query plan: {reason}")]
@@ -362,39 +389,85 @@ impl Error {
         }
     }
 
+    /// The kind of database error this is (also inside a failed bulk write), read
+    /// from the SQLSTATE or result code, or from the pool's own deadlines: see
+    /// [`DbErrorKind`]. `None` for errors that are not the database's.
+    ///
+    /// ```
+    /// # include!("../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::DbErrorKind;
+    /// use diesel::connection::SimpleConnection;
+    /// conn.batch_execute("CREATE TABLE tag (name TEXT UNIQUE); INSERT INTO tag VALUES ('a')")?;
+    /// let err = orm::Error::from(conn.batch_execute("INSERT INTO tag VALUES ('a')").unwrap_err());
+    /// assert_eq!(err.db_kind(), Some(DbErrorKind::UniqueViolation));
+    /// assert!(!err.is_retryable());
+    /// # Ok(()) }
+    /// ```
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        match self {
+            Error::Query(e) => DbErrorKind::of(e),
+            Error::StatementTimeout { .. } | Error::CountTimedOut { .. } => {
+                Some(DbErrorKind::StatementTimeout)
+            }
+            Error::Busy { .. } => Some(DbErrorKind::Busy),
+            Error::BulkWrite { source, .. } => source.db_kind(),
+            _ => None,
+        }
+    }
+
+    /// The violated constraint's name, where the backend names it (PostgreSQL does;
+    /// SQLite does not).
+    pub fn constraint_name(&self) -> Option<&str> {
+        match self {
+            Error::Query(diesel::result::Error::DatabaseError(_, info)) => info.constraint_name(),
+            Error::BulkWrite { source, .. } => source.constraint_name(),
+            _ => None,
+        }
+    }
+
+    /// Whether running the same transaction again may succeed: a serialization
+    /// failure, or SQLite busy.
+    pub fn is_retryable(&self) -> bool {
+        self.db_kind().is_some_and(DbErrorKind::is_retryable)
+    }
+
     /// True when the database rejected a statement for violating a unique constraint
     /// (also inside a failed bulk write).
     pub fn is_unique_violation(&self) -> bool {
-        self.is_database_error(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            "UNIQUE constraint failed",
-        )
+        self.db_kind() == Some(DbErrorKind::UniqueViolation)
     }
 
     /// True when the database rejected a statement for violating a foreign key.
     pub fn is_foreign_key_violation(&self) -> bool {
-        self.is_database_error(
-            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-            "FOREIGN KEY constraint failed",
-        )
+        self.db_kind() == Some(DbErrorKind::ForeignKeyViolation)
     }
+}
 
-    /// Matches diesel's error kind, or SQLite's fixed (never translated) message for
-    /// the cases where SQLite reports no extended error code to diesel.
-    fn is_database_error(
-        &self,
-        kind: diesel::result::DatabaseErrorKind,
-        sqlite_message: &str,
-    ) -> bool {
+impl From<diesel::result::Error> for Error {
+    /// Wraps diesel's error, as [`Error::StatementTimeout`] or [`Error::Busy`] when
+    /// the statement that just failed on this thread, with no code diesel knows, ran
+    /// past the pool's own timeout.
+    fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error as DieselError};
-        match self {
-            Error::BulkWrite { source, .. } => source.is_database_error(kind, sqlite_message),
-            Error::Query(DieselError::DatabaseError(k, info)) => {
-                std::mem::discriminant(k) == std::mem::discriminant(&kind)
-                    || matches!(k, DatabaseErrorKind::Unknown)
-                        && info.message().starts_with(sqlite_message)
-            }
-            _ => false,
+        let unknown = matches!(
+            error,
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, _)
+        );
+        match crate::error_kind::take_last_failure() {
+            Some(deadline) if unknown => match deadline.kind {
+                DbErrorKind::StatementTimeout => Error::StatementTimeout {
+                    timeout: deadline.timeout,
+                    source: error,
+                },
+                DbErrorKind::Busy => Error::Busy {
+                    timeout: deadline.timeout,
+                    source: error,
+                },
+                _ => Error::Query(error),
+            },
+            _ => Error::Query(error),
         }
     }
 }

@@ -163,6 +163,7 @@ mod connection;
 pub mod count;
 mod database;
 mod error;
+mod error_kind;
 pub mod explain;
 mod fragment;
 pub mod instrument;
@@ -184,6 +185,7 @@ pub use database::{
     redact as redact_url, ConnectionManager, Database, DatabaseBuilder, PooledConnection,
 };
 pub use error::{ConnectErrorKind, Error, Result};
+pub use error_kind::DbErrorKind;
 pub use fragment::ColumnRef;
 pub use instrument::{capture, Captured};
 pub use migrate::Migrations;

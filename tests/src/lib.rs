@@ -101,7 +101,8 @@ pub fn postgres_url() -> String {
     std::env::var("ORM_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
 }
 
-fn postgres_required() -> bool {
+/// Whether `ORM_REQUIRE_POSTGRES` makes a missing PostgreSQL (or what its tests need) a failure.
+pub fn postgres_required() -> bool {
     matches!(
         std::env::var("ORM_REQUIRE_POSTGRES").as_deref(),
         Ok("1") | Ok("true") | Ok("yes")

@@ -51,7 +51,7 @@ on_both_backends! {
             assert_eq!((o.queries, o.value, o.exact), (1, Some(live), Some(true)), "{variant}");
         }
 
-        // Every outcome is one JSON line with the fields the README promises.
+        // Every outcome is one JSON line with the fields docs/demo.md promises.
         for o in &all {
             let line = serde_json::to_string(o).unwrap();
             assert!(!line.contains('\n'));

@@ -4,6 +4,7 @@
 //! and returns a [`CountResult`]: the number and how it was obtained.
 
 mod deadline;
+pub(crate) use deadline::timeout_millis;
 mod run;
 mod statement;
 mod strategy;

@@ -238,6 +238,7 @@ impl<M: Model> QuerySet<M> {
                 set_timeout,
                 count,
             } => {
+                let started = std::time::Instant::now();
                 let counted = match set_timeout {
                     None => {
                         if let AnyConnection::Sqlite(inner) = &*conn {
@@ -249,7 +250,12 @@ impl<M: Model> QuerySet<M> {
                 };
                 match counted {
                     Ok(n) => Ok(CountResult::new(n, true, CountMethod::Exact)),
-                    Err(Error::Query(e)) if is_deadline_cancellation(&e, backend) => {
+                    // `SET LOCAL` replaced any session timeout for the count: a
+                    // timeout the pool set is ours too (PostgreSQL keeps a timer
+                    // already armed for the statement).
+                    Err(Error::Query(e) | Error::StatementTimeout { source: e, .. })
+                        if is_deadline_cancellation(&e, backend, started.elapsed(), timeout) =>
+                    {
                         Err(Error::CountTimedOut { backend, timeout })
                     }
                     Err(e) => Err(e),

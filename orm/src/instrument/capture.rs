@@ -9,6 +9,7 @@ use super::fingerprint::fingerprint;
 use super::record::{classify, parse_debug_query, QueryKind, QueryRecord};
 use super::slow::SlowQueries;
 use crate::connection::Backend;
+use crate::error_kind::Deadlines;
 
 thread_local! {
     /// Open capture scopes on this thread, innermost last.
@@ -335,14 +336,16 @@ pub(crate) fn note_rows(rows: usize) {
 pub(crate) struct CaptureInstrumentation {
     backend: Backend,
     slow: SlowQueries,
+    deadlines: Deadlines,
     started: Option<Instant>,
 }
 
 impl CaptureInstrumentation {
-    pub(crate) fn new(backend: Backend, slow: SlowQueries) -> Self {
+    pub(crate) fn new(backend: Backend, slow: SlowQueries, deadlines: Deadlines) -> Self {
         Self {
             backend,
             slow,
+            deadlines,
             started: None,
         }
     }
@@ -354,6 +357,9 @@ impl CaptureInstrumentation {
     ) {
         let started_at = self.started.take().unwrap_or_else(Instant::now);
         let duration = started_at.elapsed();
+        if error.is_some() {
+            self.deadlines.note_failure(error, duration);
+        }
         let active = ACTIVE.with(Cell::get) > 0;
         let traced = tracing::enabled!(tracing::Level::DEBUG);
         let slow = self.slow.is_slow(duration);
@@ -417,7 +423,10 @@ impl CaptureInstrumentation {
 impl Instrumentation for CaptureInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { .. } => self.started = Some(Instant::now()),
+            InstrumentationEvent::StartQuery { .. } => {
+                Deadlines::clear();
+                self.started = Some(Instant::now());
+            }
             InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(query, error),
             _ => {}
         }

@@ -1,0 +1,316 @@
+//! Errors by kind, never by text: constraint violations with their names, statement
+//! timeouts, SQLite busy, serialization failures, lost connections; the same kinds
+//! when PostgreSQL speaks German; `atomic` on every failure path.
+
+use std::time::Duration;
+
+use demo::models::{Message, NewPerson};
+use demo::schema::weave_message;
+use diesel::connection::SimpleConnection;
+use diesel::RunQueryDsl;
+use orm::count::{Count, FallbackReason};
+use orm::prelude::*;
+use orm::{atomic, DbErrorKind, Error};
+use orm_tests::{at, on_both_backends, seed};
+
+/// Each row takes 50 ms to scan on PostgreSQL (7 live rows: 350 ms).
+fn slow_rows() -> QuerySet<Message> {
+    Message::objects().filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "pg_sleep(0.05) IS NOT NULL",
+    ))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+fn depth(conn: &mut AnyConnection) -> Option<std::num::NonZeroU32> {
+    use diesel::connection::TransactionManager;
+    <AnyConnection as diesel::Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .expect("a valid transaction state")
+}
+
+on_both_backends! {
+    fn constraint_violations_have_their_kind_and_on_postgresql_their_name(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        conn.batch_execute(
+            "CREATE TABLE gadget (
+                 id BIGINT PRIMARY KEY,
+                 name TEXT NOT NULL CONSTRAINT gadget_name_unique UNIQUE,
+                 size BIGINT CONSTRAINT gadget_size_positive CHECK (size > 0),
+                 owner_id BIGINT CONSTRAINT gadget_owner_fk REFERENCES weave_person (id)
+             );
+             INSERT INTO gadget VALUES (1, 'a', 1, 1);",
+        )
+        .unwrap();
+        for (sql, kind, name) in [
+            ("INSERT INTO gadget VALUES (2, 'a', 1, 1)", DbErrorKind::UniqueViolation, Some("gadget_name_unique")),
+            ("INSERT INTO gadget VALUES (1, 'b', 1, 1)", DbErrorKind::UniqueViolation, Some("gadget_pkey")),
+            ("INSERT INTO gadget VALUES (2, 'b', 0, 1)", DbErrorKind::CheckViolation, Some("gadget_size_positive")),
+            ("INSERT INTO gadget VALUES (2, 'b', 1, 99)", DbErrorKind::ForeignKeyViolation, Some("gadget_owner_fk")),
+            ("INSERT INTO gadget VALUES (2, NULL, 1, 1)", DbErrorKind::NotNullViolation, None),
+        ] {
+            let err = Error::from(conn.batch_execute(sql).unwrap_err());
+            assert_eq!(err.db_kind(), Some(kind), "{sql}: {err}");
+            assert!(!err.is_retryable(), "{sql}");
+            let expected_name = match db.backend() {
+                Backend::Postgres => name,
+                // SQLite names no constraint in its errors.
+                Backend::Sqlite => None,
+            };
+            assert_eq!(err.constraint_name(), expected_name, "{sql}: {err}");
+        }
+        // Through the queryset API too, inside a failed bulk write.
+        let duplicate = NewPerson {
+            created: at(0),
+            updated: at(0),
+            deleted: false,
+            first_name: "Ada".into(),
+            last_name: "Again".into(),
+            email_address: "ada@example.org".into(),
+        };
+        let err = demo::models::Person::objects().bulk_create(conn, vec![duplicate]).unwrap_err();
+        assert!(err.is_unique_violation(), "{err}");
+        if db.backend() == Backend::Postgres {
+            assert_eq!(err.constraint_name(), Some("weave_person_email_address_key"));
+        }
+    }
+
+    fn a_failed_commit_leaves_no_transaction_open_and_writes_nothing(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        // A foreign key checked at COMMIT: the demo's are deferred on PostgreSQL;
+        // SQLite defers them on request.
+        let result: orm::Result<()> = atomic(conn, |c| {
+            if c.backend() == Backend::Sqlite {
+                c.batch_execute("PRAGMA defer_foreign_keys = ON")?;
+            }
+            c.batch_execute(
+                "INSERT INTO weave_message (text, sent_by_id, thread_id, deleted, created, updated)
+                 VALUES ('orphan', 999, 1, false, '2024-01-01 00:00:00', '2024-01-01 00:00:00')",
+            )?;
+            Ok(())
+        });
+        let err = result.unwrap_err();
+        assert!(err.is_foreign_key_violation(), "{err}");
+        assert_eq!(depth(conn), None, "no transaction left open");
+        assert_eq!(Message::objects().filter(weave_message::text.eq("orphan")).count(conn).unwrap(), 0);
+        assert_eq!(Message::objects().count(conn).unwrap(), 7, "the connection is usable");
+    }
+
+    fn an_error_or_a_panic_in_the_body_leaves_no_transaction_open(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let result: orm::Result<()> = atomic(conn, |c| {
+            Message::objects().delete(c)?;
+            Err(Error::from(c.batch_execute("SELECT * FROM no_such_table").unwrap_err()))
+        });
+        assert!(result.is_err());
+        assert_eq!(depth(conn), None);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: orm::Result<()> = atomic(conn, |c| {
+                atomic(c, |c| {
+                    Message::objects().delete(c)?;
+                    panic!("inside a savepoint")
+                })
+            });
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(depth(conn), None);
+        assert_eq!(Message::objects().count(conn).unwrap(), 7, "nothing of either was written");
+    }
+
+    fn a_pool_statement_timeout_is_a_typed_error_on_postgresql_and_unsupported_on_sqlite(db) {
+        let builder = orm::Database::builder(&db.url).max_size(1).statement_timeout(Some(Duration::from_millis(100)));
+        match db.backend() {
+            Backend::Sqlite => {
+                let err = builder.open().unwrap_err();
+                assert!(err.is_unsupported(), "{err}");
+                assert_eq!(err.to_string(), "a statement timeout is not supported on sqlite");
+            }
+            Backend::Postgres => {
+                let pool = builder.open().unwrap();
+                let conn = &mut pool.get().unwrap();
+                seed(conn);
+                let (err, captured) = orm::capture(|| slow_rows().count(conn).unwrap_err());
+                assert!(matches!(err, Error::StatementTimeout { timeout, .. } if timeout == Duration::from_millis(100)), "{err:?}");
+                assert_eq!(err.db_kind(), Some(DbErrorKind::StatementTimeout));
+                assert_eq!(captured.len(), 1, "{captured}");
+                // The connection is usable, and a fast statement is not cancelled.
+                assert_eq!(Message::objects().count(conn).unwrap(), 7);
+            }
+        }
+    }
+}
+
+/// SQLite: a writer that waits past the busy timeout gets a typed, retryable error.
+#[test]
+fn sqlite_busy_past_the_busy_timeout_is_a_typed_retryable_error() {
+    let db = orm_tests::sqlite();
+    seed(&mut db.conn());
+    let impatient = orm::Database::builder(&db.url)
+        .busy_timeout(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    let holder = &mut db.conn();
+    holder.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let conn = &mut impatient.get().unwrap();
+    let err = Message::objects()
+        .filter(weave_message::id.eq(1))
+        .update(conn, weave_message::text.eq("blocked"))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Busy { timeout, .. } if timeout == Duration::from_millis(100)),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(err.db_kind(), Some(DbErrorKind::Busy));
+    holder.batch_execute("ROLLBACK").unwrap();
+    // Once the lock is free the same write goes through.
+    assert_eq!(
+        Message::objects()
+            .filter(weave_message::id.eq(1))
+            .update(conn, weave_message::text.eq("through"))
+            .unwrap(),
+        1
+    );
+}
+
+/// PostgreSQL: two repeatable-read transactions writing one row; the second is a
+/// serialization failure (40001), retryable. (SQLite serialises writers: none.)
+#[test]
+fn postgresql_serialization_failures_are_retryable() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    seed(&mut db.conn());
+    let first = &mut db.conn();
+    let second = &mut db.conn();
+    first
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM weave_message;")
+        .unwrap();
+    second
+        .batch_execute("UPDATE weave_message SET text = 'second' WHERE id = 1")
+        .unwrap();
+    let err = Error::from(
+        first
+            .batch_execute("UPDATE weave_message SET text = 'first' WHERE id = 1")
+            .unwrap_err(),
+    );
+    assert_eq!(
+        err.db_kind(),
+        Some(DbErrorKind::SerializationFailure),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    first.batch_execute("ROLLBACK").unwrap();
+}
+
+/// PostgreSQL: a connection killed mid-transaction is a typed error, `atomic`
+/// returns, and the pool hands out a working connection next. (SQLite is embedded:
+/// there is no connection to lose.)
+#[test]
+fn postgresql_a_connection_lost_mid_transaction_is_typed_and_replaced() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    seed(&mut db.conn());
+    let pool = orm::Database::builder(&db.url).max_size(1).open().unwrap();
+    let result: orm::Result<i64> = {
+        let conn = &mut pool.get().unwrap();
+        atomic(conn, |c| {
+            Message::objects()
+                .filter(weave_message::id.eq(1))
+                .delete(c)?;
+            let pid: Vec<Pid> = orm::with_inner!(&mut *c, |c| diesel::sql_query(
+                "SELECT pg_backend_pid() AS pid"
+            )
+            .load(c))?;
+            // Waits (up to 10 s) until the backend has exited.
+            db.conn().batch_execute(&format!(
+                "SELECT pg_terminate_backend({}, 10000)",
+                pid[0].pid
+            ))?;
+            Message::objects().count(c)
+        })
+    };
+    let err = result.unwrap_err();
+    assert_eq!(err.db_kind(), Some(DbErrorKind::ConnectionLost), "{err:?}");
+    let conn = &mut pool.get().expect("a fresh connection");
+    assert_eq!(depth(conn), None);
+    assert_eq!(
+        Message::objects().count(conn).unwrap(),
+        7,
+        "the delete was rolled back with the lost connection"
+    );
+}
+
+/// Kinds do not depend on the server's language: with `lc_messages` German, a
+/// deadline count still falls back, a pool timeout is still typed, a violation still
+/// has its kind.
+#[test]
+fn postgresql_errors_are_classified_whatever_language_the_server_speaks() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    let pool = orm::Database::builder(&db.url)
+        .max_size(1)
+        .statement_timeout(Some(Duration::from_millis(100)))
+        .open()
+        .unwrap();
+    let conn = &mut pool.get().unwrap();
+    if let Err(e) = conn.batch_execute("SET lc_messages = 'de_DE.UTF-8'") {
+        assert!(
+            !orm_tests::postgres_required(),
+            "the de_DE.UTF-8 locale is needed (localedef, then restart PostgreSQL): {e}"
+        );
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED: no de_DE.UTF-8 locale on the PostgreSQL server: {e}\n"
+        );
+        return;
+    }
+    seed(conn);
+    let raw = conn.batch_execute("SELECT 1/0").unwrap_err().to_string();
+    assert!(
+        raw.contains("Division durch Null"),
+        "the server speaks German: {raw}"
+    );
+    // The fallback must be fast too: the pool cancels anything past 100 ms.
+    let counted = slow_rows()
+        .count_with(
+            conn,
+            &Count::ExactWithin(Duration::from_millis(1)).or(Count::Planner),
+        )
+        .unwrap();
+    assert_eq!(counted.fallbacks.len(), 1);
+    assert_eq!(counted.fallbacks[0].reason, FallbackReason::TimedOut);
+    assert!(slow_rows()
+        .count_with(conn, &Count::ExactWithin(Duration::from_millis(1)))
+        .unwrap_err()
+        .is_count_timed_out());
+    let err = slow_rows().count(conn).unwrap_err();
+    assert!(matches!(err, Error::StatementTimeout { .. }), "{err:?}");
+    let err = Error::from(conn.batch_execute("INSERT INTO weave_person (id, first_name, last_name, email_address) VALUES (1, 'a', 'b', 'c')").unwrap_err());
+    assert!(err.is_unique_violation(), "{err}");
+}
+
+on_both_backends! {
+    fn database_open_checks_with_one_connection_and_opens_the_rest_when_needed(db) {
+        let pool = orm::Database::open(&db.url).unwrap();
+        assert_eq!(pool.pool().state().connections, 0, "the checking connection is closed again");
+        for _ in 0..3 {
+            let conn = &mut pool.get().unwrap();
+            assert_eq!(Message::objects().count(conn).unwrap(), 0);
+        }
+        assert_eq!(pool.pool().state().connections, 1, "one at a time needs one connection");
+        let (a, b) = (pool.get().unwrap(), pool.get().unwrap());
+        assert_eq!(pool.pool().state().connections, 2);
+        drop((a, b));
+    }
+}
