@@ -1,0 +1,182 @@
+//! Keyset pages cost the same at any depth: page 1 against page 5,000 (rows 499,901
+//! to 500,000) of 1,000,000 messages, on SQLite and PostgreSQL, for the whole table
+//! (`with_deleted()`) and for the default queryset (soft-deleted rows hidden).
+//!
+//! `cargo bench -p orm --bench keyset_depth`. Rows: `ORM_BENCH_ROWS` (default
+//! 1,000,000; one in ten soft-deleted). PostgreSQL: `ORM_BENCH_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own, dropped
+//! afterwards; skipped with a line when unreachable. Besides criterion's numbers it
+//! prints one table: each page timed alternately, its median, and the ratio.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use diesel::connection::SimpleConnection;
+use orm::paginate::CursorSecret;
+use orm::prelude::*;
+
+include!("../doctest_setup.rs");
+
+const PER_PAGE: u64 = 100;
+const DEEP_PAGE: u64 = 5_000;
+
+fn rows() -> u64 {
+    std::env::var("ORM_BENCH_ROWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// The schema, `rows` messages one second apart (every tenth deleted) and the
+/// demo's ordering indexes.
+fn seed_sql(backend: Backend, rows: u64) -> String {
+    let (table, generate) = match backend {
+        Backend::Sqlite => (
+            "CREATE TABLE weave_message (id INTEGER PRIMARY KEY, created TEXT NOT NULL, updated TEXT NOT NULL, deleted BOOLEAN NOT NULL DEFAULT false, text TEXT NOT NULL, sent_by_id BIGINT NOT NULL, thread_id BIGINT NOT NULL);",
+            format!("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) INSERT INTO weave_message SELECT n, '2024-01-01 00:00:00', datetime('2024-01-01', '+' || n || ' seconds'), n % 10 = 0, 'message ' || n, 1 + n % 2, 1 + n % 50 FROM g;"),
+        ),
+        Backend::Postgres => (
+            "CREATE TABLE weave_message (id BIGINT PRIMARY KEY, created TIMESTAMP NOT NULL, updated TIMESTAMP NOT NULL, deleted BOOLEAN NOT NULL DEFAULT false, text TEXT NOT NULL, sent_by_id BIGINT NOT NULL, thread_id BIGINT NOT NULL);",
+            format!("INSERT INTO weave_message SELECT g, now(), TIMESTAMP '2024-01-01' + g * interval '1 second', g % 10 = 0, 'message ' || g, 1 + g % 2, 1 + g % 50 FROM generate_series(1, {rows}) g;"),
+        ),
+    };
+    format!(
+        "{table} {generate}
+         CREATE INDEX weave_message_ordering ON weave_message (updated DESC, id DESC);
+         CREATE INDEX weave_message_live_ordering ON weave_message (updated DESC, id DESC) WHERE deleted = false;
+         ANALYZE weave_message;"
+    )
+}
+
+struct Target {
+    backend: Backend,
+    db: orm::Database,
+    cleanup: Option<(String, String)>,
+}
+
+fn sqlite(rows: u64) -> Target {
+    let path = std::env::temp_dir().join(format!("orm_bench_keyset_{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let db = orm::Database::open(&path.to_string_lossy()).expect("open sqlite");
+    db.get()
+        .expect("conn")
+        .batch_execute(&seed_sql(Backend::Sqlite, rows))
+        .expect("seed sqlite");
+    Target {
+        backend: Backend::Sqlite,
+        db,
+        cleanup: Some((String::new(), path.to_string_lossy().into_owned())),
+    }
+}
+
+fn postgres(rows: u64) -> Option<Target> {
+    let admin_url = std::env::var("ORM_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let admin = match orm::Database::open(&admin_url) {
+        Ok(db) => db,
+        Err(e) => {
+            println!("postgres skipped: {e}");
+            return None;
+        }
+    };
+    let schema = format!("orm_bench_keyset_{}", std::process::id());
+    admin
+        .get()
+        .ok()?
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .ok()?;
+    let db = orm::Database::open(&format!("{admin_url}?options=-csearch_path%3D{schema}")).ok()?;
+    db.get()
+        .ok()?
+        .batch_execute(&format!("{} VACUUM ANALYZE weave_message;", seed_sql(Backend::Postgres, rows)))
+        .expect("seed postgres");
+    Some(Target {
+        backend: Backend::Postgres,
+        db,
+        cleanup: Some((admin_url, schema)),
+    })
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Some((admin_url, schema)) if !admin_url.is_empty() => {
+                if let Ok(admin) = orm::Database::open(admin_url) {
+                    if let Ok(mut conn) = admin.get() {
+                        let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+                    }
+                }
+            }
+            Some((_, path)) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn bench(c: &mut Criterion) {
+    let rows = rows();
+    let secret = CursorSecret::new("the keyset depth benchmark's secret").expect("secret");
+    let mut targets = vec![sqlite(rows)];
+    targets.extend(postgres(rows));
+    println!(
+        "\n{rows} messages, {PER_PAGE} a page\n| backend | queryset | page 1 | page {DEEP_PAGE} | deep / first | deep page's plan |\n|---|---|---|---|---|---|"
+    );
+    for target in &targets {
+        let conn = &mut target.db.get().expect("conn");
+        for (name, qs) in [
+            ("with_deleted()", Message::objects().with_deleted()),
+            ("live rows", Message::objects()),
+        ] {
+            let pages = qs.keyset(PER_PAGE, &secret);
+            // The token of page DEEP_PAGE: the `next` of one wide page.
+            let skipped = PER_PAGE * (DEEP_PAGE - 1);
+            let wide = qs.keyset(skipped, &secret).max_per_page(skipped);
+            let deep = wide.page(conn, None).expect("wide page").next.expect("a deep page");
+            let mut first = Vec::new();
+            let mut deeper = Vec::new();
+            for _ in 0..30 {
+                let started = Instant::now();
+                assert_eq!(pages.page(conn, None).expect("page 1").results.len() as u64, PER_PAGE);
+                first.push(started.elapsed());
+                let started = Instant::now();
+                assert_eq!(pages.page(conn, Some(&deep)).expect("deep page").results.len() as u64, PER_PAGE);
+                deeper.push(started.elapsed());
+            }
+            let (first, deeper) = (median(first), median(deeper));
+            let plan = pages
+                .explain_page(conn, Some(&deep), orm::explain::ExplainOptions::new())
+                .expect("plan")
+                .summary();
+            println!(
+                "| {} | {name} | {first:.2?} | {deeper:.2?} | {:.2} | {plan} |",
+                target.backend,
+                deeper.as_secs_f64() / first.as_secs_f64()
+            );
+            c.bench_function(&format!("{}/{name}/page 1", target.backend), |b| {
+                b.iter(|| pages.page(conn, None).expect("page 1"))
+            });
+            c.bench_function(&format!("{}/{name}/page {DEEP_PAGE}", target.backend), |b| {
+                b.iter(|| pages.page(conn, Some(&deep)).expect("deep page"))
+            });
+        }
+    }
+}
+
+criterion_group! {
+    name = keyset;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(keyset);
