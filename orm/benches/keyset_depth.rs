@@ -88,7 +88,10 @@ fn postgres(rows: u64) -> Option<Target> {
     let db = orm::Database::open(&format!("{admin_url}?options=-csearch_path%3D{schema}")).ok()?;
     db.get()
         .ok()?
-        .batch_execute(&format!("{} VACUUM ANALYZE weave_message;", seed_sql(Backend::Postgres, rows)))
+        .batch_execute(&format!(
+            "{} VACUUM ANALYZE weave_message;",
+            seed_sql(Backend::Postgres, rows)
+        ))
         .expect("seed postgres");
     Some(Target {
         backend: Backend::Postgres,
@@ -140,15 +143,29 @@ fn bench(c: &mut Criterion) {
             // The token of page DEEP_PAGE: the `next` of one wide page.
             let skipped = PER_PAGE * (DEEP_PAGE - 1);
             let wide = qs.keyset(skipped, &secret).max_per_page(skipped);
-            let deep = wide.page(conn, None).expect("wide page").next.expect("a deep page");
+            let deep = wide
+                .page(conn, None)
+                .expect("wide page")
+                .next
+                .expect("a deep page");
             let mut first = Vec::new();
             let mut deeper = Vec::new();
             for _ in 0..30 {
                 let started = Instant::now();
-                assert_eq!(pages.page(conn, None).expect("page 1").results.len() as u64, PER_PAGE);
+                assert_eq!(
+                    pages.page(conn, None).expect("page 1").results.len() as u64,
+                    PER_PAGE
+                );
                 first.push(started.elapsed());
                 let started = Instant::now();
-                assert_eq!(pages.page(conn, Some(&deep)).expect("deep page").results.len() as u64, PER_PAGE);
+                assert_eq!(
+                    pages
+                        .page(conn, Some(&deep))
+                        .expect("deep page")
+                        .results
+                        .len() as u64,
+                    PER_PAGE
+                );
                 deeper.push(started.elapsed());
             }
             let (first, deeper) = (median(first), median(deeper));
@@ -164,9 +181,10 @@ fn bench(c: &mut Criterion) {
             c.bench_function(&format!("{}/{name}/page 1", target.backend), |b| {
                 b.iter(|| pages.page(conn, None).expect("page 1"))
             });
-            c.bench_function(&format!("{}/{name}/page {DEEP_PAGE}", target.backend), |b| {
-                b.iter(|| pages.page(conn, Some(&deep)).expect("deep page"))
-            });
+            c.bench_function(
+                &format!("{}/{name}/page {DEEP_PAGE}", target.backend),
+                |b| b.iter(|| pages.page(conn, Some(&deep)).expect("deep page")),
+            );
         }
     }
 }

@@ -92,16 +92,43 @@ impl QueryFragment<Db> for SlicedTable {
     }
 }
 
+/// More filters than this are joined as a balanced tree (see [`walk_where`]).
+const FLAT_FILTERS: usize = 64;
+
 /// ` WHERE (a) AND (b)`, or nothing.
+///
+/// SQLite parses `a AND b AND c ...` into a chain one level deeper per term and
+/// rejects a depth past 1,000 ("Expression tree is too large"): a long filter chain
+/// (thousands of `filter` calls) is joined as a balanced tree instead,
+/// `((a) AND (b)) AND ((c) AND (d))`, whose depth grows with the logarithm of its
+/// length. Short chains keep the flat form.
 pub(crate) fn walk_where<'b>(
     filters: &'b [Fragment],
     out: &mut AstPass<'_, 'b, Db>,
 ) -> QueryResult<()> {
+    if filters.len() > FLAT_FILTERS {
+        out.push_sql(" WHERE ");
+        return walk_balanced(filters, out);
+    }
     for (i, filter) in filters.iter().enumerate() {
         out.push_sql(if i == 0 { " WHERE (" } else { " AND (" });
         filter.walk_ast(out.reborrow())?;
         out.push_sql(")");
     }
+    Ok(())
+}
+
+fn walk_balanced<'b>(filters: &'b [Fragment], out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+    out.push_sql("(");
+    if let [only] = filters {
+        only.walk_ast(out.reborrow())?;
+    } else {
+        let (left, right) = filters.split_at(filters.len() / 2);
+        walk_balanced(left, out)?;
+        out.push_sql(" AND ");
+        walk_balanced(right, out)?;
+    }
+    out.push_sql(")");
     Ok(())
 }
 
