@@ -105,6 +105,31 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// PostgreSQL rejected a text value holding a NUL character (`\0`), which its
+    /// text types cannot store (SQLite stores it). Nothing was written; found from
+    /// the statement's own bound values, not the server's message.
+    #[error("a text value holds a NUL character (\\0), which PostgreSQL cannot store")]
+    NulInText {
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// A statement bound more values than the backend takes in one statement
+    /// (SQLite 32,766, PostgreSQL 65,535). The statements the library chunks never
+    /// do; this is a filter of the caller's (for example `eq_any` of a long list on
+    /// SQLite). Found from the statement's binds, not the server's message.
+    #[error("a statement bound {count} values; {max} is the most the backend takes")]
+    TooManyBinds {
+        /// How many values were bound.
+        count: usize,
+        /// The backend's limit.
+        max: usize,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
     /// SQLite: another connection kept the database locked past the pool's
     /// [`busy_timeout`](crate::DatabaseBuilder::busy_timeout). Retrying may succeed.
     #[error(
@@ -412,6 +437,8 @@ impl Error {
                 Some(DbErrorKind::StatementTimeout)
             }
             Error::Busy { .. } => Some(DbErrorKind::Busy),
+            Error::NulInText { .. } => Some(DbErrorKind::NulInText),
+            Error::TooManyBinds { .. } => Some(DbErrorKind::TooManyBinds),
             Error::BulkWrite { source, .. } => source.db_kind(),
             _ => None,
         }
@@ -450,22 +477,35 @@ impl From<diesel::result::Error> for Error {
     /// the statement that just failed on this thread, with no code diesel knows, ran
     /// past the pool's own timeout.
     fn from(error: diesel::result::Error) -> Self {
+        use crate::error_kind::Noted;
         use diesel::result::{DatabaseErrorKind, Error as DieselError};
         let unknown = matches!(
             error,
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, _)
         );
         match crate::error_kind::take_last_failure() {
-            Some(deadline) if unknown => match deadline.kind {
-                DbErrorKind::StatementTimeout => Error::StatementTimeout {
-                    timeout: deadline.timeout,
+            Some(Noted::TooManyBinds { count, max }) => Error::TooManyBinds {
+                count,
+                max,
+                source: error,
+            },
+            Some(noted) if unknown => match noted {
+                Noted::Deadline {
+                    kind: DbErrorKind::StatementTimeout,
+                    timeout,
+                } => Error::StatementTimeout {
+                    timeout,
                     source: error,
                 },
-                DbErrorKind::Busy => Error::Busy {
-                    timeout: deadline.timeout,
+                Noted::Deadline {
+                    kind: DbErrorKind::Busy,
+                    timeout,
+                } => Error::Busy {
+                    timeout,
                     source: error,
                 },
-                _ => Error::Query(error),
+                Noted::NulInText => Error::NulInText { source: error },
+                Noted::Deadline { .. } | Noted::TooManyBinds { .. } => Error::Query(error),
             },
             _ => Error::Query(error),
         }

@@ -14,6 +14,10 @@
 //! One exception reads text: SQLite's `ON DELETE RESTRICT` violation (see
 //! `SQLITE_RESTRICT_RAISE` in the source), a fixed string of SQLite's own.
 //!
+//! Two more kinds are read from the failed statement's own bound values, on failure
+//! only: [`DbErrorKind::NulInText`] (PostgreSQL rejected text holding `\0`; SQLite
+//! stores it) and [`DbErrorKind::TooManyBinds`] (more values than the backend takes).
+//!
 //! Not told apart, because diesel 2.3 reports them with no code (a stated limit):
 //! PostgreSQL's deadlock (40P01), a cancel from elsewhere (57014 without our
 //! timeout), too many connections (53300, a connection error: text only); SQLite's
@@ -56,6 +60,10 @@ pub enum DbErrorKind {
     StatementTimeout,
     /// SQLite: the database stayed locked by another connection past the busy timeout.
     Busy,
+    /// PostgreSQL: a text value held a NUL character, which its text types cannot store.
+    NulInText,
+    /// A statement bound more values than the backend takes in one statement.
+    TooManyBinds,
     /// Anything else: the message has the details.
     Other,
 }
@@ -104,6 +112,8 @@ impl std::fmt::Display for DbErrorKind {
             Self::ConnectionLost => "connection lost",
             Self::StatementTimeout => "statement timeout",
             Self::Busy => "database busy",
+            Self::NulInText => "NUL character in text",
+            Self::TooManyBinds => "too many bound values",
             Self::Other => "database error",
         })
     }
@@ -111,15 +121,23 @@ impl std::fmt::Display for DbErrorKind {
 
 thread_local! {
     /// What the capture instrumentation learnt of the statement that just failed on
-    /// this thread: a deadline of the pool's own that it ran past.
-    static LAST_FAILURE: Cell<Option<Deadline>> = const { Cell::new(None) };
+    /// this thread, beyond diesel's kind.
+    static LAST_FAILURE: Cell<Option<Noted>> = const { Cell::new(None) };
 }
 
-/// A deadline of the pool's own that a failed statement ran past.
+/// What is known of a failed statement that diesel reported with no code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Deadline {
-    pub(crate) kind: DbErrorKind,
-    pub(crate) timeout: Duration,
+pub(crate) enum Noted {
+    /// It ran past one of the pool's own deadlines.
+    Deadline {
+        kind: DbErrorKind,
+        timeout: Duration,
+    },
+    /// PostgreSQL: a text value it bound holds a NUL character, which PostgreSQL's
+    /// text types cannot store.
+    NulInText,
+    /// It bound more values than the backend takes in one statement.
+    TooManyBinds { count: usize, max: usize },
 }
 
 /// A pool's own deadlines, known to each of its connections' instrumentation.
@@ -132,21 +150,56 @@ pub(crate) struct Deadlines {
 }
 
 impl Deadlines {
-    /// Notes, when a statement fails with no known code, whether it ran past one of
-    /// the pool's deadlines; cleared when the next statement starts.
-    pub(crate) fn note_failure(&self, error: Option<&DieselError>, duration: Duration) {
-        let passed = match error {
-            Some(DieselError::DatabaseError(DatabaseErrorKind::Unknown, _)) => {
+    /// Notes, when a statement fails with no code diesel knows, what the library
+    /// can tell of it: it bound more values than the backend takes, it bound text
+    /// PostgreSQL cannot store (read from the statement's own binds, on failure
+    /// only: no cost while statements succeed), or it ran past one of the pool's
+    /// deadlines. Cleared when the next statement starts.
+    pub(crate) fn note_failure(
+        &self,
+        error: Option<&DieselError>,
+        duration: Duration,
+        backend: crate::Backend,
+        query: &dyn diesel::connection::DebugQuery,
+    ) {
+        let noted = match error {
+            None => None,
+            // A kind diesel read from a code: nothing to add (libpq's own refusal of
+            // too many parameters arrives as `UnableToSendCommand`).
+            Some(DieselError::DatabaseError(kind, _))
+                if !matches!(
+                    kind,
+                    DatabaseErrorKind::Unknown | DatabaseErrorKind::UnableToSendCommand
+                ) =>
+            {
+                None
+            }
+            Some(_) => {
+                let binds = crate::instrument::bind_facts(query);
+                let max = backend.capability().max_bind_params;
                 let past = |d: Option<Duration>, kind| {
                     d.filter(|t| duration >= *t)
-                        .map(|timeout| Deadline { kind, timeout })
+                        .map(|timeout| Noted::Deadline { kind, timeout })
                 };
-                past(self.statement, DbErrorKind::StatementTimeout)
-                    .or_else(|| past(self.busy, DbErrorKind::Busy))
+                if binds.count > max {
+                    Some(Noted::TooManyBinds {
+                        count: binds.count,
+                        max,
+                    })
+                } else if !matches!(
+                    error,
+                    Some(DieselError::DatabaseError(DatabaseErrorKind::Unknown, _))
+                ) {
+                    None
+                } else if backend == crate::Backend::Postgres && binds.nul_in_text {
+                    Some(Noted::NulInText)
+                } else {
+                    past(self.statement, DbErrorKind::StatementTimeout)
+                        .or_else(|| past(self.busy, DbErrorKind::Busy))
+                }
             }
-            _ => None,
         };
-        LAST_FAILURE.with(|f| f.set(passed));
+        LAST_FAILURE.with(|f| f.set(noted));
     }
 
     pub(crate) fn clear() {
@@ -154,8 +207,8 @@ impl Deadlines {
     }
 }
 
-/// The deadline the statement that just failed on this thread ran past, if any
+/// What is known of the statement that just failed on this thread, if anything
 /// (taken: asked once per error).
-pub(crate) fn take_last_failure() -> Option<Deadline> {
+pub(crate) fn take_last_failure() -> Option<Noted> {
     LAST_FAILURE.with(Cell::take)
 }

@@ -331,3 +331,74 @@ on_both_backends! {
         assert!(sql.contains(") AND ("), "{}", &sql[..200]);
     }
 }
+
+on_both_backends! {
+    /// PostgreSQL's text types cannot store `\0`: the error says so, typed, and
+    /// nothing is written. SQLite stores it, and it reads back whole.
+    fn a_nul_character_in_text_is_a_typed_error_on_postgresql_and_stored_on_sqlite(db) {
+        use demo::models::{Person, Thread};
+        use demo::schema::{weave_person, weave_thread};
+        let conn = &mut db.conn();
+        seed(conn);
+        let with_nul = "line one\0line two";
+        let person = NewPerson {
+            created: at(0),
+            updated: at(0),
+            deleted: false,
+            first_name: with_nul.into(),
+            last_name: "Nul".into(),
+            email_address: "nul@example.org".into(),
+        };
+        let filtered = Thread::objects().filter(weave_thread::title.eq(with_nul)).count(conn);
+        let created = Person::objects().bulk_create(conn, vec![person]);
+        let updated = Thread::objects().filter(weave_thread::id.eq(1)).update(conn, weave_thread::title.eq(with_nul));
+        match db.backend() {
+            Backend::Postgres => {
+                for err in [filtered.unwrap_err(), created.unwrap_err(), updated.unwrap_err()] {
+                    assert_eq!(err.db_kind(), Some(DbErrorKind::NulInText), "{err:?}");
+                }
+                assert!(matches!(Thread::objects().filter(weave_thread::title.eq(with_nul)).count(conn).unwrap_err(), Error::NulInText { .. }));
+                assert_eq!(Person::objects().filter(weave_person::last_name.eq("Nul")).count(conn).unwrap(), 0, "nothing written");
+                assert_eq!(Thread::objects().filter(weave_thread::id.eq(1)).get(conn).unwrap().title, "Engines");
+            }
+            Backend::Sqlite => {
+                assert_eq!(filtered.unwrap(), 0);
+                assert_eq!(created.unwrap().len(), 1);
+                assert_eq!(updated.unwrap(), 1);
+                let read = Person::objects().filter(weave_person::last_name.eq("Nul")).get(conn).unwrap();
+                assert_eq!(read.first_name, with_nul, "stored and read back whole");
+                assert_eq!(Thread::objects().filter(weave_thread::title.eq(with_nul)).count(conn).unwrap(), 1);
+            }
+        }
+    }
+
+    /// More values than a backend binds in one statement is a typed error. SQLite
+    /// takes 32,766 (each `eq_any` element is one); PostgreSQL binds `eq_any` as one
+    /// array, and takes 65,535.
+    fn more_binds_than_the_backend_takes_is_a_typed_error(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let ids: Vec<i64> = (0..40_000).collect();
+        let listed = Message::objects().filter(weave_message::id.eq_any(ids)).count(conn);
+        let mut many = Message::objects();
+        for i in 0..70_000_i64 {
+            many = many.filter(weave_message::id.ne(-i));
+        }
+        let filtered = many.count(conn);
+        let too_many = |result: orm::Result<i64>, max: usize| match result {
+            Err(Error::TooManyBinds { count, max: m, .. }) => assert!(m == max && count > max, "{count} > {m}"),
+            other => panic!("{other:?}"),
+        };
+        match db.backend() {
+            Backend::Sqlite => {
+                too_many(listed, 32_766);
+                too_many(filtered, 32_766);
+            }
+            Backend::Postgres => {
+                assert_eq!(listed.unwrap(), 7, "one array bind");
+                too_many(filtered, 65_535);
+            }
+        }
+        assert_eq!(Message::objects().count(conn).unwrap(), 7, "the connection is usable");
+    }
+}

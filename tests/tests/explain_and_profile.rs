@@ -125,7 +125,7 @@ on_both_backends! {
     fn without_indexes_counting_is_a_seq_scan(db) {
         seed_large(&db);
         let conn = &mut db.conn();
-        conn.batch_execute("DROP INDEX soft_deletes_ignore; DROP INDEX weave_message_deleted;").unwrap();
+        conn.batch_execute("DROP INDEX soft_deletes_ignore; DROP INDEX weave_message_deleted; DROP INDEX weave_message_live_ordering;").unwrap();
         let plan = Message::objects().explain_count(conn, ExplainOptions::new()).unwrap();
         assert!(plan.has_seq_scan("weave_message"), "{plan}");
         assert!(!plan.uses_index("soft_deletes_ignore"));
@@ -275,8 +275,8 @@ on_both_backends! {
     fn the_default_ordering_gets_sort_for_limit_advice(db) {
         seed_large(&db);
         let conn = &mut db.conn();
-        // The demo's schema has an index on the default ordering; without it:
-        conn.batch_execute("DROP INDEX weave_message_ordering").unwrap();
+        // The demo's schema has indexes on the default ordering; without them:
+        conn.batch_execute("DROP INDEX weave_message_ordering; DROP INDEX weave_message_live_ordering;").unwrap();
         let page = Message::objects().limit(20);
         let plan = page.explain(conn).unwrap();
         let advice = plan.advice();

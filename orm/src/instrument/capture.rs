@@ -358,7 +358,8 @@ impl CaptureInstrumentation {
         let started_at = self.started.take().unwrap_or_else(Instant::now);
         let duration = started_at.elapsed();
         if error.is_some() {
-            self.deadlines.note_failure(error, duration);
+            self.deadlines
+                .note_failure(error, duration, self.backend, query);
         }
         let active = ACTIVE.with(Cell::get) > 0;
         let traced = tracing::enabled!(tracing::Level::DEBUG);

@@ -21,5 +21,5 @@ pub use record::{QueryKind, QueryRecord};
 pub(crate) use capture::{
     chunked, health_check, note_rows, session, with_call_site, CaptureInstrumentation, ScopeGuard,
 };
-pub(crate) use record::split_binds;
+pub(crate) use record::{bind_facts, split_binds};
 pub(crate) use slow::SlowQueries;

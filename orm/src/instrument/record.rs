@@ -96,6 +96,50 @@ pub(crate) fn parse_debug_query(debug: &str) -> Option<(String, Vec<String>)> {
     Some((sql, split_binds(binds)))
 }
 
+/// What a failed statement's bound values show: how many there were, and whether
+/// any text among them holds a NUL character.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BindFacts {
+    pub(crate) count: usize,
+    pub(crate) nul_in_text: bool,
+}
+
+/// Reads the binds of `query` from its `Debug` form (run on failures only).
+pub(crate) fn bind_facts(query: &dyn diesel::connection::DebugQuery) -> BindFacts {
+    let debug = format!("{query:?}");
+    let Some(rest) = debug.strip_prefix("Query { sql: \"") else {
+        return BindFacts::default();
+    };
+    let Some((_, rest)) = unescape_debug_str(rest) else {
+        return BindFacts::default();
+    };
+    let binds = rest
+        .strip_prefix(", binds: ")
+        .and_then(|b| b.strip_suffix(" }"))
+        .unwrap_or("");
+    BindFacts {
+        count: split_binds(binds).len(),
+        nul_in_text: debug_text_has_nul(binds),
+    }
+}
+
+/// Whether a string literal in `debug` (values' `Debug` text) holds `\0`.
+fn debug_text_has_nul(debug: &str) -> bool {
+    let mut rest = debug;
+    while let Some(open) = rest.find('"') {
+        match unescape_debug_str(&rest[open + 1..]) {
+            Some((text, after)) => {
+                if text.contains('\0') {
+                    return true;
+                }
+                rest = after;
+            }
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Reads a Rust `Debug` string literal up to its closing quote; returns the text
 /// and what follows the quote.
 fn unescape_debug_str(s: &str) -> Option<(String, &str)> {
@@ -204,6 +248,15 @@ mod tests {
             ]
         );
         assert_eq!(parse_debug_query("\"BEGIN\""), None);
+    }
+
+    #[test]
+    fn nul_characters_are_found_in_any_bound_text() {
+        assert!(debug_text_has_nul(&format!("{:?}", ["a", "b\0c"])));
+        assert!(debug_text_has_nul(&format!("{:?}", (1, Some("\0")))));
+        // An escaped backslash followed by a zero is no NUL.
+        assert!(!debug_text_has_nul(&format!("{:?}", ["a\\0", "0"])));
+        assert!(!debug_text_has_nul("[1, 2, 3]"));
     }
 
     #[test]
