@@ -617,6 +617,24 @@ on_both_backends! {
         assert_eq!(forward.len(), 8);
     }
 
+    fn extreme_page_sizes_and_numbers_are_answers_not_overflows(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let everything = Message::objects().keyset(u64::MAX, &key("huge")).max_per_page(u64::MAX);
+        let page = everything.page(conn, None).unwrap();
+        assert_eq!((page.results.len(), page.next.is_none()), (7, true));
+        let pages = Message::objects().paginate(u64::MAX).max_per_page(u64::MAX);
+        let first = pages.page(conn, "1").unwrap();
+        assert_eq!((first.results.len(), first.num_pages), (7, Some(1)));
+        for number in ["2", "9223372036854775807", "99999999999999999999999"] {
+            assert!(pages.page(conn, number).unwrap_err().is_empty_page(), "{number}");
+        }
+        for number in ["8", "9223372036854775807", "99999999999999999999999"] {
+            assert!(Message::objects().paginate(1).page(conn, number).unwrap_err().is_empty_page(), "{number}");
+        }
+        assert!(Message::objects().paginate(3).page(conn, "-99999999999999999999").unwrap_err().is_empty_page());
+    }
+
     fn a_cursor_secret_is_required_and_long_enough(db) {
         let _ = db;
         for short in ["", "fifteen bytes!!"] {

@@ -131,7 +131,7 @@ impl<M: Model> KeysetPaginator<M> {
         let (statement, cursor) = self.statement(cursor, conn.backend())?;
         let mut results = run(site, || M::load_rows(&statement, conn))?;
         let more = results.len() as u64 > self.per_page;
-        results.truncate(self.per_page as usize);
+        results.truncate(usize::try_from(self.per_page).unwrap_or(usize::MAX));
         let direction = cursor.as_ref().map(|c| c.direction);
         if direction == Some(Direction::Before) {
             results.reverse();
@@ -216,7 +216,11 @@ impl<M: Model> KeysetPaginator<M> {
             .transpose()
             .map_err(|reason| Error::InvalidCursor { reason })?;
         let mut statement = self.queryset.select_statement();
-        statement.limit_override = Some(i64::try_from(self.per_page).unwrap_or(i64::MAX) + 1);
+        statement.limit_override = Some(
+            i64::try_from(self.per_page)
+                .unwrap_or(i64::MAX)
+                .saturating_add(1),
+        );
         let terms = match &cursor {
             Some(Cursor {
                 direction: Direction::Before,

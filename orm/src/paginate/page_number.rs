@@ -336,7 +336,7 @@ impl<M: Model> Paginator<M> {
         }
         let mut results = load(conn)?;
         let has_next = results.len() as u64 > per_page;
-        results.truncate(per_page as usize);
+        results.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
         if results.is_empty() && number > 1 {
             return Err(Error::EmptyPage {
                 page,
@@ -345,8 +345,8 @@ impl<M: Model> Paginator<M> {
         }
         // The rows correct an estimate: the last page knows the total, and any page
         // knows a lower bound.
-        let before = (number - 1) * per_page;
-        let seen = i64::try_from(before + results.len() as u64).unwrap_or(i64::MAX);
+        let before = number.saturating_sub(1).saturating_mul(per_page);
+        let seen = i64::try_from(before.saturating_add(results.len() as u64)).unwrap_or(i64::MAX);
         let (count, count_is_exact) = if !has_next {
             (seen, true)
         } else if counted.exact && !counted.more {
@@ -358,7 +358,7 @@ impl<M: Model> Paginator<M> {
         Ok(Page {
             count,
             count_is_exact,
-            next: has_next.then(|| self.link(number + 1)),
+            next: has_next.then(|| self.link(number.saturating_add(1))),
             previous: (number > 1).then(|| self.link(number - 1)),
             results,
             number,
