@@ -93,6 +93,27 @@ enum Command {
         #[arg(long, value_enum)]
         mode: demo::bench::StreamMode,
     },
+    /// SQLite: another process bulk-writes `--rows` messages in one transaction while
+    /// this one writes a row at a time; prints the lock's duration, the longest
+    /// ordinary write and how many failed as busy.
+    Writers {
+        /// Rows of the other process's bulk write.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// The ordinary writers' busy timeout, in milliseconds (the pool's default: 5000).
+        #[arg(long, default_value_t = 5_000)]
+        busy_timeout_ms: u64,
+        /// Runs of the whole measurement.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// The bulk writer of `writers`, in its own process.
+    #[command(hide = true)]
+    WritersProbe {
+        /// Rows to insert.
+        #[arg(long)]
+        rows: usize,
+    },
     /// Serve the HTTP API and the profiler pages on 127.0.0.1.
     Serve {
         /// The port to listen on (0 picks a free one).
@@ -262,6 +283,37 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let db = Database::open(&cli.database_url)?;
             let result = demo::bench::probe(&mut *db.get()?, mode)?;
             println!("{}", serde_json::to_string(&result)?);
+        }
+        Some(Command::Writers {
+            rows,
+            busy_timeout_ms,
+            runs,
+        }) => {
+            drop(open(&cli, true)?);
+            let exe = std::env::current_exe()?;
+            println!("| run | bulk rows | lock held | ordinary writes | busy failures | longest write | busy timeout |\n|---|---|---|---|---|---|---|");
+            for run in 1..=runs {
+                let r = demo::writers::run(
+                    &exe,
+                    &cli.database_url,
+                    rows,
+                    std::time::Duration::from_millis(busy_timeout_ms),
+                )?;
+                println!(
+                    "| {run} | {} | {:.2} s | {} | {} | {:.0} ms | {} ms |",
+                    r.bulk.rows,
+                    r.bulk.seconds,
+                    r.writes,
+                    r.busy_failures,
+                    r.longest_write_ms,
+                    r.busy_timeout_ms
+                );
+            }
+        }
+        Some(Command::WritersProbe { rows }) => {
+            let db = Database::open(&cli.database_url)?;
+            let report = demo::writers::bulk_probe(&mut *db.get()?, rows)?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Some(Command::Serve { port }) => {
             let db = open(&cli, false)?;

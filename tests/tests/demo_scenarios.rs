@@ -106,3 +106,18 @@ on_both_backends! {
         assert_eq!(Thread::objects().with_deleted().count(conn3).unwrap(), 0, "rolled back");
     }
 }
+
+on_both_backends! {
+    /// `demo writers`' bulk writer inserts its rows in one statement sequence; the
+    /// measurement itself is SQLite's (PostgreSQL has no database-wide write lock).
+    fn the_writers_measurement_bulk_writes_and_refuses_postgresql(db) {
+        let conn = &mut db.conn();
+        orm_tests::seed(conn);
+        let report = demo::writers::bulk_probe(conn, 500).unwrap();
+        assert_eq!(report.rows, 500);
+        if db.backend() == orm::Backend::Postgres {
+            let err = demo::writers::run(std::path::Path::new("demo"), &db.url, 10, std::time::Duration::from_secs(5)).unwrap_err();
+            assert!(err.to_string().starts_with("demo writers measures SQLite"), "{err}");
+        }
+    }
+}
