@@ -282,19 +282,40 @@ on_both_backends! {
     }
 
     fn failed_copy_writes_nothing_and_names_the_key(db) {
-        if db.backend() != Backend::Postgres {
-            return;
-        }
         let conn = &mut db.conn();
         seed(conn);
         let mut rows = messages(100);
         rows[49].thread_id = 999; // no such thread: a foreign-key violation
         let options = BulkCreate::new().method(InsertMethod::Copy);
         let err = Message::objects().bulk_create_with(conn, rows, &options).unwrap_err();
-        assert!(matches!(err, Error::BulkWrite { row: None, chunk: 0, .. }), "{err:?}");
-        assert!(err.is_foreign_key_violation(), "{err}");
-        assert!(err.to_string().contains("999"), "the database names the key: {err}");
+        match db.backend() {
+            Backend::Postgres => {
+                assert!(matches!(err, Error::BulkWrite { row: None, chunk: 0, .. }), "{err:?}");
+                assert!(err.is_foreign_key_violation(), "{err}");
+                assert!(err.to_string().contains("999"), "the database names the key: {err}");
+            }
+            Backend::Sqlite => assert!(err.is_unsupported(), "no COPY on SQLite: {err}"),
+        }
         assert_eq!(Message::objects().count(conn).unwrap(), 7);
+    }
+
+    /// A COPY PostgreSQL rejects with no code (a NUL character in text): the rows are
+    /// tried again as INSERTs, each probe rolled back, for the row and the typed error.
+    fn a_copy_rejected_for_a_nul_character_names_the_row_and_the_kind(db) {
+        let conn = &mut db.conn();
+        seed(conn);
+        let mut rows = messages(100);
+        rows[42].text = "before\0after".into();
+        let options = BulkCreate::new().method(InsertMethod::Copy);
+        let err = Message::objects().bulk_create_with(conn, rows, &options).unwrap_err();
+        match db.backend() {
+            Backend::Postgres => {
+                assert!(matches!(err, Error::BulkWrite { row: Some(42), chunk: 0, .. }), "{err:?}");
+                assert_eq!(err.db_kind(), Some(orm::DbErrorKind::NulInText), "{err:?}");
+            }
+            Backend::Sqlite => assert!(err.is_unsupported(), "no COPY on SQLite: {err}"),
+        }
+        assert_eq!(Message::objects().count(conn).unwrap(), 7, "nothing written");
     }
 
     fn auto_method_copies_large_inputs_on_postgresql(db) {

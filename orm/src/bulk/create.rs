@@ -400,12 +400,13 @@ impl<M: Model> QuerySet<M> {
         let total_rows = rows.len();
         if use_copy {
             return bulk_atomic(conn, |conn| {
-                let AnyConnection::Postgresql(pg) = conn else {
-                    return Err(Error::Unsupported {
-                        backend,
-                        feature: "COPY",
-                    });
+                let unsupported = Error::Unsupported {
+                    backend,
+                    feature: "COPY",
                 };
+                if !matches!(conn, AnyConnection::Postgresql(_)) {
+                    return Err(unsupported);
+                }
                 // One COPY for all rows: the chunk is the whole input; PostgreSQL's
                 // detail names the offending key.
                 let span = ChunkSpan {
@@ -415,12 +416,41 @@ impl<M: Model> QuerySet<M> {
                     end_row: total_rows,
                     total_rows,
                 };
-                let written =
-                    run(site, || R::copy_in(&rows, pg)).map_err(|e| bulk_error(span, None, e))?;
-                Ok(Created {
-                    rows: written,
-                    ids: Vec::new(),
-                })
+                // In a savepoint: when the COPY fails with no kind the library can
+                // name, the rows are tried again as INSERTs (each probe rolled back)
+                // to find the row and its typed error (a NUL character in text, say).
+                let copied = crate::atomic(conn, |conn| match conn {
+                    AnyConnection::Postgresql(pg) => run(site, || R::copy_in(&rows, pg)),
+                    AnyConnection::Sqlite(_) => Err(unsupported),
+                });
+                match copied {
+                    Ok(written) => Ok(Created {
+                        rows: written,
+                        ids: Vec::new(),
+                    }),
+                    Err(e) if e.db_kind() == Some(crate::DbErrorKind::Other) => {
+                        let chunk = rows_per_statement(backend, binds_per_row(&rows[0])?, None);
+                        let mut insert = |conn: &mut AnyConnection, n: usize| -> Result<usize> {
+                            let mut written = 0;
+                            for part in rows[..n].chunks(chunk) {
+                                let statement = insert_statement::<M>(
+                                    backend,
+                                    part.iter().map(NewRow::row_values).collect(),
+                                    None,
+                                );
+                                written += run(site, || statement.execute(conn))?;
+                            }
+                            Ok(written)
+                        };
+                        Err(
+                            match super::failure::diagnose(conn, total_rows, &mut insert) {
+                                Some((row, typed)) => bulk_error(span, Some(row), typed),
+                                None => bulk_error(span, None, e),
+                            },
+                        )
+                    }
+                    Err(e) => Err(bulk_error(span, None, e)),
+                }
             });
         }
         let chunk = rows_per_statement(backend, binds_per_row(&rows[0])?, options.batch_size);

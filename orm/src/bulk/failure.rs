@@ -71,10 +71,34 @@ fn first_failing_row<T>(
     Some(fails - 1)
 }
 
+/// For a statement that failed as a whole (a `COPY`): the first row whose addition
+/// makes `send` fail, and the error sending just the rows up to it gives, which the
+/// library may classify where the whole statement's could not. Every probe is rolled
+/// back; `None` when the rows go in one by one (the failure was the statement's).
+pub(crate) fn diagnose<T>(
+    conn: &mut AnyConnection,
+    rows: usize,
+    send: &mut impl FnMut(&mut AnyConnection, usize) -> Result<T>,
+) -> Option<(usize, Error)> {
+    let row = first_failing_row(conn, rows, send)?;
+    let outcome = crate::atomic(conn, |c| -> std::result::Result<(), Error> {
+        send(c, row + 1)?;
+        Err(Error::InvalidArgument {
+            argument: "rows",
+            reason: "went in when tried again",
+        })
+    });
+    match outcome {
+        Err(e) if is_database_error(&e) => Some((row, e)),
+        _ => None,
+    }
+}
+
+/// An error a row's values can cause (the rows are searched for it).
 fn is_database_error(error: &Error) -> bool {
     matches!(
         error,
-        Error::Query(diesel::result::Error::DatabaseError(..))
+        Error::Query(diesel::result::Error::DatabaseError(..)) | Error::NulInText { .. }
     )
 }
 
