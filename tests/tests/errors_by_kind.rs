@@ -402,3 +402,112 @@ on_both_backends! {
         assert_eq!(Message::objects().count(conn).unwrap(), 7, "the connection is usable");
     }
 }
+
+/// A stated limit, tested: diesel 2.3 reports PostgreSQL's deadlock (40P01) with no
+/// code, so it is `DbErrorKind::Other`, not retryable by kind. Two transactions
+/// each lock a row the other then wants; the server picks one victim.
+#[test]
+fn postgresql_a_deadlock_is_other_a_stated_limit() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    seed(&mut db.conn());
+    let setup = "BEGIN; SET LOCAL deadlock_timeout = '50ms';";
+    let mut first = db.conn();
+    let mut second = db.conn();
+    first
+        .batch_execute(&format!(
+            "{setup} UPDATE weave_message SET text = 'a' WHERE id = 1;"
+        ))
+        .unwrap();
+    second
+        .batch_execute(&format!(
+            "{setup} UPDATE weave_message SET text = 'b' WHERE id = 2;"
+        ))
+        .unwrap();
+    let waiting = std::thread::spawn(move || {
+        let result = first
+            .batch_execute("UPDATE weave_message SET text = 'a' WHERE id = 2")
+            .map_err(Error::from);
+        let _ = first.batch_execute("ROLLBACK");
+        result
+    });
+    // Blocks until the first is chosen as the victim, or is chosen itself.
+    let result = second
+        .batch_execute("UPDATE weave_message SET text = 'b' WHERE id = 1")
+        .map_err(Error::from);
+    let _ = second.batch_execute("ROLLBACK");
+    let results = [waiting.join().expect("no panic"), result];
+    let failed: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(failed.len(), 1, "one victim: {results:?}");
+    assert_eq!(
+        failed[0].db_kind(),
+        Some(DbErrorKind::Other),
+        "{:?}",
+        failed[0]
+    );
+    assert!(!failed[0].is_retryable());
+}
+
+/// A stated limit, tested: too many connections (53300) is a connection error, which
+/// diesel gives as text only; it is `ConnectErrorKind::Other`.
+#[test]
+fn postgresql_too_many_connections_is_other_a_stated_limit() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    let role = format!("orm_limit_{}", std::process::id());
+    let admin = &mut db.conn();
+    admin
+        .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 0"))
+        .unwrap();
+    // The suite's URL with the limited role as its user (and no password).
+    let base = orm_tests::postgres_url();
+    let (scheme, rest) = base.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let url = format!("{scheme}://{role}@{host}");
+    let result = orm::Database::open(&url);
+    admin
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .unwrap();
+    assert!(url.contains(&role), "the URL names the limited role: {url}");
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.connect_kind(),
+        Some(orm::ConnectErrorKind::Other),
+        "{err}"
+    );
+}
+
+/// A stated limit, tested: SQLite's `SQLITE_BUSY_SNAPSHOT` (a deferred read
+/// transaction that then writes after another connection committed) fails at once,
+/// with no code diesel passes on: `DbErrorKind::Other`. `atomic` starts writers with
+/// `BEGIN IMMEDIATE`, which never meets it.
+#[test]
+fn sqlite_an_immediate_busy_snapshot_is_other_a_stated_limit() {
+    let db = orm_tests::sqlite();
+    seed(&mut db.conn());
+    let reader = &mut db.conn();
+    let writer = &mut db.conn();
+    reader
+        .batch_execute("BEGIN DEFERRED; SELECT count(*) FROM weave_message;")
+        .unwrap();
+    writer
+        .batch_execute("UPDATE weave_message SET text = 'moved on' WHERE id = 1")
+        .unwrap();
+    let err = Error::from(
+        reader
+            .batch_execute("UPDATE weave_message SET text = 'stale' WHERE id = 2")
+            .unwrap_err(),
+    );
+    reader.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(err.db_kind(), Some(DbErrorKind::Other), "{err:?}");
+    // The same write through `atomic` goes through.
+    let n = atomic(reader, |c| {
+        Message::objects()
+            .filter(weave_message::id.eq(2))
+            .update(c, weave_message::text.eq("fresh"))
+    })
+    .unwrap();
+    assert_eq!(n, 1);
+}
