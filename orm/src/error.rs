@@ -211,7 +211,7 @@ pub enum Error {
 
     /// A page number that names no page (Django's `EmptyPage`): less than 1, or past
     /// the last page.
-    #[error("{}", crate::paginate::empty_page_message(*page, *last_page))]
+    #[error("{}", empty_page_message(*page, *last_page))]
     EmptyPage {
         /// The page number asked for.
         page: i64,
@@ -233,7 +233,7 @@ pub enum Error {
     #[error("invalid cursor: {reason}")]
     InvalidCursor {
         /// What is wrong with it.
-        reason: crate::paginate::CursorError,
+        reason: crate::value::CursorError,
     },
 
     /// A keyset cursor secret too short to sign with
@@ -509,5 +509,14 @@ impl From<diesel::result::Error> for Error {
             },
             _ => Error::Query(error),
         }
+    }
+}
+
+/// The message of [`crate::Error::EmptyPage`].
+fn empty_page_message(page: i64, last_page: Option<u64>) -> String {
+    match last_page {
+        _ if page < 1 => format!("page {page} is less than 1"),
+        Some(last) => format!("page {page} contains no results (the last page is {last})"),
+        None => format!("page {page} contains no results"),
     }
 }

@@ -178,6 +178,7 @@ pub mod relations;
 mod sql_type;
 mod stream;
 mod transaction;
+mod value;
 
 pub use capability::Capability;
 pub use connection::{AnyConnection, Backend, Db, MultiBackend};

@@ -64,7 +64,7 @@ pub trait Model:
     /// The value of `column` in this row, for keyset pagination cursors.
     /// [`model!`](crate::model) implements it for the fields listed in
     /// `cursor_columns`; the primary key is read through [`pk`](Self::pk).
-    fn cursor_value(&self, column: &str) -> Option<crate::paginate::CursorValue> {
+    fn cursor_value(&self, column: &str) -> Option<crate::value::CursorValue> {
         let _ = column;
         None
     }

@@ -121,7 +121,7 @@ pub mod client {
 
     use super::OrderTerm;
     use crate::model::Model;
-    use crate::paginate::CursorValue;
+    use crate::value::CursorValue;
 
     /// A field type, and whether Rust orders its values exactly as SQL does. Every
     /// field listed in `model!`'s `cursor_columns` implements it; for a type of your

@@ -8,12 +8,11 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::NaiveDateTime;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ordering::OrderTerm;
+pub use crate::value::{CursorError, CursorValue};
 
 /// The layout version written into every token.
 const VERSION: u8 = 1;
@@ -68,105 +67,6 @@ impl CursorSecret {
 impl std::fmt::Debug for CursorSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CursorSecret(redacted)")
-    }
-}
-
-/// One ordering column's value in a cursor.
-///
-/// `model!`'s `cursor_columns` converts fields with `From`: integers, floats,
-/// `bool`, `String`, `chrono::NaiveDateTime`, and `Option` of those (`None` is
-/// [`CursorValue::Null`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum CursorValue {
-    /// SQL `NULL`.
-    Null,
-    /// A boolean.
-    Bool(bool),
-    /// An integer (bound as `BigInt`).
-    Int(i64),
-    /// A floating-point number (bound as `Double`).
-    Float(f64),
-    /// Text.
-    Text(String),
-    /// A timestamp without time zone.
-    Timestamp(NaiveDateTime),
-}
-
-macro_rules! cursor_value_from {
-    ($($ty:ty => $variant:ident ($conv:expr)),* $(,)?) => {$(
-        impl From<$ty> for CursorValue {
-            fn from(value: $ty) -> Self {
-                CursorValue::$variant($conv(value))
-            }
-        }
-    )*};
-}
-
-cursor_value_from! {
-    bool => Bool(std::convert::identity),
-    i16 => Int(i64::from),
-    i32 => Int(i64::from),
-    i64 => Int(std::convert::identity),
-    f32 => Float(f64::from),
-    f64 => Float(std::convert::identity),
-    String => Text(std::convert::identity),
-    &str => Text(str::to_owned),
-    NaiveDateTime => Timestamp(std::convert::identity),
-}
-
-impl<T: Into<CursorValue>> From<Option<T>> for CursorValue {
-    fn from(value: Option<T>) -> Self {
-        value.map_or(CursorValue::Null, Into::into)
-    }
-}
-
-/// What is wrong with a cursor token ([`crate::Error::InvalidCursor`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CursorError {
-    /// Not URL-safe base64.
-    Encoding,
-    /// Too short to hold a cursor: cut off.
-    Truncated,
-    /// Made by another layout version.
-    Version {
-        /// The version byte found.
-        found: u8,
-    },
-    /// The signature does not match: forged, altered, cut off, or signed with
-    /// another secret.
-    Signature,
-    /// Made for another ordering or model: the queryset changed since.
-    Stale,
-    /// Signed but unreadable.
-    Malformed,
-    /// A value does not fit its column's type (another kind of value, or NULL for a
-    /// column that cannot be NULL).
-    Mistyped {
-        /// The column whose value does not fit.
-        column: &'static str,
-    },
-}
-
-impl std::fmt::Display for CursorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Encoding => f.write_str("not a cursor token (bad encoding)"),
-            Self::Truncated => f.write_str("the token is truncated"),
-            Self::Version { found } => write!(f, "unknown token version {found}"),
-            Self::Signature => {
-                f.write_str("the signature does not match (forged or altered token)")
-            }
-            Self::Stale => f.write_str("the token was made for another ordering"),
-            Self::Malformed => f.write_str("the token's contents are malformed"),
-            Self::Mistyped { column } => {
-                write!(
-                    f,
-                    "the token's value for `{column}` does not fit the column's type"
-                )
-            }
-        }
     }
 }
 
@@ -285,6 +185,7 @@ pub fn check_cursor_token(token: &str, secret: &[u8]) -> Result<(), CursorError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDateTime;
 
     fn cursor() -> Cursor {
         Cursor {

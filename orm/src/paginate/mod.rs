@@ -57,12 +57,3 @@ pub(crate) fn check_pageable<M: Model>(
     }
     Ok(())
 }
-
-/// The message of [`crate::Error::EmptyPage`].
-pub(crate) fn empty_page_message(page: i64, last_page: Option<u64>) -> String {
-    match last_page {
-        _ if page < 1 => format!("page {page} is less than 1"),
-        Some(last) => format!("page {page} contains no results (the last page is {last})"),
-        None => format!("page {page} contains no results"),
-    }
-}
