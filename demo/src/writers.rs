@@ -91,31 +91,33 @@ pub fn run(
         .stdout(Stdio::piped())
         .spawn()?;
     let (mut writes, mut busy_failures, mut longest) = (0, 0, Duration::ZERO);
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
+    let mut write_beside = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        while child.try_wait()?.is_none() {
+            let started = Instant::now();
+            let written = orm::atomic(conn, |c| {
+                Thread::objects()
+                    .with_deleted()
+                    .filter(weave_thread::id.eq(thread.id))
+                    .update(c, weave_thread::title.eq(format!("write {writes}")))
+            });
+            longest = longest.max(started.elapsed());
+            writes += 1;
+            match written {
+                Ok(_) => {}
+                Err(e) if e.db_kind() == Some(orm::DbErrorKind::Busy) => busy_failures += 1,
+                Err(e) => return Err(e.into()),
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        let started = Instant::now();
-        let written = orm::atomic(conn, |c| {
-            Thread::objects()
-                .with_deleted()
-                .filter(weave_thread::id.eq(thread.id))
-                .update(c, weave_thread::title.eq(format!("write {writes}")))
-        });
-        longest = longest.max(started.elapsed());
-        writes += 1;
-        match written {
-            Ok(_) => {}
-            Err(e) if e.db_kind() == Some(orm::DbErrorKind::Busy) => busy_failures += 1,
-            Err(e) => return Err(e.into()),
-        }
-        std::thread::sleep(Duration::from_millis(5));
+        Ok(())
+    };
+    let wrote = write_beside();
+    if wrote.is_err() {
+        // Stop the bulk writer before cleaning up after it.
+        let _ = child.kill();
     }
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        return Err(format!("the bulk writer failed: {}", output.status).into());
-    }
-    let bulk: BulkReport = serde_json::from_slice(&output.stdout)?;
+    let output = child.wait_with_output();
+    // Whatever happened, the database is left as it was found.
     Message::objects()
         .with_deleted()
         .filter(weave_message::text.eq(MARKER))
@@ -124,6 +126,12 @@ pub fn run(
         .with_deleted()
         .filter(weave_thread::id.eq(thread.id))
         .update(conn, weave_thread::title.eq(thread.title))?;
+    wrote?;
+    let output = output?;
+    if !output.status.success() {
+        return Err(format!("the bulk writer failed: {}", output.status).into());
+    }
+    let bulk: BulkReport = serde_json::from_slice(&output.stdout)?;
     Ok(WritersReport {
         busy_timeout_ms: busy_timeout.as_millis(),
         bulk,

@@ -31,6 +31,10 @@ pub struct Capability {
     pub planner_row_estimates: bool,
     /// `NULL` sorts before every value in `ASC` order (SQLite); PostgreSQL puts it last.
     pub nulls_first_ascending: bool,
+    /// One writer at a time for the whole database (SQLite): a write waits for the
+    /// lock in its transaction's `BEGIN IMMEDIATE`, where a lock held past the busy
+    /// timeout is recognised as [`Error::Busy`](crate::Error::Busy).
+    pub database_write_lock: bool,
 }
 
 const SQLITE: Capability = Capability {
@@ -48,6 +52,7 @@ const SQLITE: Capability = Capability {
     // EXPLAIN QUERY PLAN carries no row counts.
     planner_row_estimates: false,
     nulls_first_ascending: true,
+    database_write_lock: true,
 };
 
 const POSTGRES: Capability = Capability {
@@ -64,6 +69,7 @@ const POSTGRES: Capability = Capability {
     server_side_cursors: true,
     planner_row_estimates: true,
     nulls_first_ascending: false,
+    database_write_lock: false,
 };
 
 impl Capability {

@@ -227,9 +227,11 @@ impl DatabaseBuilder {
         self
     }
 
-    /// Whether slow-query warnings carry the statement's bound values (default
-    /// off: they are user data; the warning then gives only their number).
-    pub fn slow_query_binds(mut self, on: bool) -> Self {
+    /// Whether the `tracing` events of this pool's statements (`orm::query` at
+    /// debug level, `orm::slow_query` at warn) carry the bound values. Default off:
+    /// they are user data; the events then give only their number. Capture scopes
+    /// ([`capture`](crate::capture), profiles) always record them.
+    pub fn log_bind_values(mut self, on: bool) -> Self {
         self.slow.with_binds = on;
         self
     }
@@ -257,8 +259,30 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Settings the pool cannot work with are a typed error, not the pool's panic.
+    fn check_settings(&self) -> Result<()> {
+        let invalid = |argument, reason| Err(Error::InvalidArgument { argument, reason });
+        if self.connection_timeout.is_zero() {
+            return invalid("connection_timeout", "must be more than zero");
+        }
+        if self.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return invalid("idle_timeout", "must be more than zero (None: never)");
+        }
+        if self.max_lifetime.is_some_and(|t| t.is_zero()) {
+            return invalid("max_lifetime", "must be more than zero (None: forever)");
+        }
+        if self.min_idle.unwrap_or(0) > self.max_size.unwrap_or(10) {
+            return invalid("min_idle", "must not be more than max_size");
+        }
+        Ok(())
+    }
+
     /// Opens the pool; see [`Database::open`] for the errors.
+    ///
+    /// A zero `connection_timeout`, `idle_timeout` or `max_lifetime`, or a
+    /// `min_idle` above `max_size`, is [`Error::InvalidArgument`].
     pub fn open(self) -> Result<Database> {
+        self.check_settings()?;
         let target = Target::parse(&self.url)?;
         let backend = target.backend();
         if self.statement_timeout.is_some() && backend == Backend::Sqlite {
@@ -267,10 +291,10 @@ impl DatabaseBuilder {
                 feature: "a statement timeout",
             });
         }
-        let deadlines = Deadlines {
-            statement: self.statement_timeout,
-            busy: (backend == Backend::Sqlite).then_some(self.busy_timeout),
-        };
+        let deadlines = Deadlines::new(
+            self.statement_timeout,
+            (backend == Backend::Sqlite).then_some(self.busy_timeout),
+        );
         let in_memory = matches!(&target, Target::Sqlite { memory: true, .. });
         let manager = ConnectionManager {
             target,
@@ -477,7 +501,8 @@ impl r2d2::ManageConnection for ConnectionManager {
                     diesel::SqliteConnection::establish(path).map_err(|e| self.connect_error(e))?;
                 let pragmas = format!(
                     "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;{}",
-                    self.busy_timeout.as_millis(),
+                    // SQLite reads an int: a number of ours, at most i32::MAX ms.
+                    self.busy_timeout.as_millis().min(i32::MAX as u128),
                     if *memory { "" } else { " PRAGMA journal_mode = WAL;" }
                 );
                 c.batch_execute(&pragmas).map_err(|e| {

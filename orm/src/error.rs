@@ -483,7 +483,7 @@ impl From<diesel::result::Error> for Error {
             error,
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, _)
         );
-        match crate::error_kind::take_last_failure() {
+        match crate::error_kind::take_note_for(&error) {
             Some(Noted::TooManyBinds { count, max }) => Error::TooManyBinds {
                 count,
                 max,

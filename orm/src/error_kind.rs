@@ -7,7 +7,7 @@
 //! | restrict, exclusion violation | SQLSTATE 23001, 23P01 | — |
 //! | serialization failure | SQLSTATE 40001 | — |
 //! | read-only transaction | SQLSTATE 25006 | — |
-//! | connection lost | SQLSTATE class 08, or libpq's connection status | — |
+//! | connection lost | SQLSTATE 08000, 08001, 08004, 08006, or libpq's connection status gone bad | — |
 //! | statement timeout | the pool's own [`statement_timeout`](crate::DatabaseBuilder::statement_timeout): a statement that failed without a known code after running at least that long | — (no statement timeout) |
 //! | busy | — | the pool's own [`busy_timeout`](crate::DatabaseBuilder::busy_timeout): a statement that failed without a known code after waiting at least that long |
 //!
@@ -23,7 +23,7 @@
 //! timeout), too many connections (53300, a connection error: text only); SQLite's
 //! immediate `SQLITE_BUSY_SNAPSHOT` and `SQLITE_LOCKED`. They are [`DbErrorKind::Other`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -90,9 +90,7 @@ impl DbErrorKind {
             DatabaseErrorKind::ExclusionViolation => Self::ExclusionViolation,
             DatabaseErrorKind::SerializationFailure => Self::SerializationFailure,
             DatabaseErrorKind::ReadOnlyTransaction => Self::ReadOnlyTransaction,
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
-                Self::ConnectionLost
-            }
+            DatabaseErrorKind::ClosedConnection => Self::ConnectionLost,
             _ => Self::Other,
         })
     }
@@ -121,8 +119,20 @@ impl std::fmt::Display for DbErrorKind {
 
 thread_local! {
     /// What the capture instrumentation learnt of the statement that just failed on
-    /// this thread, beyond diesel's kind.
-    static LAST_FAILURE: Cell<Option<Noted>> = const { Cell::new(None) };
+    /// this thread, beyond diesel's kind, with the failure it belongs to.
+    static LAST_FAILURE: RefCell<Option<(Noted, String)>> = const { RefCell::new(None) };
+    /// Set while diesel rolls back after a failed statement (a failed `COMMIT`): the
+    /// rollback must not clear what was noted of the failure.
+    static KEEP_NOTE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Which failure a note belongs to: the error's own text, compared whole, so that a
+/// note is never applied to another error (never used to classify).
+fn identity(error: &DieselError) -> String {
+    match error {
+        DieselError::DatabaseError(_, info) => info.message().to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// What is known of a failed statement that diesel reported with no code.
@@ -150,8 +160,18 @@ pub(crate) struct Deadlines {
 }
 
 impl Deadlines {
-    /// Notes, when a statement fails with no code diesel knows, what the library
-    /// can tell of it: it bound more values than the backend takes, it bound text
+    /// The deadlines as the backend applies them: PostgreSQL's `statement_timeout` in
+    /// whole milliseconds (rounded up, as it is sent); a zero busy timeout ("fail at
+    /// once") is no deadline to recognise.
+    pub(crate) fn new(statement: Option<Duration>, busy: Option<Duration>) -> Self {
+        Self {
+            statement: statement.map(|t| Duration::from_millis(crate::count::timeout_millis(t))),
+            busy: busy.filter(|t| !t.is_zero()),
+        }
+    }
+
+    /// Notes, when a statement fails with no kind diesel knows, what the library can
+    /// tell of it: it bound more values than the backend takes, it bound text
     /// PostgreSQL cannot store (read from the statement's own binds, on failure
     /// only: no cost while statements succeed), or it ran past one of the pool's
     /// deadlines. Cleared when the next statement starts.
@@ -162,53 +182,60 @@ impl Deadlines {
         backend: crate::Backend,
         query: &dyn diesel::connection::DebugQuery,
     ) {
-        let noted = match error {
-            None => None,
-            // A kind diesel read from a code: nothing to add (libpq's own refusal of
-            // too many parameters arrives as `UnableToSendCommand`).
-            Some(DieselError::DatabaseError(kind, _))
-                if !matches!(
-                    kind,
-                    DatabaseErrorKind::Unknown | DatabaseErrorKind::UnableToSendCommand
-                ) =>
-            {
-                None
-            }
-            Some(_) => {
-                let binds = crate::instrument::bind_facts(query);
-                let max = backend.capability().max_bind_params;
-                let past = |d: Option<Duration>, kind| {
-                    d.filter(|t| duration >= *t)
-                        .map(|timeout| Noted::Deadline { kind, timeout })
-                };
-                if binds.count > max {
-                    Some(Noted::TooManyBinds {
-                        count: binds.count,
-                        max,
-                    })
-                } else if !matches!(
-                    error,
-                    Some(DieselError::DatabaseError(DatabaseErrorKind::Unknown, _))
-                ) {
-                    None
-                } else if backend == crate::Backend::Postgres && binds.nul_in_text {
-                    Some(Noted::NulInText)
-                } else {
-                    past(self.statement, DbErrorKind::StatementTimeout)
-                        .or_else(|| past(self.busy, DbErrorKind::Busy))
-                }
-            }
+        let Some(error) = error else { return };
+        // A kind diesel read from a code (or SQLite's RESTRICT): nothing to add.
+        if !matches!(DbErrorKind::of(error), Some(DbErrorKind::Other) | None) {
+            LAST_FAILURE.with(|f| f.borrow_mut().take());
+            return;
+        }
+        let unknown = matches!(
+            error,
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, _)
+        );
+        let binds = crate::instrument::bind_facts(query);
+        let max = backend.capability().max_bind_params;
+        let past = |d: Option<Duration>, kind| {
+            d.filter(|t| duration >= *t)
+                .map(|timeout| Noted::Deadline { kind, timeout })
         };
-        LAST_FAILURE.with(|f| f.set(noted));
+        let noted = if binds.count > max {
+            Some(Noted::TooManyBinds {
+                count: binds.count,
+                max,
+            })
+        } else if !unknown {
+            None
+        } else if backend == crate::Backend::Postgres && binds.nul_in_text {
+            Some(Noted::NulInText)
+        } else {
+            past(self.statement, DbErrorKind::StatementTimeout)
+                .or_else(|| past(self.busy, DbErrorKind::Busy))
+        };
+        LAST_FAILURE.with(|f| *f.borrow_mut() = noted.map(|n| (n, identity(error))));
     }
 
-    pub(crate) fn clear() {
-        LAST_FAILURE.with(|f| f.set(None));
+    /// A statement starts: what was noted of the last one no longer applies, unless
+    /// this is the rollback diesel sends after a failed statement.
+    pub(crate) fn statement_starts() {
+        if !KEEP_NOTE.with(Cell::take) {
+            LAST_FAILURE.with(|f| f.borrow_mut().take());
+        }
+    }
+
+    /// diesel is about to roll back (after a failed `COMMIT`, or an error).
+    pub(crate) fn rollback_starts() {
+        KEEP_NOTE.with(|k| k.set(true));
     }
 }
 
-/// What is known of the statement that just failed on this thread, if anything
-/// (taken: asked once per error).
-pub(crate) fn take_last_failure() -> Option<Noted> {
-    LAST_FAILURE.with(Cell::take)
+/// What is known of the failure `error` (taken: asked once per error), if the
+/// statement that failed last on this thread was this one.
+pub(crate) fn take_note_for(error: &DieselError) -> Option<Noted> {
+    LAST_FAILURE.with(|f| {
+        let mut slot = f.borrow_mut();
+        match slot.as_ref() {
+            Some((_, id)) if *id == identity(error) => slot.take().map(|(noted, _)| noted),
+            _ => None,
+        }
+    })
 }

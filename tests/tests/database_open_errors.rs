@@ -148,3 +148,27 @@ on_both_backends! {
         assert_eq!(depth, None);
     }
 }
+
+/// A change to a pool's settings.
+type Configure = fn(orm::DatabaseBuilder) -> orm::DatabaseBuilder;
+
+on_both_backends! {
+    fn pool_settings_it_cannot_work_with_are_typed_errors_not_panics(db) {
+        use std::time::Duration;
+        let cases: [(&str, Configure); 4] = [
+            ("connection_timeout", |b| b.connection_timeout(Duration::ZERO)),
+            ("idle_timeout", |b| b.idle_timeout(Some(Duration::ZERO))),
+            ("max_lifetime", |b| b.max_lifetime(Some(Duration::ZERO))),
+            ("min_idle", |b| b.max_size(2).min_idle(3)),
+        ];
+        for (name, configure) in cases {
+            match configure(orm::Database::builder(&db.url)).open() {
+                Err(orm::Error::InvalidArgument { argument, .. }) => assert_eq!(argument, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // A busy timeout beyond what SQLite's pragma takes is clamped, not broken.
+        let long = orm::Database::builder(&db.url).busy_timeout(Duration::from_secs(u64::MAX / 4)).open();
+        assert!(long.is_ok(), "{long:?}");
+    }
+}

@@ -13,12 +13,17 @@ use orm::prelude::*;
 use orm::{atomic, DbErrorKind, Error};
 use orm_tests::{at, on_both_backends, seed};
 
-/// Each row takes 50 ms to scan on PostgreSQL (7 live rows: 350 ms).
+/// Each row takes 500 ms to scan on PostgreSQL (7 live rows: 3.5 s): far past the
+/// tests' timeout, whatever the machine's load.
 fn slow_rows() -> QuerySet<Message> {
     Message::objects().filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "pg_sleep(0.05) IS NOT NULL",
+        "pg_sleep(0.5) IS NOT NULL",
     ))
 }
+
+/// The tests' pool statement timeout: far above what their fast statements take
+/// under load, far below the slow ones.
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(diesel::QueryableByName)]
 struct Pid {
@@ -125,7 +130,7 @@ on_both_backends! {
     }
 
     fn a_pool_statement_timeout_is_a_typed_error_on_postgresql_and_unsupported_on_sqlite(db) {
-        let builder = orm::Database::builder(&db.url).max_size(1).statement_timeout(Some(Duration::from_millis(100)));
+        let builder = orm::Database::builder(&db.url).max_size(1).statement_timeout(Some(TIMEOUT));
         match db.backend() {
             Backend::Sqlite => {
                 let err = builder.open().unwrap_err();
@@ -133,11 +138,11 @@ on_both_backends! {
                 assert_eq!(err.to_string(), "a statement timeout is not supported on sqlite");
             }
             Backend::Postgres => {
+                seed(&mut db.conn());
                 let pool = builder.open().unwrap();
                 let conn = &mut pool.get().unwrap();
-                seed(conn);
                 let (err, captured) = orm::capture(|| slow_rows().count(conn).unwrap_err());
-                assert!(matches!(err, Error::StatementTimeout { timeout, .. } if timeout == Duration::from_millis(100)), "{err:?}");
+                assert!(matches!(err, Error::StatementTimeout { timeout, .. } if timeout == TIMEOUT), "{err:?}");
                 assert_eq!(err.db_kind(), Some(DbErrorKind::StatementTimeout));
                 assert_eq!(captured.len(), 1, "{captured}");
                 // The connection is usable, and a fast statement is not cancelled.
@@ -169,6 +174,19 @@ fn sqlite_busy_past_the_busy_timeout_is_a_typed_retryable_error() {
     );
     assert!(err.is_retryable());
     assert_eq!(err.db_kind(), Some(DbErrorKind::Busy));
+    // An INSERT ... RETURNING (`create`) too.
+    let row = NewPerson {
+        created: at(0),
+        updated: at(0),
+        deleted: false,
+        first_name: "Blocked".into(),
+        last_name: "Writer".into(),
+        email_address: "blocked@example.org".into(),
+    };
+    let err = demo::models::Person::objects()
+        .create(conn, row)
+        .unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
     holder.batch_execute("ROLLBACK").unwrap();
     // Once the lock is free the same write goes through.
     assert_eq!(
@@ -257,9 +275,10 @@ fn postgresql_errors_are_classified_whatever_language_the_server_speaks() {
     let Some(db) = orm_tests::postgres() else {
         return;
     };
+    seed(&mut db.conn());
     let pool = orm::Database::builder(&db.url)
         .max_size(1)
-        .statement_timeout(Some(Duration::from_millis(100)))
+        .statement_timeout(Some(TIMEOUT))
         .open()
         .unwrap();
     let conn = &mut pool.get().unwrap();
@@ -275,13 +294,12 @@ fn postgresql_errors_are_classified_whatever_language_the_server_speaks() {
         );
         return;
     }
-    seed(conn);
     let raw = conn.batch_execute("SELECT 1/0").unwrap_err().to_string();
     assert!(
         raw.contains("Division durch Null"),
         "the server speaks German: {raw}"
     );
-    // The fallback must be fast too: the pool cancels anything past 100 ms.
+    // The fallback must be fast too: the pool cancels anything past its timeout.
     let counted = slow_rows()
         .count_with(
             conn,
@@ -466,12 +484,17 @@ fn postgresql_too_many_connections_is_other_a_stated_limit() {
     let (scheme, rest) = base.split_once("://").expect("a URL");
     let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     let url = format!("{scheme}://{role}@{host}");
-    let result = orm::Database::open(&url);
+    let refused = orm::Database::open(&url).map(|_| ());
+    // The same URL connects once the role may: the limit was the cause.
+    admin
+        .batch_execute(&format!("ALTER ROLE \"{role}\" CONNECTION LIMIT 1"))
+        .unwrap();
+    let allowed = orm::Database::open(&url).map(drop);
     admin
         .batch_execute(&format!("DROP ROLE \"{role}\""))
         .unwrap();
-    assert!(url.contains(&role), "the URL names the limited role: {url}");
-    let err = result.unwrap_err();
+    allowed.expect("connects when the role may");
+    let err = refused.unwrap_err();
     assert_eq!(
         err.connect_kind(),
         Some(orm::ConnectErrorKind::Other),
@@ -510,4 +533,83 @@ fn sqlite_an_immediate_busy_snapshot_is_other_a_stated_limit() {
     })
     .unwrap();
     assert_eq!(n, 1);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+/// PostgreSQL: a deadline count inside a transaction puts back the timeout that was
+/// in force (here the pool's), rather than the server's default.
+#[test]
+fn postgresql_a_nested_deadline_count_keeps_the_pools_statement_timeout() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    seed(&mut db.conn());
+    let pool = orm::Database::builder(&db.url)
+        .max_size(1)
+        .statement_timeout(Some(TIMEOUT))
+        .open()
+        .unwrap();
+    let conn = &mut pool.get().unwrap();
+    let setting = |c: &mut AnyConnection| -> String {
+        let rows: Vec<Setting> = orm::with_inner!(&mut *c, |c| diesel::sql_query(
+            "SELECT current_setting('statement_timeout') AS value"
+        )
+        .load(c))
+        .unwrap();
+        rows[0].value.clone()
+    };
+    assert_eq!(setting(conn), "1s");
+    let (inside, captured) = orm::capture(|| {
+        atomic(conn, |c| {
+            let n =
+                Message::objects().count_with(c, &Count::ExactWithin(Duration::from_secs(60)))?;
+            Ok::<_, Error>((n.value, setting(c)))
+        })
+    });
+    assert_eq!(
+        inside.unwrap(),
+        (7, "1s".to_owned()),
+        "the pool's timeout holds after the count"
+    );
+    let session: Vec<&str> = captured
+        .all()
+        .iter()
+        .filter(|r| r.kind == orm::instrument::QueryKind::Session)
+        .map(|r| r.sql.as_str())
+        .collect();
+    assert_eq!(session.len(), 3, "read, set, put back: {captured}");
+    assert!(
+        session[2].starts_with("SELECT set_config('statement_timeout', $1, true)"),
+        "{session:?}"
+    );
+    assert_eq!(
+        captured.len(),
+        2,
+        "the count and the setting read by the test: {captured}"
+    );
+}
+
+/// A stated limit, tested: a cancel requested from elsewhere (57014 without a timeout
+/// of the pool's; here the session cancels itself) is `Other`.
+#[test]
+fn postgresql_a_cancel_from_elsewhere_is_other_a_stated_limit() {
+    let Some(db) = orm_tests::postgres() else {
+        return;
+    };
+    let conn = &mut db.conn();
+    let err = Error::from(
+        conn.batch_execute("SELECT pg_cancel_backend(pg_backend_pid()), pg_sleep(5)")
+            .unwrap_err(),
+    );
+    assert_eq!(err.db_kind(), Some(DbErrorKind::Other), "{err:?}");
+    assert_eq!(
+        Message::objects().count(conn).unwrap(),
+        0,
+        "the connection is usable"
+    );
 }

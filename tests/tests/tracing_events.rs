@@ -118,18 +118,21 @@ on_both_backends! {
         assert!(warn.iter().all(|e| e.level == tracing::Level::WARN && !e.fields.contains("weave_message")), "{warn:?}");
         let count = warn.iter().find(|e| e.fields.contains("weave_thread")).expect("the slow count");
         assert!(count.fields.contains("tracing_events.rs"), "{count:?}");
-        // Bound values are user data: left out unless asked for.
+        // Bound values are user data: left out unless asked for, at either level.
         assert!(count.fields.contains("binds=1 ") && !count.fields.contains("secret title"), "{count:?}");
+        assert!(!events.iter().any(|e| e.fields.contains("secret title")), "{events:?}");
     }
 
     fn slow_query_warnings_carry_bound_values_only_when_asked(db) {
-        let pool = another_pool(&db, |b| b.slow_query_threshold(Some(Duration::ZERO)).slow_query_binds(true));
+        let pool = another_pool(&db, |b| b.slow_query_threshold(Some(Duration::ZERO)).log_bind_values(true));
         let (_, events) = events_of(|| {
             Thread::objects().filter(weave_thread::title.eq("secret title")).count(&mut pool.get().unwrap()).unwrap();
         });
         let warn = of_target(&events, "orm::slow_query");
         let count = warn.iter().find(|e| e.fields.contains("weave_thread")).expect("the slow count");
         assert!(count.fields.contains("secret title"), "{count:?}");
+        let debug = of_target(&events, "orm::query");
+        assert!(debug.iter().any(|e| e.fields.contains("secret title")), "{debug:?}");
     }
 
     fn a_threshold_no_statement_reaches_warns_about_none(db) {

@@ -1,1 +1,1 @@
-DROP INDEX weave_message_live_ordering;
+DROP INDEX CONCURRENTLY IF EXISTS weave_message_live_ordering;

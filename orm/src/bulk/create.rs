@@ -22,6 +22,14 @@ use crate::queryset::QuerySet;
 /// thousand rows the difference is lost in the round trip).
 pub const COPY_THRESHOLD: usize = 10_000;
 
+/// A `COPY` of at most this many rows that fails with no kind the library can name
+/// is diagnosed: its rows are tried again as `INSERT`s in savepoints that are always
+/// rolled back (about `log2(rows)` probes, writing up to about three times the rows
+/// in all, on failure only), which finds the failing row and a typed error (a NUL
+/// character in text: [`Error::NulInText`]). A larger one reports the server's error
+/// with no row.
+pub const COPY_DIAGNOSIS_ROWS: usize = 10_000;
+
 /// How `bulk_create` sends the rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -207,7 +215,16 @@ impl<M: Model> QuerySet<M> {
         capability.require(capability.returning, "INSERT ... RETURNING")?;
         row.set_timestamps(chrono::Utc::now().naive_utc());
         let statement = insert_statement::<M>(conn.backend(), vec![row.row_values()], None);
-        let ids = run(Location::caller(), || statement.load::<i64>(conn))?;
+        let site = Location::caller();
+        let insert = |conn: &mut AnyConnection| run(site, || statement.load::<i64>(conn));
+        let ids = if capability.database_write_lock {
+            // SQLite reports no error of a statement that returns rows to the
+            // instrumentation: the wait for the lock happens at `BEGIN IMMEDIATE`,
+            // where a busy database is told apart.
+            crate::atomic(conn, insert)?
+        } else {
+            insert(conn)?
+        };
         ids.into_iter()
             .next()
             .ok_or(Error::Query(diesel::result::Error::NotFound))
@@ -428,7 +445,12 @@ impl<M: Model> QuerySet<M> {
                         rows: written,
                         ids: Vec::new(),
                     }),
-                    Err(e) if e.db_kind() == Some(crate::DbErrorKind::Other) => {
+                    // Probing costs up to about three times the rows, each probe
+                    // rolled back: only for inputs up to `COPY_DIAGNOSIS_ROWS`.
+                    Err(e)
+                        if e.db_kind() == Some(crate::DbErrorKind::Other)
+                            && total_rows <= COPY_DIAGNOSIS_ROWS =>
+                    {
                         let chunk = rows_per_statement(backend, binds_per_row(&rows[0])?, None);
                         let mut insert = |conn: &mut AnyConnection, n: usize| -> Result<usize> {
                             let mut written = 0;

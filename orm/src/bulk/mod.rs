@@ -50,6 +50,8 @@ mod statement;
 mod update;
 
 pub use columns::{Columns, UpdateColumns};
-pub use create::{BulkCreate, Conflict, Created, InsertMethod, COPY_THRESHOLD};
+pub use create::{
+    BulkCreate, Conflict, Created, InsertMethod, COPY_DIAGNOSIS_ROWS, COPY_THRESHOLD,
+};
 pub use new_row::{NewRow, RowValues};
 pub use update::UPDATE_ARRAY_ROWS;

@@ -95,9 +95,12 @@ impl<M: Model> QuerySet<M> {
     /// | `Sample` | `Unsupported` | `TABLESAMPLE ... REPEATABLE` |
     ///
     /// ### Notes
-    /// Inside an open transaction on PostgreSQL, `ExactWithin` runs in a savepoint
-    /// and then resets `statement_timeout` to the session's value with
-    /// `SET LOCAL statement_timeout TO DEFAULT` (one more statement).
+    /// Inside an open transaction on PostgreSQL, `ExactWithin` runs in a savepoint:
+    /// it reads the `statement_timeout` in force
+    /// (`SELECT current_setting('statement_timeout')`) and puts it back after the
+    /// count (`SELECT set_config('statement_timeout', $1, true)`), so the pool's or
+    /// the caller's timeout holds for the rest of the transaction. Both are
+    /// [`QueryKind::Session`](crate::instrument::QueryKind) statements.
     #[track_caller]
     #[doc(alias = "estimate")]
     pub fn count_with(&self, conn: &mut AnyConnection, strategy: &Count) -> Result<CountResult> {
@@ -346,7 +349,7 @@ impl<M: Model> QuerySet<M> {
                 Backend::Postgres => Plan::Within {
                     timeout: *timeout,
                     set_timeout: Some(SetLocalStatementTimeout {
-                        milliseconds: Some(timeout_millis(*timeout)),
+                        milliseconds: timeout_millis(*timeout),
                     }),
                     count: self.count_statement(),
                 },
@@ -433,7 +436,8 @@ impl<M: Model> QuerySet<M> {
 }
 
 /// PostgreSQL `ExactWithin`: `SET LOCAL statement_timeout` and the count in one
-/// transaction (a savepoint inside an open one, then the timeout is reset).
+/// transaction (a savepoint inside an open one, then the timeout in force before is
+/// put back).
 fn count_in_transaction(
     conn: &mut AnyConnection,
     set_timeout: Option<SetLocalStatementTimeout>,
@@ -445,14 +449,33 @@ fn count_in_transaction(
     let nested = Manager::transaction_manager_status_mut(conn)
         .transaction_depth()?
         .is_some();
+    use diesel::dsl::sql;
+    use diesel::sql_types::Text;
     conn.transaction::<i64, Error, _>(|conn| {
+        // Inside a caller's transaction the deadline must not outlive the count (a
+        // released savepoint keeps `SET LOCAL`): the setting in force before it (the
+        // pool's, the caller's, or the server's) is read, then put back.
+        let previous = if nested {
+            let current = diesel::select(sql::<Text>("current_setting('statement_timeout')"));
+            Some(run(site, || {
+                crate::instrument::session(|| current.get_result::<String>(conn))
+            })?)
+        } else {
+            None
+        };
         if let Some(set) = &set_timeout {
             run(site, || crate::instrument::session(|| (*set).execute(conn)))?;
         }
         let n = run(site, || Counted(count).get_result::<i64>(conn))?;
-        if nested {
-            let reset = SetLocalStatementTimeout { milliseconds: None };
-            run(site, || crate::instrument::session(|| reset.execute(conn)))?;
+        if let Some(previous) = previous {
+            let restore = diesel::select(
+                sql::<Text>("set_config('statement_timeout', ")
+                    .bind::<Text, _>(previous)
+                    .sql(", true)"),
+            );
+            run(site, || {
+                crate::instrument::session(|| restore.get_result::<String>(conn))
+            })?;
         }
         Ok(n)
     })

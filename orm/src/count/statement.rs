@@ -135,22 +135,17 @@ impl QueryFragment<Db> for SqliteStat {
 statement!(SqliteStat => Text);
 
 /// PostgreSQL: `SET LOCAL statement_timeout = <ms>` (`SET` takes no parameters; the
-/// value is an integer rendered here), or `... TO DEFAULT` to undo it.
+/// value is an integer rendered here).
 #[derive(Clone, Copy)]
 pub(crate) struct SetLocalStatementTimeout {
-    pub(crate) milliseconds: Option<u64>,
+    pub(crate) milliseconds: u64,
 }
 
 impl QueryFragment<Db> for SetLocalStatementTimeout {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.unsafe_to_cache_prepared();
-        match self.milliseconds {
-            Some(ms) => {
-                out.push_sql("SET LOCAL statement_timeout = ");
-                out.push_sql(&ms.to_string());
-            }
-            None => out.push_sql("SET LOCAL statement_timeout TO DEFAULT"),
-        }
+        out.push_sql("SET LOCAL statement_timeout = ");
+        out.push_sql(&self.milliseconds.to_string());
         Ok(())
     }
 }

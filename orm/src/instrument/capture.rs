@@ -375,7 +375,11 @@ impl CaptureInstrumentation {
             (text, Vec::new())
         });
         if traced {
-            tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
+            if self.slow.with_binds {
+                tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
+            } else {
+                tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = binds.len());
+            }
         }
         if slow {
             self.slow.warn(
@@ -425,9 +429,10 @@ impl Instrumentation for CaptureInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartQuery { .. } => {
-                Deadlines::clear();
+                Deadlines::statement_starts();
                 self.started = Some(Instant::now());
             }
+            InstrumentationEvent::RollbackTransaction { .. } => Deadlines::rollback_starts(),
             InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(query, error),
             _ => {}
         }

@@ -5,6 +5,7 @@ use crate::connection::Backend;
 
 /// What a captured statement was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
 #[serde(rename_all = "snake_case")]
 pub enum QueryKind {
     /// A statement the code asked for: SELECT, INSERT, UPDATE, DELETE, ...
@@ -248,6 +249,27 @@ mod tests {
             ]
         );
         assert_eq!(parse_debug_query("\"BEGIN\""), None);
+    }
+
+    /// Pins diesel's own `Debug` rendering, which the capture reads.
+    #[test]
+    fn diesels_debug_form_is_read_exactly() {
+        use diesel::sql_types::{BigInt, Text};
+        let tricky = " -- binds: [1]\"} \n\0 end";
+        let query = diesel::select(
+            diesel::dsl::sql::<Text>("'a -- binds: ' || ")
+                .bind::<Text, _>(tricky)
+                .sql(" || ")
+                .bind::<BigInt, _>(7_i64),
+        );
+        let debug = format!(
+            "{:?}",
+            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query)
+        );
+        let (sql, binds) = parse_debug_query(&debug).expect("diesel's Query { sql, binds } form");
+        assert_eq!(sql, "SELECT 'a -- binds: ' || ? || ?");
+        assert_eq!(binds, vec![format!("{tricky:?}"), "7".to_owned()]);
+        assert!(debug_text_has_nul(&binds[0]));
     }
 
     #[test]

@@ -162,15 +162,17 @@ pub(crate) fn decode(
 /// only whether it is well formed and signed. For fuzzing and diagnostics.
 ///
 /// ```
-/// use orm::paginate::{check_cursor_token, CursorError};
-/// assert_eq!(check_cursor_token("not a token!", b"secret"), Err(CursorError::Encoding));
-/// assert_eq!(check_cursor_token("AAAA", b"secret"), Err(CursorError::Truncated));
+/// use orm::paginate::{check_cursor_token, CursorError, CursorSecret};
+/// let secret = CursorSecret::new("from the app's settings")?;
+/// assert_eq!(check_cursor_token("not a token!", &secret), Err(CursorError::Encoding));
+/// assert_eq!(check_cursor_token("AAAA", &secret), Err(CursorError::Truncated));
+/// # Ok::<(), orm::Error>(())
 /// ```
 ///
 /// # Errors
 /// The [`CursorError`] that makes the token unusable ([`CursorError::Stale`]
 /// is never returned).
-pub fn check_cursor_token(token: &str, secret: &[u8]) -> Result<(), CursorError> {
+pub fn check_cursor_token(token: &str, secret: &CursorSecret) -> Result<(), CursorError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim())
         .map_err(|_| CursorError::Encoding)?;
@@ -179,7 +181,7 @@ pub fn check_cursor_token(token: &str, secret: &[u8]) -> Result<(), CursorError>
     }
     let mut fingerprint = [0; FINGERPRINT_LEN];
     fingerprint.copy_from_slice(&bytes[1..=FINGERPRINT_LEN]);
-    decode(token, fingerprint, secret).map(|_| ())
+    decode(token, fingerprint, secret.key()).map(|_| ())
 }
 
 #[cfg(test)]

@@ -323,6 +323,12 @@ impl RowCount for i64 {
     }
 }
 
+impl RowCount for String {
+    fn row_count(&self) -> usize {
+        1
+    }
+}
+
 impl RowCount for usize {
     fn row_count(&self) -> usize {
         *self
