@@ -1,6 +1,8 @@
 //! Keyset pages cost the same at any depth: page 1 against page 5,000 (rows 499,901
 //! to 500,000) of 1,000,000 messages, on SQLite and PostgreSQL, for the whole table
-//! (`with_deleted()`) and for the default queryset (soft-deleted rows hidden).
+//! (`with_deleted()`) and for the default queryset (soft-deleted rows hidden), with
+//! `updated` one a row and with one `updated` for all rows (the ties a bulk write
+//! makes).
 //!
 //! `cargo bench -p orm --bench keyset_depth`. Rows: `ORM_BENCH_ROWS` (default
 //! 1,000,000; one in ten soft-deleted). PostgreSQL: `ORM_BENCH_POSTGRES_URL` (default
@@ -27,17 +29,25 @@ fn rows() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-/// The schema, `rows` messages one second apart (every tenth deleted) and the
-/// demo's ordering indexes.
-fn seed_sql(backend: Backend, rows: u64) -> String {
+/// The schema, `rows` messages one second apart (every tenth deleted), or all at one
+/// time (`ties`: as a bulk write stamps them), and the demo's ordering indexes.
+fn seed_sql(backend: Backend, rows: u64, ties: bool) -> String {
+    let (sqlite_updated, pg_updated) = if ties {
+        ("'2024-01-01 00:00:00'", "TIMESTAMP '2024-01-01'")
+    } else {
+        (
+            "datetime('2024-01-01', '+' || n || ' seconds')",
+            "TIMESTAMP '2024-01-01' + g * interval '1 second'",
+        )
+    };
     let (table, generate) = match backend {
         Backend::Sqlite => (
             "CREATE TABLE weave_message (id INTEGER PRIMARY KEY, created TEXT NOT NULL, updated TEXT NOT NULL, deleted BOOLEAN NOT NULL DEFAULT false, text TEXT NOT NULL, sent_by_id BIGINT NOT NULL, thread_id BIGINT NOT NULL);",
-            format!("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) INSERT INTO weave_message SELECT n, '2024-01-01 00:00:00', datetime('2024-01-01', '+' || n || ' seconds'), n % 10 = 0, 'message ' || n, 1 + n % 2, 1 + n % 50 FROM g;"),
+            format!("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) INSERT INTO weave_message SELECT n, '2024-01-01 00:00:00', {sqlite_updated}, n % 10 = 0, 'message ' || n, 1 + n % 2, 1 + n % 50 FROM g;"),
         ),
         Backend::Postgres => (
             "CREATE TABLE weave_message (id BIGINT PRIMARY KEY, created TIMESTAMP NOT NULL, updated TIMESTAMP NOT NULL, deleted BOOLEAN NOT NULL DEFAULT false, text TEXT NOT NULL, sent_by_id BIGINT NOT NULL, thread_id BIGINT NOT NULL);",
-            format!("INSERT INTO weave_message SELECT g, now(), TIMESTAMP '2024-01-01' + g * interval '1 second', g % 10 = 0, 'message ' || g, 1 + g % 2, 1 + g % 50 FROM generate_series(1, {rows}) g;"),
+            format!("INSERT INTO weave_message SELECT g, now(), {pg_updated}, g % 10 = 0, 'message ' || g, 1 + g % 2, 1 + g % 50 FROM generate_series(1, {rows}) g;"),
         ),
     };
     format!(
@@ -50,26 +60,29 @@ fn seed_sql(backend: Backend, rows: u64) -> String {
 
 struct Target {
     backend: Backend,
+    ties: bool,
     db: orm::Database,
     cleanup: Option<(String, String)>,
 }
 
-fn sqlite(rows: u64) -> Target {
-    let path = std::env::temp_dir().join(format!("orm_bench_keyset_{}.db", std::process::id()));
+fn sqlite(rows: u64, ties: bool) -> Target {
+    let path =
+        std::env::temp_dir().join(format!("orm_bench_keyset_{}_{ties}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let db = orm::Database::open(&path.to_string_lossy()).expect("open sqlite");
     db.get()
         .expect("conn")
-        .batch_execute(&seed_sql(Backend::Sqlite, rows))
+        .batch_execute(&seed_sql(Backend::Sqlite, rows, ties))
         .expect("seed sqlite");
     Target {
         backend: Backend::Sqlite,
+        ties,
         db,
         cleanup: Some((String::new(), path.to_string_lossy().into_owned())),
     }
 }
 
-fn postgres(rows: u64) -> Option<Target> {
+fn postgres(rows: u64, ties: bool) -> Option<Target> {
     let admin_url = std::env::var("ORM_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let admin = match orm::Database::open(&admin_url) {
@@ -79,7 +92,7 @@ fn postgres(rows: u64) -> Option<Target> {
             return None;
         }
     };
-    let schema = format!("orm_bench_keyset_{}", std::process::id());
+    let schema = format!("orm_bench_keyset_{}_{ties}", std::process::id());
     admin
         .get()
         .ok()?
@@ -87,7 +100,7 @@ fn postgres(rows: u64) -> Option<Target> {
         .ok()?;
     let db = orm::Database::open(&format!("{admin_url}?options=-csearch_path%3D{schema}")).ok()?;
     let mut conn = db.get().ok()?;
-    conn.batch_execute(&seed_sql(Backend::Postgres, rows))
+    conn.batch_execute(&seed_sql(Backend::Postgres, rows, ties))
         .expect("seed postgres");
     // Its own statement: VACUUM runs outside a transaction. The visibility map lets
     // the pages be read by index-only scans, as on a table that has lived a while.
@@ -96,6 +109,7 @@ fn postgres(rows: u64) -> Option<Target> {
     drop(conn);
     Some(Target {
         backend: Backend::Postgres,
+        ties,
         db,
         cleanup: Some((admin_url, schema)),
     })
@@ -129,10 +143,13 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn bench(c: &mut Criterion) {
     let rows = rows();
     let secret = CursorSecret::new("the keyset depth benchmark's secret").expect("secret");
-    let mut targets = vec![sqlite(rows)];
-    targets.extend(postgres(rows));
+    let mut targets = Vec::new();
+    for ties in [false, true] {
+        targets.push(sqlite(rows, ties));
+        targets.extend(postgres(rows, ties));
+    }
     println!(
-        "\n{rows} messages, {PER_PAGE} a page\n| backend | queryset | page 1 | page {DEEP_PAGE} | deep / first | deep page's plan |\n|---|---|---|---|---|---|"
+        "\n{rows} messages, {PER_PAGE} a page\n| backend | `updated` | queryset | page 1 | page {DEEP_PAGE} | deep / first | deep page's plan |\n|---|---|---|---|---|---|---|"
     );
     for target in &targets {
         let conn = &mut target.db.get().expect("conn");
@@ -174,18 +191,24 @@ fn bench(c: &mut Criterion) {
                 .explain_page(conn, Some(&deep), orm::explain::ExplainOptions::new())
                 .expect("plan")
                 .summary();
+            let spread = if target.ties {
+                "one for all rows"
+            } else {
+                "one a row"
+            };
             println!(
-                "| {} | {name} | {first:.2?} | {deeper:.2?} | {:.2} | {plan} |",
+                "| {} | {spread} | {name} | {first:.2?} | {deeper:.2?} | {:.2} | {plan} |",
                 target.backend,
                 deeper.as_secs_f64() / first.as_secs_f64()
             );
-            c.bench_function(&format!("{}/{name}/page 1", target.backend), |b| {
+            let data = if target.ties { "ties" } else { "distinct" };
+            let label = format!("{}/{data}/{name}", target.backend);
+            c.bench_function(&format!("{label}/page 1"), |b| {
                 b.iter(|| pages.page(conn, None).expect("page 1"))
             });
-            c.bench_function(
-                &format!("{}/{name}/page {DEEP_PAGE}", target.backend),
-                |b| b.iter(|| pages.page(conn, Some(&deep)).expect("deep page")),
-            );
+            c.bench_function(&format!("{label}/page {DEEP_PAGE}"), |b| {
+                b.iter(|| pages.page(conn, Some(&deep)).expect("deep page"))
+            });
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct Capability {
     pub planner_row_estimates: bool,
     /// `NULL` sorts before every value in `ASC` order (SQLite); PostgreSQL puts it last.
     pub nulls_first_ascending: bool,
+    /// A row-value comparison `(a, b) < ($1, $2)` bounds an index scan on every
+    /// column of an index on `(a, b)` (PostgreSQL); SQLite seeks on `a` only, so
+    /// keyset cursors are split into one index range per leading prefix there.
+    pub row_value_index_range: bool,
     /// One writer at a time for the whole database (SQLite): a write waits for the
     /// lock in its transaction's `BEGIN IMMEDIATE`, where a lock held past the busy
     /// timeout is recognised as [`Error::Busy`](crate::Error::Busy).
@@ -53,6 +57,7 @@ const SQLITE: Capability = Capability {
     planner_row_estimates: false,
     nulls_first_ascending: true,
     database_write_lock: true,
+    row_value_index_range: false,
 };
 
 const POSTGRES: Capability = Capability {
@@ -70,6 +75,7 @@ const POSTGRES: Capability = Capability {
     planner_row_estimates: true,
     nulls_first_ascending: false,
     database_write_lock: false,
+    row_value_index_range: true,
 };
 
 impl Capability {

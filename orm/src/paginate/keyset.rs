@@ -19,7 +19,7 @@ use crate::fragment::render;
 use crate::model::Model;
 use crate::ordering::OrderTerm;
 use crate::queryset::run::run;
-use crate::queryset::statement::ModelSelect;
+use crate::queryset::statement::{ModelSelect, SlicedTable};
 use crate::queryset::QuerySet;
 use crate::sql_type::ValueKind;
 
@@ -168,11 +168,18 @@ impl<M: Model> KeysetPaginator<M> {
     ///     pages.page_sql(next.as_deref(), Backend::Postgres)?,
     ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."updated", "weave_message"."id") < ($1, $2)) ORDER BY "weave_message"."updated" DESC, "weave_message"."id" DESC LIMIT $3"#
     /// );
-    /// // One row-value comparison: both backends read it as a range of an index on
-    /// // (updated, id), so a page 50,000 deep costs what the first one does.
-    /// assert!(pages.page_sql(next.as_deref(), Backend::Sqlite)?.contains(
-    ///     "WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`updated`, `weave_message`.`id`) < (?, ?))"
-    /// ));
+    /// // One row-value comparison: PostgreSQL bounds an index scan on (updated, id)
+    /// // with it, so a page 50,000 deep costs what the first one does. SQLite seeks
+    /// // on a row value's first column only: there it is one index range per
+    /// // prefix, each read up to the page's size, and the page of their union.
+    /// assert_eq!(
+    ///     pages.page_sql(next.as_deref(), Backend::Sqlite)?,
+    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM (\
+    ///      SELECT * FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`updated` = ? AND `weave_message`.`id` < ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?) AS `weave_message` \
+    ///      UNION ALL \
+    ///      SELECT * FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`updated` < ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?) AS `weave_message`\
+    ///     ) AS `weave_message` ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?"
+    /// );
     /// # Ok(()) }
     /// ```
     ///
@@ -236,10 +243,33 @@ impl<M: Model> KeysetPaginator<M> {
             }
             check_values(&terms, &cursor.values)
                 .map_err(|reason| Error::InvalidCursor { reason })?;
-            statement.source.filters.push(Arc::new(After {
+            let after = After {
                 terms: terms.clone(),
                 values: cursor.values.clone(),
-            }));
+            };
+            if after.row_value() && !backend.capability().row_value_index_range {
+                // One index range per leading prefix, each read up to the page's
+                // size, then the page of their union (see `IndexRanges`).
+                let limit = statement.limit_override.unwrap_or(i64::MAX);
+                let mut parts = Vec::with_capacity(terms.len());
+                for prefix in (0..terms.len()).rev() {
+                    let mut part = statement.source.clone();
+                    part.filters.push(Arc::new(after.prefix_range(prefix)));
+                    part.order = terms.clone();
+                    part.limit = Some(limit);
+                    parts.push(SlicedTable {
+                        source: part,
+                        alias: statement.source.table.clone(),
+                    });
+                }
+                statement.source.table = Arc::new(IndexRanges {
+                    parts,
+                    alias: statement.source.table.clone(),
+                });
+                statement.source.filters.clear();
+            } else {
+                statement.source.filters.push(Arc::new(after));
+            }
         }
         statement.source.order = terms;
         Ok((statement, cursor))
@@ -292,6 +322,68 @@ impl After {
                     && !term.column_type.nullable
                     && *value != CursorValue::Null
             })
+    }
+}
+
+impl After {
+    /// The rows after the cursor whose first `prefix` values equal the cursor's and
+    /// whose next value lies beyond it: `c1 = v1 AND c2 < v2`. The row-value
+    /// comparison is the union of these for every prefix, each one index range.
+    fn prefix_range(&self, prefix: usize) -> PrefixRange {
+        PrefixRange {
+            terms: self.terms[..=prefix].to_vec(),
+            values: self.values[..=prefix].to_vec(),
+        }
+    }
+}
+
+/// See [`After::prefix_range`].
+struct PrefixRange {
+    terms: Vec<OrderTerm>,
+    values: Vec<CursorValue>,
+}
+
+impl QueryFragment<Db> for PrefixRange {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        let last = self.terms.len() - 1;
+        for (term, value) in self.terms[..last].iter().zip(&self.values) {
+            equal(term, value, &mut out)?;
+            out.push_sql(" AND ");
+        }
+        let term = &self.terms[last];
+        beyond(
+            term,
+            &self.values[last],
+            term.is_descending(),
+            None,
+            &mut out,
+        )
+    }
+}
+
+/// SQLite's form of a row-value cursor: it seeks an index on the leading column of a
+/// row value only, so a deep page inside many rows that share the first value would
+/// scan them all. Each [`PrefixRange`] is one seek (`updated = ? AND id < ?`, then
+/// `updated < ?`), read up to the page's size; the page is the first rows of their
+/// union, under the model's table name:
+/// `(SELECT * FROM (SELECT * FROM t WHERE .. ORDER BY .. LIMIT ?) UNION ALL ..) AS t`.
+struct IndexRanges {
+    parts: Vec<SlicedTable>,
+    alias: crate::fragment::Fragment,
+}
+
+impl QueryFragment<Db> for IndexRanges {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("(");
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(" UNION ALL ");
+            }
+            out.push_sql("SELECT * FROM ");
+            part.walk_ast(out.reborrow())?;
+        }
+        out.push_sql(") AS ");
+        self.alias.walk_ast(out.reborrow())
     }
 }
 
