@@ -746,25 +746,7 @@ mod fuzz {
                 "\\[(null|true|1|-9223372036854775808|1e400|\"x\"|\\{\"Int\":[0-9]{1,20}\\}|\\{\"Timestamp\":\"[0-9T:.-]{0,30}\"\\}|,){0,6}\\]".prop_map(String::into_bytes),
             ],
         ) {
-            use base64::Engine as _;
-            use hmac::Mac as _;
-            use sha2::Digest as _;
-            let mut hash = sha2::Sha256::new();
-            hash.update(b"Message");
-            for (column, sign) in [("updated", b"-"), ("id", b"-")] {
-                hash.update([0]);
-                hash.update(column.as_bytes());
-                hash.update(sign);
-            }
-            let fingerprint = hash.finalize();
-            let mut body = vec![1u8];
-            body.extend_from_slice(&fingerprint[..8]);
-            body.push(direction);
-            body.extend_from_slice(&payload);
-            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(FUZZ_KEY).unwrap();
-            mac.update(&body);
-            body.extend_from_slice(&mac.finalize().into_bytes()[..16]);
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&body);
+            let token = signed_message_token(direction, &payload);
             let pages = Message::objects().keyset(3, &fuzz_key());
             for backend in Backend::ALL {
                 match pages.page_sql(Some(&token), backend) {

@@ -25,6 +25,16 @@ fn slow_rows() -> QuerySet<Message> {
 /// under load, far below the slow ones.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The fixture, seeded apart, and a pool of one connection with [`TIMEOUT`].
+fn seeded_pool_with_timeout(db: &orm_tests::TestDb) -> orm::Database {
+    seed(&mut db.conn());
+    orm::Database::builder(&db.url)
+        .max_size(1)
+        .statement_timeout(Some(TIMEOUT))
+        .open()
+        .unwrap()
+}
+
 #[derive(diesel::QueryableByName)]
 struct Pid {
     #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -275,12 +285,7 @@ fn postgresql_errors_are_classified_whatever_language_the_server_speaks() {
     let Some(db) = orm_tests::postgres() else {
         return;
     };
-    seed(&mut db.conn());
-    let pool = orm::Database::builder(&db.url)
-        .max_size(1)
-        .statement_timeout(Some(TIMEOUT))
-        .open()
-        .unwrap();
+    let pool = seeded_pool_with_timeout(&db);
     let conn = &mut pool.get().unwrap();
     if let Err(e) = conn.batch_execute("SET lc_messages = 'de_DE.UTF-8'") {
         assert!(
@@ -548,12 +553,7 @@ fn postgresql_a_nested_deadline_count_keeps_the_pools_statement_timeout() {
     let Some(db) = orm_tests::postgres() else {
         return;
     };
-    seed(&mut db.conn());
-    let pool = orm::Database::builder(&db.url)
-        .max_size(1)
-        .statement_timeout(Some(TIMEOUT))
-        .open()
-        .unwrap();
+    let pool = seeded_pool_with_timeout(&db);
     let conn = &mut pool.get().unwrap();
     let setting = |c: &mut AnyConnection| -> String {
         let rows: Vec<Setting> = orm::with_inner!(&mut *c, |c| diesel::sql_query(
