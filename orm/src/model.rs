@@ -249,23 +249,29 @@ macro_rules! model {
             )?
 
             $(
+                // Matched by the column's SQL name (`type` for a field `r#type`, the
+                // `sql_name` of a renamed column), as orderings name their columns.
                 fn cursor_value(
                     &self,
                     column: &str,
                 ) -> ::std::option::Option<$crate::paginate::CursorValue> {
-                    match column {
-                        $(stringify!($cursor) => ::std::option::Option::Some(
-                            $crate::paginate::CursorValue::from(::std::clone::Clone::clone(&self.$cursor)),
-                        ),)+
-                        _ => ::std::option::Option::None,
-                    }
+                    $(
+                        if column == <$table::$cursor as $crate::__private::diesel::Column>::NAME {
+                            return ::std::option::Option::Some(
+                                $crate::paginate::CursorValue::from(::std::clone::Clone::clone(&self.$cursor)),
+                            );
+                        }
+                    )+
+                    ::std::option::Option::None
                 }
 
                 fn orders_like_sql(column: &str) -> bool {
-                    match column {
-                        $(stringify!($cursor) => $crate::__private::orders_like_sql(|row: &Self| &row.$cursor),)+
-                        _ => false,
-                    }
+                    $(
+                        if column == <$table::$cursor as $crate::__private::diesel::Column>::NAME {
+                            return $crate::__private::orders_like_sql(|row: &Self| &row.$cursor);
+                        }
+                    )+
+                    false
                 }
             )?
         }

@@ -485,6 +485,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    weave_kind (id) {
+        id -> BigInt,
+        r#type -> Text,
+    }
+}
+
+/// A row with a keyword column (`type`, a raw identifier in Rust).
+#[derive(Debug, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = weave_kind)]
+struct Kind {
+    id: i64,
+    r#type: String,
+}
+
+orm::model! { Kind => weave_kind { primary_key: id, cursor_columns: (r#type) } }
+
+on_both_backends! {
+    fn keyset_pages_over_a_keyword_column(db) {
+        let conn = &mut db.conn();
+        conn.batch_execute(
+            "CREATE TABLE weave_kind (id BIGINT PRIMARY KEY, \"type\" TEXT NOT NULL);
+             INSERT INTO weave_kind VALUES (1, 'b'), (2, 'a'), (3, 'c'), (4, 'a'), (5, 'b');",
+        )
+        .unwrap();
+        let ordering = Kind::objects().order_by(weave_kind::r#type.asc());
+        let expected: Vec<i64> = ordering.clone().all(conn).unwrap().iter().map(|k| k.id).collect();
+        assert_eq!(expected, [2, 4, 1, 5, 3]);
+        for per_page in 1..=3 {
+            let (forward, backward) = walk_both_ways(&ordering.keyset(per_page, &key("kinds")), conn);
+            assert_eq!(forward, expected, "per_page {per_page}");
+            assert_eq!(backward, expected, "per_page {per_page}");
+        }
+    }
+}
+
 /// A row with a nullable ordering column.
 #[derive(Debug, diesel::Queryable, diesel::Selectable)]
 #[diesel(table_name = weave_rank)]
