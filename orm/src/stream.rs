@@ -23,7 +23,7 @@ use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::queryset::run::run;
-use crate::queryset::statement::SelectStatement;
+use crate::queryset::statement::{CursorFetch, SelectStatement};
 use crate::queryset::QuerySet;
 use crate::relations::{JoinSet, PrefetchSet, Prefetched, Related};
 
@@ -47,24 +47,6 @@ pub enum StreamStrategy {
     Cursor,
     /// One SQLite query whose rows are stepped as they are produced.
     Step,
-}
-
-/// `FETCH FORWARD n FROM "cursor"`: the count is a number the library renders
-/// (PostgreSQL takes no parameter there), the cursor name its own identifier.
-#[derive(Debug, Clone)]
-pub(crate) struct CursorFetch {
-    name: String,
-    count: u32,
-}
-
-impl QueryFragment<Db> for CursorFetch {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        out.unsafe_to_cache_prepared();
-        out.push_sql("FETCH FORWARD ");
-        out.push_sql(&self.count.to_string());
-        out.push_sql(" FROM ");
-        out.push_identifier(&self.name)
-    }
 }
 
 /// `DECLARE "cursor" NO SCROLL CURSOR FOR <select>`; the select's values stay binds.

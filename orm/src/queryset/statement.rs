@@ -141,7 +141,7 @@ pub struct SelectStatement<S> {
     pub(crate) limit_override: Option<i64>,
     pub(crate) with_order: bool,
     /// Read the next rows of this statement's open cursor instead (`FETCH`).
-    pub(crate) cursor_fetch: Option<crate::stream::CursorFetch>,
+    pub(crate) cursor_fetch: Option<CursorFetch>,
 }
 
 impl<S> SelectStatement<S> {
@@ -236,5 +236,23 @@ impl QueryFragment<Db> for One {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql("1");
         Ok(())
+    }
+}
+
+/// `FETCH FORWARD n FROM "cursor"`: the count is a number the library renders
+/// (PostgreSQL takes no parameter there), the cursor name its own identifier.
+#[derive(Debug, Clone)]
+pub(crate) struct CursorFetch {
+    pub(crate) name: String,
+    pub(crate) count: u32,
+}
+
+impl QueryFragment<Db> for CursorFetch {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("FETCH FORWARD ");
+        out.push_sql(&self.count.to_string());
+        out.push_sql(" FROM ");
+        out.push_identifier(&self.name)
     }
 }
