@@ -14,6 +14,7 @@ use orm::count::Count;
 use orm::prelude::*;
 
 include!("../doctest_setup.rs");
+include!("common/bench_schema.rs");
 
 fn rows() -> u64 {
     std::env::var("ORM_BENCH_ROWS")
@@ -45,7 +46,8 @@ fn seed_sql(backend: Backend, rows: u64) -> String {
 struct Target {
     backend: Backend,
     db: orm::Database,
-    cleanup: Option<(String, String)>,
+    /// Dropped with the target (PostgreSQL).
+    _schema: Option<BenchSchema>,
 }
 
 fn sqlite(rows: u64) -> Target {
@@ -59,27 +61,12 @@ fn sqlite(rows: u64) -> Target {
     Target {
         backend: Backend::Sqlite,
         db,
-        cleanup: None,
+        _schema: None,
     }
 }
 
 fn postgres(rows: u64) -> Option<Target> {
-    let admin_url = std::env::var("ORM_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let admin = match orm::Database::open(&admin_url) {
-        Ok(db) => db,
-        Err(e) => {
-            println!("postgres skipped: {e}");
-            return None;
-        }
-    };
-    let schema = format!("orm_bench_counts_{}", std::process::id());
-    admin
-        .get()
-        .ok()?
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .ok()?;
-    let db = orm::Database::open(&format!("{admin_url}?options=-csearch_path%3D{schema}")).ok()?;
+    let (schema, db) = BenchSchema::open("orm_bench_counts")?;
     db.get()
         .ok()?
         .batch_execute(&seed_sql(Backend::Postgres, rows))
@@ -87,20 +74,8 @@ fn postgres(rows: u64) -> Option<Target> {
     Some(Target {
         backend: Backend::Postgres,
         db,
-        cleanup: Some((admin_url, schema)),
+        _schema: Some(schema),
     })
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some((admin_url, schema)) = &self.cleanup {
-            if let Ok(admin) = orm::Database::open(admin_url) {
-                if let Ok(mut conn) = admin.get() {
-                    let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
-                }
-            }
-        }
-    }
 }
 
 fn strategies() -> Vec<(&'static str, Count)> {

@@ -18,6 +18,7 @@ use orm::paginate::CursorSecret;
 use orm::prelude::*;
 
 include!("../doctest_setup.rs");
+include!("common/bench_schema.rs");
 
 const PER_PAGE: u64 = 100;
 const DEEP_PAGE: u64 = 5_000;
@@ -62,7 +63,25 @@ struct Target {
     backend: Backend,
     ties: bool,
     db: orm::Database,
-    cleanup: Option<(String, String)>,
+    /// Removed with the target: the SQLite file, or the PostgreSQL schema.
+    _cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(std::path::PathBuf),
+    Schema(#[allow(dead_code)] BenchSchema),
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Cleanup::SqliteFile(path) = self {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
 }
 
 fn sqlite(rows: u64, ties: bool) -> Target {
@@ -78,27 +97,12 @@ fn sqlite(rows: u64, ties: bool) -> Target {
         backend: Backend::Sqlite,
         ties,
         db,
-        cleanup: Some((String::new(), path.to_string_lossy().into_owned())),
+        _cleanup: Cleanup::SqliteFile(path),
     }
 }
 
 fn postgres(rows: u64, ties: bool) -> Option<Target> {
-    let admin_url = std::env::var("ORM_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let admin = match orm::Database::open(&admin_url) {
-        Ok(db) => db,
-        Err(e) => {
-            println!("postgres skipped: {e}");
-            return None;
-        }
-    };
-    let schema = format!("orm_bench_keyset_{}_{ties}", std::process::id());
-    admin
-        .get()
-        .ok()?
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .ok()?;
-    let db = orm::Database::open(&format!("{admin_url}?options=-csearch_path%3D{schema}")).ok()?;
+    let (schema, db) = BenchSchema::open(&format!("orm_bench_keyset_{ties}"))?;
     let mut conn = db.get().ok()?;
     conn.batch_execute(&seed_sql(Backend::Postgres, rows, ties))
         .expect("seed postgres");
@@ -111,28 +115,8 @@ fn postgres(rows: u64, ties: bool) -> Option<Target> {
         backend: Backend::Postgres,
         ties,
         db,
-        cleanup: Some((admin_url, schema)),
+        _cleanup: Cleanup::Schema(schema),
     })
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Some((admin_url, schema)) if !admin_url.is_empty() => {
-                if let Ok(admin) = orm::Database::open(admin_url) {
-                    if let Ok(mut conn) = admin.get() {
-                        let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
-                    }
-                }
-            }
-            Some((_, path)) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
-                }
-            }
-            None => {}
-        }
-    }
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

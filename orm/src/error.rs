@@ -478,36 +478,23 @@ impl From<diesel::result::Error> for Error {
     /// past the pool's own timeout.
     fn from(error: diesel::result::Error) -> Self {
         use crate::error_kind::Noted;
-        use diesel::result::{DatabaseErrorKind, Error as DieselError};
-        let unknown = matches!(
-            error,
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, _)
-        );
+        // A note exists only for the failure it was made for (matched by identity).
         match crate::error_kind::take_note_for(&error) {
             Some(Noted::TooManyBinds { count, max }) => Error::TooManyBinds {
                 count,
                 max,
                 source: error,
             },
-            Some(noted) if unknown => match noted {
-                Noted::Deadline {
-                    kind: DbErrorKind::StatementTimeout,
-                    timeout,
-                } => Error::StatementTimeout {
-                    timeout,
-                    source: error,
-                },
-                Noted::Deadline {
-                    kind: DbErrorKind::Busy,
-                    timeout,
-                } => Error::Busy {
-                    timeout,
-                    source: error,
-                },
-                Noted::NulInText => Error::NulInText { source: error },
-                Noted::Deadline { .. } | Noted::TooManyBinds { .. } => Error::Query(error),
+            Some(Noted::NulInText) => Error::NulInText { source: error },
+            Some(Noted::StatementTimeout(timeout)) => Error::StatementTimeout {
+                timeout,
+                source: error,
             },
-            _ => Error::Query(error),
+            Some(Noted::Busy(timeout)) => Error::Busy {
+                timeout,
+                source: error,
+            },
+            None => Error::Query(error),
         }
     }
 }

@@ -138,11 +138,10 @@ fn identity(error: &DieselError) -> String {
 /// What is known of a failed statement that diesel reported with no code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Noted {
-    /// It ran past one of the pool's own deadlines.
-    Deadline {
-        kind: DbErrorKind,
-        timeout: Duration,
-    },
+    /// PostgreSQL: it ran past the pool's statement timeout (this one).
+    StatementTimeout(Duration),
+    /// SQLite: it waited past the pool's busy timeout (this one).
+    Busy(Duration),
     /// PostgreSQL: a text value it bound holds a NUL character, which PostgreSQL's
     /// text types cannot store.
     NulInText,
@@ -194,10 +193,7 @@ impl Deadlines {
         );
         let binds = crate::instrument::bind_facts(query);
         let max = backend.capability().max_bind_params;
-        let past = |d: Option<Duration>, kind| {
-            d.filter(|t| duration >= *t)
-                .map(|timeout| Noted::Deadline { kind, timeout })
-        };
+        let past = |d: Option<Duration>| d.filter(|t| duration >= *t);
         let noted = if binds.count > max {
             Some(Noted::TooManyBinds {
                 count: binds.count,
@@ -208,8 +204,9 @@ impl Deadlines {
         } else if backend == crate::Backend::Postgres && binds.nul_in_text {
             Some(Noted::NulInText)
         } else {
-            past(self.statement, DbErrorKind::StatementTimeout)
-                .or_else(|| past(self.busy, DbErrorKind::Busy))
+            past(self.statement)
+                .map(Noted::StatementTimeout)
+                .or_else(|| past(self.busy).map(Noted::Busy))
         };
         LAST_FAILURE.with(|f| *f.borrow_mut() = noted.map(|n| (n, identity(error))));
     }

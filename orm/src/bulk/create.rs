@@ -417,13 +417,6 @@ impl<M: Model> QuerySet<M> {
         let total_rows = rows.len();
         if use_copy {
             return bulk_atomic(conn, |conn| {
-                let unsupported = Error::Unsupported {
-                    backend,
-                    feature: "COPY",
-                };
-                if !matches!(conn, AnyConnection::Postgresql(_)) {
-                    return Err(unsupported);
-                }
                 // One COPY for all rows: the chunk is the whole input; PostgreSQL's
                 // detail names the offending key.
                 let span = ChunkSpan {
@@ -438,7 +431,11 @@ impl<M: Model> QuerySet<M> {
                 // to find the row and its typed error (a NUL character in text, say).
                 let copied = crate::atomic(conn, |conn| match conn {
                     AnyConnection::Postgresql(pg) => run(site, || R::copy_in(&rows, pg)),
-                    AnyConnection::Sqlite(_) => Err(unsupported),
+                    // `uses_copy` refused a backend without COPY already.
+                    AnyConnection::Sqlite(_) => Err(Error::Unsupported {
+                        backend,
+                        feature: "COPY",
+                    }),
                 });
                 match copied {
                     Ok(written) => Ok(Created {

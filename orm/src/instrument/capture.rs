@@ -281,15 +281,7 @@ pub(crate) fn with_call_site<R>(site: &'static Location<'static>, f: impl FnOnce
 /// Runs `f` with its statements marked as one chunk of a chunked iteration
 /// ([`QueryRecord::chunked`]).
 pub(crate) fn chunked<R>(f: impl FnOnce() -> R) -> R {
-    let previous = CHUNKED.with(|c| c.replace(true));
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CHUNKED.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(previous);
-    f()
+    marked(&CHUNKED, f)
 }
 
 /// Runs `f` with its statements marked as health checks.

@@ -91,10 +91,16 @@ pub(crate) fn classify(sql: &str) -> QueryKind {
 /// literal, so text inside a bound value (even ` -- binds: `) cannot end it early.
 /// Statements diesel renders otherwise (`BEGIN`, `batch_execute` text) are `None`.
 pub(crate) fn parse_debug_query(debug: &str) -> Option<(String, Vec<String>)> {
+    let (sql, binds) = debug_parts(debug)?;
+    Some((sql, split_binds(binds)))
+}
+
+/// The unescaped SQL and the binds' list text of diesel's `Debug` rendering.
+fn debug_parts(debug: &str) -> Option<(String, &str)> {
     let rest = debug.strip_prefix("Query { sql: \"")?;
     let (sql, rest) = unescape_debug_str(rest)?;
     let binds = rest.strip_prefix(", binds: ")?.strip_suffix(" }")?;
-    Some((sql, split_binds(binds)))
+    Some((sql, binds))
 }
 
 /// What a failed statement's bound values show: how many there were, and whether
@@ -108,20 +114,12 @@ pub(crate) struct BindFacts {
 /// Reads the binds of `query` from its `Debug` form (run on failures only).
 pub(crate) fn bind_facts(query: &dyn diesel::connection::DebugQuery) -> BindFacts {
     let debug = format!("{query:?}");
-    let Some(rest) = debug.strip_prefix("Query { sql: \"") else {
-        return BindFacts::default();
-    };
-    let Some((_, rest)) = unescape_debug_str(rest) else {
-        return BindFacts::default();
-    };
-    let binds = rest
-        .strip_prefix(", binds: ")
-        .and_then(|b| b.strip_suffix(" }"))
-        .unwrap_or("");
-    BindFacts {
-        count: split_binds(binds).len(),
-        nul_in_text: debug_text_has_nul(binds),
-    }
+    debug_parts(&debug)
+        .map(|(_, binds)| BindFacts {
+            count: split_binds(binds).len(),
+            nul_in_text: debug_text_has_nul(binds),
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a string literal in `debug` (values' `Debug` text) holds `\0`.

@@ -301,8 +301,9 @@ fn row_values<M: Model>(row: &M, terms: &[OrderTerm]) -> Result<Vec<CursorValue>
 ///
 /// - Every term in one direction and no column nullable (the common case: a
 ///   timestamp and the primary key): one row-value comparison,
-///   `(c1, c2) < ($1, $2)`, which both PostgreSQL and SQLite use as a range of an
-///   index on `(c1, c2)`.
+///   `(c1, c2) < ($1, $2)`, which PostgreSQL uses as a range of an index on
+///   `(c1, c2)`. SQLite seeks on `c1` only: there the statement reads one range per
+///   prefix instead ([`After::prefix_range`], [`IndexRanges`]).
 /// - Otherwise the expanded form `(c1 > v1) OR (c1 = v1 AND c2 < v2) OR ...`, each
 ///   comparison in its term's direction with NULL placed where the backend sorts it,
 ///   led by a range on the first column when that column cannot be NULL
@@ -323,9 +324,7 @@ impl After {
                     && *value != CursorValue::Null
             })
     }
-}
 
-impl After {
     /// The rows after the cursor whose first `prefix` values equal the cursor's and
     /// whose next value lies beyond it: `c1 = v1 AND c2 < v2`. The row-value
     /// comparison is the union of these for every prefix, each one index range.
