@@ -142,7 +142,38 @@ pub struct DatabaseBuilder {
     test_on_check_out: bool,
     slow: SlowQueries,
     statement_timeout: Option<Duration>,
+    attached: Vec<Attached>,
 }
+
+/// An SQLite database file attached to every connection under a schema name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attached {
+    schema: String,
+    path: String,
+}
+
+/// `ATTACH DATABASE ? AS "schema"`: the path bound, the schema an identifier.
+struct Attach<'a>(&'a Attached);
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for Attach<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> diesel::QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("ATTACH DATABASE ");
+        out.push_bind_param::<diesel::sql_types::Text, String>(&self.0.path)?;
+        out.push_sql(" AS ");
+        out.push_identifier(&self.0.schema)
+    }
+}
+
+impl diesel::query_builder::QueryId for Attach<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Conn> diesel::RunQueryDsl<Conn> for Attach<'_> {}
 
 impl DatabaseBuilder {
     fn new(url: &str) -> Self {
@@ -157,7 +188,32 @@ impl DatabaseBuilder {
             test_on_check_out: true,
             slow: SlowQueries::default(),
             statement_timeout: None,
+            attached: Vec::new(),
         }
+    }
+
+    /// SQLite: attaches the database file `path` to every connection as `schema`
+    /// (`ATTACH DATABASE ? AS "schema"`), so tables declared `schema.table { .. }`
+    /// in diesel's `table!` (what a PostgreSQL schema is in a PostgreSQL model)
+    /// resolve there. `":memory:"` attaches an empty database per connection. On
+    /// PostgreSQL, where a schema is part of the database,
+    /// [`open`](Self::open) fails with [`Error::Unsupported`].
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// use diesel::connection::SimpleConnection;
+    /// let db = orm::Database::builder(":memory:").attach("ledger", ":memory:").open()?;
+    /// let mut conn = db.get()?;
+    /// conn.batch_execute("CREATE TABLE ledger.entry (id INTEGER PRIMARY KEY)")
+    ///     .map_err(diesel::result::Error::from)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn attach(mut self, schema: &str, path: &str) -> Self {
+        self.attached.push(Attached {
+            schema: schema.to_owned(),
+            path: path.to_owned(),
+        });
+        self
     }
 
     /// Most connections open at once (default 10; 1 for in-memory SQLite).
@@ -291,6 +347,12 @@ impl DatabaseBuilder {
                 feature: "a statement timeout",
             });
         }
+        if !self.attached.is_empty() && backend == Backend::Postgres {
+            return Err(Error::Unsupported {
+                backend,
+                feature: "attached databases (a PostgreSQL schema is part of the database)",
+            });
+        }
         let deadlines = Deadlines::new(
             self.statement_timeout,
             (backend == Backend::Sqlite).then_some(self.busy_timeout),
@@ -301,6 +363,7 @@ impl DatabaseBuilder {
             busy_timeout: self.busy_timeout,
             slow: self.slow,
             deadlines,
+            attached: self.attached,
         };
         // Surface the real cause now rather than as a pool timeout later.
         drop(r2d2::ManageConnection::connect(&manager)?);
@@ -461,6 +524,7 @@ pub struct ConnectionManager {
     busy_timeout: Duration,
     slow: SlowQueries,
     deadlines: Deadlines,
+    attached: Vec<Attached>,
 }
 
 impl ConnectionManager {
@@ -508,6 +572,11 @@ impl r2d2::ManageConnection for ConnectionManager {
                 c.batch_execute(&pragmas).map_err(|e| {
                     self.connect_error(diesel::ConnectionError::CouldntSetupConfiguration(e))
                 })?;
+                for attached in &self.attached {
+                    diesel::RunQueryDsl::execute(Attach(attached), &mut c).map_err(|e| {
+                        self.connect_error(diesel::ConnectionError::CouldntSetupConfiguration(e))
+                    })?;
+                }
                 AnyConnection::Sqlite(c)
             }
         };

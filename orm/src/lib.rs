@@ -167,6 +167,7 @@ mod error_kind;
 pub mod explain;
 mod fragment;
 pub mod instrument;
+mod key;
 mod migrate;
 mod model;
 mod ordering;
@@ -189,6 +190,7 @@ pub use error::{ConnectErrorKind, Error, Result};
 pub use error_kind::DbErrorKind;
 pub use fragment::ColumnRef;
 pub use instrument::{capture, Captured};
+pub use key::{Key, KeyType};
 pub use migrate::Migrations;
 pub use model::Model;
 pub use ordering::client::SqlOrder;
@@ -203,6 +205,7 @@ pub use transaction::atomic;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::connection::Direct;
+    pub use crate::fragment::Fragment;
     pub use crate::ordering::client::orders_like_sql;
     pub use crate::queryset::statement::ModelSelect;
     pub use chrono;

@@ -3,11 +3,11 @@
 use diesel::expression::SelectableHelper;
 use diesel::expression::{is_aggregate, AppearsOnTable, ValidGrouping};
 use diesel::query_builder::{QueryFragment, QueryId};
-use diesel::sql_types::BigInt;
 use diesel::{Column, Expression, Selectable, Table};
 
 use crate::connection::Db;
-use crate::fragment::ColumnRef;
+use crate::fragment::{ColumnRef, Fragment};
+use crate::key::Key;
 use crate::ordering::OrderTerm;
 use crate::queryset::QuerySet;
 
@@ -21,9 +21,13 @@ pub trait Model:
     /// The diesel table.
     type Table: Table + QueryFragment<Db> + Default + Copy + Send + Sync + 'static;
 
-    /// The primary key column (a `BigInt`).
+    /// The primary key's Rust type (`i16`, `i32`, `i64` or `String`), which
+    /// [`model!`](crate::model) reads from the key column's SQL type.
+    type Key: Key;
+
+    /// The primary key column.
     type PrimaryKey: Column<Table = Self::Table>
-        + Expression<SqlType = BigInt>
+        + Expression<SqlType = <Self::Key as Key>::SqlType>
         + AppearsOnTable<Self::Table>
         + ValidGrouping<(), IsAggregate = is_aggregate::No>
         + QueryFragment<Db>
@@ -39,7 +43,12 @@ pub trait Model:
     const NAME: &'static str;
 
     /// This row's primary key.
-    fn pk(&self) -> i64;
+    fn pk(&self) -> Self::Key;
+
+    /// `pk IN keys` (`= ANY($1)` on PostgreSQL). Implemented by
+    /// [`model!`](crate::model), where the key column's type is concrete.
+    #[doc(hidden)]
+    fn pk_in(keys: Vec<Self::Key>) -> Fragment;
 
     /// The ordering of `objects()` when `order_by` is not called (default: none).
     fn default_ordering() -> Vec<OrderTerm> {
@@ -152,7 +161,22 @@ pub trait Model:
 /// ```
 ///
 /// Every key but `primary_key` is optional; they must come in this order.
-/// `cursor_columns` lists the fields (named as their columns) whose values the ORM may
+///
+/// The model's key type ([`Model::Key`]) follows from the primary key column's SQL
+/// type: `SmallInt` is `i16`, `Integer` `i32`, `BigInt` `i64`, `Text` `String`
+/// (see [`KeyType`](crate::KeyType)). A field named unlike its column
+/// (`#[diesel(column_name = ...)]`) is written `column as field`, in `primary_key`
+/// and in `cursor_columns`. Composite primary keys do not compile:
+///
+/// ```compile_fail
+/// diesel::table! { stock (warehouse, sku) { warehouse -> Integer, sku -> Text, } }
+/// #[derive(diesel::Queryable, diesel::Selectable)]
+/// #[diesel(table_name = stock)]
+/// struct Stock { warehouse: i32, sku: String }
+/// orm::model! { Stock => stock { primary_key: (warehouse, sku) } }
+/// ```
+///
+/// `cursor_columns` lists the fields (by their columns) whose values the ORM may
 /// read: keyset pagination reads them when the ordering uses them, and on PostgreSQL a
 /// prefetch hop ordered only by such fields of integer, boolean or timestamp type is
 /// ordered in Rust instead of by the server (see [`QuerySet::prefetch`](crate::QuerySet::prefetch)); the primary
@@ -161,21 +185,39 @@ pub trait Model:
 macro_rules! model {
     (
         $model:ident => $table:ident {
-            primary_key: $pk:ident
+            primary_key: ($($pks:ident),+ $(,)?)
+            $($rest:tt)*
+        }
+    ) => {
+        ::core::compile_error!(
+            "orm::model!: composite primary keys are not supported; declare the table with a single-column key (a surrogate `id`, with a UNIQUE constraint over the natural key columns)"
+        );
+    };
+    (
+        $model:ident => $table:ident {
+            primary_key: $pk:ident $(as $pk_field:ident)?
             $(, ordering: $ordering:expr)?
             $(, soft_delete: $deleted:ident)?
             $(, timestamps: ($created:ident, $updated:ident))?
-            $(, cursor_columns: ($($cursor:ident),+ $(,)?))?
+            $(, cursor_columns: ($($cursor:ident $(as $cursor_field:ident)?),+ $(,)?))?
             $(,)?
         }
     ) => {
         impl $crate::Model for $model {
             type Table = $table::table;
+            type Key = <<$table::$pk as $crate::__private::diesel::Expression>::SqlType as $crate::KeyType>::Key;
             type PrimaryKey = $table::$pk;
             const NAME: &'static str = stringify!($model);
 
-            fn pk(&self) -> i64 {
-                self.$pk
+            fn pk(&self) -> Self::Key {
+                ::std::convert::Into::into(::std::clone::Clone::clone(
+                    &$crate::model!(@field self, $pk $(, $pk_field)?),
+                ))
+            }
+
+            fn pk_in(keys: ::std::vec::Vec<Self::Key>) -> $crate::__private::Fragment {
+                use $crate::__private::diesel::ExpressionMethods as _;
+                ::std::sync::Arc::new($table::$pk.eq_any(keys))
             }
 
             fn load_rows(
@@ -258,7 +300,9 @@ macro_rules! model {
                     $(
                         if column == <$table::$cursor as $crate::__private::diesel::Column>::NAME {
                             return ::std::option::Option::Some(
-                                $crate::paginate::CursorValue::from(::std::clone::Clone::clone(&self.$cursor)),
+                                $crate::paginate::CursorValue::from(::std::clone::Clone::clone(
+                                    &$crate::model!(@field self, $cursor $(, $cursor_field)?),
+                                )),
                             );
                         }
                     )+
@@ -268,12 +312,21 @@ macro_rules! model {
                 fn orders_like_sql(column: &str) -> bool {
                     $(
                         if column == <$table::$cursor as $crate::__private::diesel::Column>::NAME {
-                            return $crate::__private::orders_like_sql(|row: &Self| &row.$cursor);
+                            return $crate::__private::orders_like_sql(|row: &Self| {
+                                &$crate::model!(@field row, $cursor $(, $cursor_field)?)
+                            });
                         }
                     )+
                     false
                 }
             )?
         }
+    };
+    // The field of a column: named as the column, or as its `as` names it.
+    (@field $row:ident, $column:ident) => {
+        $row.$column
+    };
+    (@field $row:ident, $column:ident, $field:ident) => {
+        $row.$field
     };
 }

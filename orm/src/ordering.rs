@@ -118,6 +118,7 @@ pub mod client {
     use chrono::NaiveDateTime;
     use diesel::Column;
     use rustc_hash::FxHashMap;
+    use std::hash::Hash;
 
     use super::OrderTerm;
     use crate::model::Model;
@@ -171,8 +172,11 @@ pub mod client {
         !order.is_empty()
             && order.len() <= MAX_TERMS
             && order.iter().all(|term| {
-                term.column.name == <M::PrimaryKey as Column>::NAME
-                    || M::orders_like_sql(term.column.name)
+                if term.column.name == <M::PrimaryKey as Column>::NAME {
+                    <M::Key as crate::Key>::ORDERS_LIKE_SQL
+                } else {
+                    M::orders_like_sql(term.column.name)
+                }
             })
     }
 
@@ -192,10 +196,12 @@ pub mod client {
     }
 
     fn value<M: Model>(row: &M, term: &OrderTerm) -> Option<i64> {
-        if term.column.name == <M::PrimaryKey as Column>::NAME {
-            return Some(row.pk());
-        }
-        match row.cursor_value(term.column.name) {
+        let value = if term.column.name == <M::PrimaryKey as Column>::NAME {
+            Some(crate::Key::cursor_value(&row.pk()))
+        } else {
+            row.cursor_value(term.column.name)
+        };
+        match value {
             Some(CursorValue::Bool(b)) => Some(i64::from(b)),
             Some(CursorValue::Int(i)) => Some(i),
             // Microseconds since 1970 cover chrono's whole range in an i64, and
@@ -209,28 +215,34 @@ pub mod client {
     /// Sorts the rows of each parent by `order` as PostgreSQL would (stable: rows equal
     /// on every term keep the order they came in); parents' rows stay together, in no
     /// particular order of parents. Call only where [`applies`] said yes.
-    pub(crate) fn sort<M: Model>(rows: &mut Vec<(i64, M)>, order: &[OrderTerm]) {
+    pub(crate) fn sort<K: Hash + Eq + Clone, M: Model>(
+        rows: &mut Vec<(K, M)>,
+        order: &[OrderTerm],
+    ) {
         // The key array as wide as the ordering (most are one or two columns): the
         // sort moves fewer bytes.
         match order.len() {
-            1 => sort_by_keys::<M, 1>(rows, order),
-            2 => sort_by_keys::<M, 2>(rows, order),
-            _ => sort_by_keys::<M, MAX_TERMS>(rows, order),
+            1 => sort_by_keys::<K, M, 1>(rows, order),
+            2 => sort_by_keys::<K, M, 2>(rows, order),
+            _ => sort_by_keys::<K, M, MAX_TERMS>(rows, order),
         }
     }
 
     /// Sorts each parent's rows apart (100 sorts of 100 rows are half the comparisons
     /// of one sort of 10,000), then lays the parents' runs end to end.
-    fn sort_by_keys<M: Model, const W: usize>(rows: &mut Vec<(i64, M)>, order: &[OrderTerm]) {
-        let mut groups: FxHashMap<i64, Vec<([u128; W], u32)>> = FxHashMap::default();
+    fn sort_by_keys<K: Hash + Eq + Clone, M: Model, const W: usize>(
+        rows: &mut Vec<(K, M)>,
+        order: &[OrderTerm],
+    ) {
+        let mut groups: FxHashMap<K, Vec<([u128; W], u32)>> = FxHashMap::default();
         for ((parent, row), i) in rows.iter().zip(0u32..) {
             let mut key = [0u128; W];
             for (slot, term) in key.iter_mut().zip(order) {
                 *slot = encode(value(row, term), term.descending);
             }
-            groups.entry(*parent).or_default().push((key, i));
+            groups.entry(parent.clone()).or_default().push((key, i));
         }
-        let mut slots: Vec<Option<(i64, M)>> = rows.drain(..).map(Some).collect();
+        let mut slots: Vec<Option<(K, M)>> = rows.drain(..).map(Some).collect();
         for group in groups.values_mut() {
             // Unstable, but the index breaks every tie: the result is the stable order.
             group.sort_unstable();

@@ -13,7 +13,6 @@
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use diesel::connection::TransactionManager;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -21,6 +20,8 @@ use diesel::{Connection, ExpressionMethods, QueryResult, RunQueryDsl};
 
 use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::{Error, Result};
+use crate::fragment::{ColumnRef, Fragment};
+use crate::key::{Compare, KeyCompare};
 use crate::model::Model;
 use crate::queryset::run::run;
 use crate::queryset::statement::{CursorFetch, SelectStatement};
@@ -94,20 +95,31 @@ trait Loader<R> {
     fn keyset_chunk(
         &self,
         conn: &mut AnyConnection,
-        after: Option<i64>,
+        after: Option<Fragment>,
         descending: bool,
         count: u32,
     ) -> QueryResult<Vec<R>>;
     fn declare(&self, conn: &mut AnyConnection, name: &str) -> QueryResult<usize>;
     fn fetch(&self, conn: &mut AnyConnection, fetch: CursorFetch) -> QueryResult<Vec<R>>;
     fn step<'c>(&self, conn: &'c mut AnyConnection) -> QueryResult<RowIter<'c, R>>;
-    fn pk(&self, row: &R) -> i64;
+    /// The filter for the rows after `row` in primary-key order (`"id" > $1`).
+    fn after(&self, row: &R, descending: bool) -> Fragment;
 }
 
-/// Rows of `qs` after the key `after` in primary-key order, at most `count`.
+/// `pk > key` (`pk < key` descending), bound with the key column's type.
+fn after_key<M: Model>(key: M::Key, descending: bool) -> Fragment {
+    let compare = if descending {
+        Compare::Less
+    } else {
+        Compare::Greater
+    };
+    KeyCompare::fragment(ColumnRef::of(M::PrimaryKey::default()), compare, key)
+}
+
+/// Rows of `qs` under the filter `after` in primary-key order, at most `count`.
 fn keyset_queryset<M: Model>(
     qs: &QuerySet<M>,
-    after: Option<i64>,
+    after: Option<Fragment>,
     descending: bool,
     count: u32,
 ) -> QuerySet<M> {
@@ -119,8 +131,7 @@ fn keyset_queryset<M: Model>(
         qs.order_by(pk.asc())
     };
     match after {
-        Some(last) if descending => qs.filter_fragment(Arc::new(pk.lt(last))),
-        Some(last) => qs.filter_fragment(Arc::new(pk.gt(last))),
+        Some(after) => qs.filter_fragment(after),
         None => qs,
     }
 }
@@ -131,7 +142,7 @@ impl<M: Model> Loader<M> for Models<M> {
     fn keyset_chunk(
         &self,
         conn: &mut AnyConnection,
-        after: Option<i64>,
+        after: Option<Fragment>,
         descending: bool,
         count: u32,
     ) -> QueryResult<Vec<M>> {
@@ -157,8 +168,8 @@ impl<M: Model> Loader<M> for Models<M> {
         M::iter_rows(self.0.select_statement(), conn)
     }
 
-    fn pk(&self, row: &M) -> i64 {
-        row.pk()
+    fn after(&self, row: &M, descending: bool) -> Fragment {
+        after_key::<M>(row.pk(), descending)
     }
 }
 
@@ -183,7 +194,7 @@ where
     fn keyset_chunk(
         &self,
         conn: &mut AnyConnection,
-        after: Option<i64>,
+        after: Option<Fragment>,
         descending: bool,
         count: u32,
     ) -> QueryResult<Vec<J::Row>> {
@@ -215,14 +226,14 @@ where
         Ok(Box::new(rows))
     }
 
-    fn pk(&self, row: &J::Row) -> i64 {
-        J::root(row).pk()
+    fn after(&self, row: &J::Row, descending: bool) -> Fragment {
+        after_key::<C>(J::root(row).pk(), descending)
     }
 }
 
 enum State<'c, R> {
     Keyset {
-        after: Option<i64>,
+        after: Option<Fragment>,
         descending: bool,
     },
     Cursor {
@@ -315,12 +326,13 @@ impl<'c, R> Chunks<'c, R> {
                     return Ok(None);
                 };
                 let rows = run(site, || {
-                    self.loader.keyset_chunk(conn, *after, *descending, count)
+                    self.loader
+                        .keyset_chunk(conn, after.clone(), *descending, count)
                 })?;
                 if rows.len() < count as usize {
                     self.state = State::Done;
                 } else if let Some(last) = rows.last() {
-                    *after = Some(self.loader.pk(last));
+                    *after = Some(self.loader.after(last, *descending));
                 }
                 Ok((!rows.is_empty()).then_some(rows))
             }
@@ -587,7 +599,13 @@ impl<M: Model> QuerySet<M> {
                     backend,
                 )?,
                 render(
-                    &keyset_queryset(self, Some(0), descending, chunk_size).select_statement(),
+                    &keyset_queryset(
+                        self,
+                        Some(after_key::<M>(crate::Key::placeholder(), descending)),
+                        descending,
+                        chunk_size,
+                    )
+                    .select_statement(),
                     backend,
                 )?,
             ],

@@ -19,6 +19,8 @@ use orm::{AnyConnection, Backend, Database};
 /// The default PostgreSQL URL of the test suite.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+pub mod shop;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A database of its own for one test, removed when dropped.
@@ -28,11 +30,23 @@ pub struct TestDb {
     /// The URL the pool was opened with.
     pub url: String,
     cleanup: Cleanup,
+    /// PostgreSQL: a connection holding the lock on the shared `shop_ledger`
+    /// schema for this test's lifetime (see [`shop_postgres`]).
+    ledger_lock: Option<diesel::PgConnection>,
 }
 
 enum Cleanup {
     SqliteFile(PathBuf),
+    SqliteFiles(Vec<PathBuf>),
     PostgresSchema { admin_url: String, schema: String },
+}
+
+fn remove_sqlite_file(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 impl TestDb {
@@ -50,19 +64,18 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
-            Cleanup::SqliteFile(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut p = path.clone().into_os_string();
-                    p.push(suffix);
-                    let _ = std::fs::remove_file(p);
-                }
-            }
+            Cleanup::SqliteFile(path) => remove_sqlite_file(path),
+            Cleanup::SqliteFiles(paths) => paths.iter().for_each(|p| remove_sqlite_file(p)),
             Cleanup::PostgresSchema { admin_url, schema } => {
                 if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
                     let _ =
                         admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
                 }
             }
+        }
+        if let Some(lock) = &mut self.ledger_lock {
+            let _ = lock
+                .batch_execute("DELETE FROM shop_ledger.entry; SELECT pg_advisory_unlock_all()");
         }
     }
 }
@@ -93,7 +106,43 @@ pub fn sqlite_with(configure: impl FnOnce(orm::DatabaseBuilder) -> orm::Database
         db,
         url,
         cleanup: Cleanup::SqliteFile(path),
+        ledger_lock: None,
     }
+}
+
+/// An SQLite database with the shop's schema, its ledger in a second database file
+/// attached as `shop_ledger`; not seeded.
+pub fn shop_sqlite() -> TestDb {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("orm_shop")));
+    let ledger = std::env::temp_dir().join(format!("{}.db", unique_name("orm_ledger")));
+    let url = path.to_string_lossy().into_owned();
+    let db = Database::builder(&url)
+        .attach(shop::LEDGER_SCHEMA, &ledger.to_string_lossy())
+        .open()
+        .expect("open sqlite");
+    db.migrate(&shop::MIGRATIONS).expect("migrate the shop");
+    TestDb {
+        db,
+        url,
+        cleanup: Cleanup::SqliteFiles(vec![path, ledger]),
+        ledger_lock: None,
+    }
+}
+
+/// A PostgreSQL schema of its own with the shop's tables, or `None` as
+/// [`postgres`]; not seeded.
+///
+/// The ledger table lives in the schema `shop_ledger` every test database shares
+/// (diesel's `table!` names its schema at compile time): the test holds an
+/// advisory lock on it for its lifetime, and finds and leaves it empty.
+pub fn shop_postgres() -> Option<TestDb> {
+    let mut test = postgres_schema(|b| b, &shop::MIGRATIONS)?;
+    let mut lock =
+        diesel::PgConnection::establish(&postgres_url()).expect("ledger lock connection");
+    lock.batch_execute("SELECT pg_advisory_lock(7235002); DELETE FROM shop_ledger.entry")
+        .expect("lock the shared ledger");
+    test.ledger_lock = Some(lock);
+    Some(test)
 }
 
 /// The PostgreSQL URL tests use.
@@ -118,6 +167,13 @@ pub fn postgres() -> Option<TestDb> {
 /// Like [`postgres`], with pool settings.
 pub fn postgres_with(
     configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder,
+) -> Option<TestDb> {
+    postgres_schema(configure, &demo::MIGRATIONS)
+}
+
+fn postgres_schema(
+    configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder,
+    migrations: &orm::Migrations,
 ) -> Option<TestDb> {
     let admin_url = postgres_url();
     let mut admin = match diesel::PgConnection::establish(&admin_url) {
@@ -147,11 +203,12 @@ pub fn postgres_with(
     let db = configure(Database::builder(&url))
         .open()
         .expect("open postgres");
-    db.migrate(&demo::MIGRATIONS).expect("migrate postgres");
+    db.migrate(migrations).expect("migrate postgres");
     Some(TestDb {
         db,
         url,
         cleanup: Cleanup::PostgresSchema { admin_url, schema },
+        ledger_lock: None,
     })
 }
 
@@ -165,7 +222,7 @@ pub fn postgres_with(
 /// makes `counting_sends_one_query::sqlite` and `counting_sends_one_query::postgres`.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($(#[$meta:meta])* fn $name:ident($db:ident) $body:block)*) => {$(
+    (@with $sqlite:ident, $postgres:ident; $($(#[$meta:meta])* fn $name:ident($db:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -173,18 +230,29 @@ macro_rules! on_both_backends {
             $(#[$meta])*
             #[test]
             fn sqlite() {
-                let $db = $crate::sqlite();
+                let $db = $crate::$sqlite();
                 $body
             }
 
             $(#[$meta])*
             #[test]
             fn postgres() {
-                let Some($db) = $crate::postgres() else { return };
+                let Some($db) = $crate::$postgres() else { return };
                 $body
             }
         }
     )*};
+    ($($tests:tt)*) => {
+        $crate::on_both_backends!(@with sqlite, postgres; $($tests)*);
+    };
+}
+
+/// [`on_both_backends!`] on the shop's schema ([`shop_sqlite`], [`shop_postgres`]).
+#[macro_export]
+macro_rules! shop_on_both_backends {
+    ($($tests:tt)*) => {
+        $crate::on_both_backends!(@with shop_sqlite, shop_postgres; $($tests)*);
+    };
 }
 
 /// A timestamp `minutes` after 2024-01-01 00:00 UTC.

@@ -545,7 +545,7 @@ fn rank_table(conn: &mut AnyConnection) {
 fn walk_both_ways<M: Model>(
     pages: &orm::paginate::KeysetPaginator<M>,
     conn: &mut AnyConnection,
-) -> (Vec<i64>, Vec<i64>) {
+) -> (Vec<M::Key>, Vec<M::Key>) {
     let pks = |rows: &[M]| rows.iter().map(Model::pk).collect::<Vec<_>>();
     let mut forward = Vec::new();
     let mut page = pages.page(conn, None).unwrap();

@@ -100,7 +100,7 @@ fn load_data(conn: &mut AnyConnection, data: &Data) -> orm::Result<()> {
     })
 }
 
-fn ids_of<M: Model>(rows: Vec<M>) -> Vec<i64> {
+fn ids_of<M: Model<Key = i64>>(rows: Vec<M>) -> Vec<i64> {
     rows.iter().map(Model::pk).collect()
 }
 

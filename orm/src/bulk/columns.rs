@@ -36,7 +36,7 @@ pub trait UpdateColumns<T, Values>: Columns<T> {
 
     /// Gathers each column's values of `rows`.
     #[doc(hidden)]
-    fn arrays<'r>(rows: &'r [(i64, Values)]) -> Self::Arrays<'r>;
+    fn arrays<'r, K>(rows: &'r [(K, Values)]) -> Self::Arrays<'r>;
 
     /// Pushes one array bind per column, separated by `, `.
     #[doc(hidden)]
@@ -66,7 +66,7 @@ macro_rules! tuple_columns {
         {
             type Arrays<'r> = ($(Vec<&'r $V>,)+) where ($($V,)+): 'r;
 
-            fn arrays<'r>(rows: &'r [(i64, ($($V,)+))]) -> Self::Arrays<'r> {
+            fn arrays<'r, K>(rows: &'r [(K, ($($V,)+))]) -> Self::Arrays<'r> {
                 ($(rows.iter().map(|(_, values)| &values.$i).collect::<Vec<_>>(),)+)
             }
 

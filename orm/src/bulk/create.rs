@@ -13,6 +13,7 @@ use super::statement::{InsertRows, OnConflict};
 use crate::connection::{AnyConnection, Backend};
 use crate::error::{Error, Result};
 use crate::fragment::render;
+use crate::key::Key;
 use crate::model::Model;
 use crate::queryset::run::run;
 use crate::queryset::QuerySet;
@@ -187,7 +188,7 @@ impl<M: Model> BulkCreate<M> {
 
 /// What a `bulk_create` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Created {
+pub struct Created<K = i64> {
     /// How many rows were inserted (skipped conflicts not counted; upserted rows
     /// counted).
     pub rows: usize,
@@ -195,7 +196,7 @@ pub struct Created {
     /// in the order `RETURNING` reports them: the input order on both backends (the
     /// test suite checks it), though neither documents it as a guarantee. Empty when
     /// the rows went by `COPY`, which reports no ids.
-    pub ids: Vec<i64>,
+    pub ids: Vec<K>,
 }
 
 impl<M: Model> QuerySet<M> {
@@ -210,13 +211,14 @@ impl<M: Model> QuerySet<M> {
         &self,
         conn: &mut AnyConnection,
         mut row: R,
-    ) -> Result<i64> {
+    ) -> Result<M::Key> {
         let capability = conn.backend().capability();
         capability.require(capability.returning, "INSERT ... RETURNING")?;
         row.set_timestamps(chrono::Utc::now().naive_utc());
         let statement = insert_statement::<M>(conn.backend(), vec![row.row_values()], None);
         let site = Location::caller();
-        let insert = |conn: &mut AnyConnection| run(site, || statement.load::<i64>(conn));
+        let insert =
+            |conn: &mut AnyConnection| run(site, || M::Key::load_returned(&statement, conn));
         let ids = if capability.database_write_lock {
             // SQLite reports no error of a statement that returns rows to the
             // instrumentation: the wait for the lock happens at `BEGIN IMMEDIATE`,
@@ -285,7 +287,7 @@ impl<M: Model> QuerySet<M> {
         &self,
         conn: &mut AnyConnection,
         rows: Vec<R>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<M::Key>> {
         self.bulk_create_at(conn, rows, &BulkCreate::new(), Location::caller())
             .map(|created| created.ids)
     }
@@ -339,7 +341,7 @@ impl<M: Model> QuerySet<M> {
         conn: &mut AnyConnection,
         rows: Vec<R>,
         options: &BulkCreate<M>,
-    ) -> Result<Created> {
+    ) -> Result<Created<M::Key>> {
         self.bulk_create_at(conn, rows, options, Location::caller())
     }
 
@@ -395,7 +397,7 @@ impl<M: Model> QuerySet<M> {
         mut rows: Vec<R>,
         options: &BulkCreate<M>,
         site: &'static Location<'static>,
-    ) -> Result<Created> {
+    ) -> Result<Created<M::Key>> {
         if options.batch_size == Some(0) {
             return Err(Error::InvalidArgument {
                 argument: "batch_size",
@@ -492,20 +494,29 @@ impl<M: Model> QuerySet<M> {
                         on_conflict.clone(),
                     );
                     if statement.returning.is_some() {
-                        run(site, || statement.load::<i64>(conn))
+                        run(site, || M::Key::load_returned(&statement, conn)).map(Returned::Keys)
                     } else {
                         // No ids to report: count the rows instead.
-                        run(site, || statement.execute(conn)).map(|n| vec![0; n])
+                        run(site, || statement.execute(conn)).map(Returned::Count)
                     }
                 })?;
-                written += returned.len();
-                if backend.capability().returning {
-                    ids.extend(returned);
+                match returned {
+                    Returned::Keys(keys) => {
+                        written += keys.len();
+                        ids.extend(keys);
+                    }
+                    Returned::Count(n) => written += n,
                 }
             }
             Ok(Created { rows: written, ids })
         })
     }
+}
+
+/// What one chunk's `INSERT` gave back: the keys it returned, or the rows it wrote.
+enum Returned<K> {
+    Keys(Vec<K>),
+    Count(usize),
 }
 
 /// The multi-row `INSERT`, with `RETURNING` the primary key where the backend has it

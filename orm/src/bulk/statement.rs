@@ -3,12 +3,13 @@
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Timestamp};
+use diesel::sql_types::{BigInt, Timestamp};
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::new_row::RowValues;
 use crate::connection::Db;
 use crate::fragment::Fragment;
+use crate::key::Key;
 
 /// What an `INSERT` does when a row collides with an existing one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,12 +97,12 @@ fn identifiers(names: &[&'static str], out: &mut AstPass<'_, '_, Db>) -> QueryRe
 ///
 /// `VALUES` names its columns `column1`, `column2`, ... on both backends, so no
 /// column alias list (which SQLite lacks) is needed.
-pub(crate) struct UpdateFromValues<'r, V> {
+pub(crate) struct UpdateFromValues<'r, K, V> {
     pub(crate) table: Fragment,
     pub(crate) pk: crate::fragment::ColumnRef,
     pub(crate) columns: Vec<&'static str>,
     pub(crate) updated: Option<(&'static str, chrono::NaiveDateTime)>,
-    pub(crate) rows: &'r [(i64, V)],
+    pub(crate) rows: &'r [(K, V)],
     pub(crate) walk_row: for<'b> fn(&'b V, &mut AstPass<'_, 'b, Db>) -> QueryResult<()>,
 }
 
@@ -143,7 +144,7 @@ where
     Ok(())
 }
 
-impl<V> QueryFragment<Db> for UpdateFromValues<'_, V> {
+impl<K: Key, V> QueryFragment<Db> for UpdateFromValues<'_, K, V> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.unsafe_to_cache_prepared();
         out.push_sql("UPDATE ");
@@ -153,7 +154,7 @@ impl<V> QueryFragment<Db> for UpdateFromValues<'_, V> {
         out.push_sql(" FROM (VALUES ");
         for (i, (pk, values)) in self.rows.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
-            out.push_bind_param::<BigInt, i64>(pk)?;
+            pk.walk_bind(&mut out)?;
             out.push_sql(", ");
             (self.walk_row)(values, &mut out)?;
             out.push_sql(")");
@@ -174,24 +175,24 @@ impl<V> QueryFragment<Db> for UpdateFromValues<'_, V> {
 /// column, whatever the number of rows, so the text is the same for every chunk and
 /// the prepared statement is reused. `table` and `pk` are the identifiers as diesel
 /// rendered them (no values).
-pub(crate) struct UpdateFromArrays<A> {
+pub(crate) struct UpdateFromArrays<K, A> {
     pub(crate) table: String,
     pub(crate) pk: String,
     pub(crate) columns: Vec<&'static str>,
     pub(crate) updated: Option<(&'static str, chrono::NaiveDateTime)>,
-    pub(crate) ids: Vec<i64>,
+    pub(crate) ids: Vec<K>,
     pub(crate) arrays: A,
     pub(crate) walk_arrays: for<'b> fn(&'b A, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
 }
 
-impl<A> QueryFragment<Pg> for UpdateFromArrays<A> {
+impl<K: Key, A> QueryFragment<Pg> for UpdateFromArrays<K, A> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql("UPDATE ");
         out.push_sql(&self.table);
         out.push_sql(" SET ");
         walk_set(&self.columns, &self.updated, &mut out)?;
         out.push_sql(" FROM UNNEST(");
-        out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.ids)?;
+        K::walk_pg_array(&self.ids, &mut out)?;
         out.push_sql(", ");
         (self.walk_arrays)(&self.arrays, &mut out)?;
         out.push_sql(") AS ");
@@ -212,12 +213,12 @@ impl<A> QueryFragment<Pg> for UpdateFromArrays<A> {
     }
 }
 
-impl<A> QueryId for UpdateFromArrays<A> {
+impl<K, A> QueryId for UpdateFromArrays<K, A> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Conn, A> RunQueryDsl<Conn> for UpdateFromArrays<A> {}
+impl<Conn, K, A> RunQueryDsl<Conn> for UpdateFromArrays<K, A> {}
 
 /// The most columns `bulk_update` sets at once (besides `updated`).
 pub(crate) const MAX_UPDATE_COLUMNS: usize = VALUES_COLUMNS.len() - 1;
@@ -233,9 +234,9 @@ impl Query for InsertRows<'_> {
 
 impl<Conn> RunQueryDsl<Conn> for InsertRows<'_> {}
 
-impl<V> QueryId for UpdateFromValues<'_, V> {
+impl<K, V> QueryId for UpdateFromValues<'_, K, V> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Conn, V> RunQueryDsl<Conn> for UpdateFromValues<'_, V> {}
+impl<Conn, K, V> RunQueryDsl<Conn> for UpdateFromValues<'_, K, V> {}

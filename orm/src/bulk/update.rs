@@ -65,7 +65,7 @@ impl<M: Model> QuerySet<M> {
         &self,
         conn: &mut AnyConnection,
         columns: C,
-        rows: Vec<(i64, V)>,
+        rows: Vec<(M::Key, V)>,
     ) -> Result<usize>
     where
         C: UpdateColumns<M::Table, V>,
@@ -134,7 +134,7 @@ impl<M: Model> QuerySet<M> {
         &self,
         backend: crate::Backend,
         columns: C,
-        rows: &[(i64, V)],
+        rows: &[(M::Key, V)],
     ) -> Result<String>
     where
         C: UpdateColumns<M::Table, V>,
@@ -172,8 +172,8 @@ fn update_from_arrays<'r, M: Model, C: UpdateColumns<M::Table, V>, V>(
     columns: Vec<&'static str>,
     updated: Option<&'static str>,
     now: chrono::NaiveDateTime,
-    rows: &'r [(i64, V)],
-) -> Result<UpdateFromArrays<C::Arrays<'r>>> {
+    rows: &'r [(M::Key, V)],
+) -> Result<UpdateFromArrays<M::Key, C::Arrays<'r>>> {
     let postgres = crate::Backend::Postgres;
     Ok(UpdateFromArrays {
         table: crate::fragment::render(&M::Table::default(), postgres)?,
@@ -183,7 +183,7 @@ fn update_from_arrays<'r, M: Model, C: UpdateColumns<M::Table, V>, V>(
         )?,
         columns,
         updated: updated.map(|column| (column, now)),
-        ids: rows.iter().map(|(pk, _)| *pk).collect(),
+        ids: rows.iter().map(|(pk, _)| pk.clone()).collect(),
         arrays: C::arrays(rows),
         walk_arrays: C::walk_arrays,
     })

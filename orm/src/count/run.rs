@@ -284,7 +284,7 @@ impl<M: Model> QuerySet<M> {
                     backend,
                     table: stat.table.clone(),
                 };
-                if run(site, || exists.get_result::<i64>(conn))? == 0 {
+                if run(site, || exists.clone().get_result::<i64>(conn))? == 0 {
                     return Err(no_statistics());
                 }
                 let rows = run(site, || stat.clone().load::<String>(conn))?;
@@ -375,12 +375,18 @@ impl<M: Model> QuerySet<M> {
                     Backend::Postgres => Plan::PgStatistics(RelTuples {
                         regclass: render(&table, Backend::Postgres)?,
                     }),
-                    Backend::Sqlite => Plan::SqliteStatistics(
-                        SqliteStatTableExists,
-                        SqliteStat {
-                            table: sqlite_table_name(&render(&table, Backend::Sqlite)?),
-                        },
-                    ),
+                    Backend::Sqlite => {
+                        let name = crate::fragment::TableName::of(&table)?;
+                        Plan::SqliteStatistics(
+                            SqliteStatTableExists {
+                                schema: name.schema.clone(),
+                            },
+                            SqliteStat {
+                                schema: name.schema,
+                                table: name.name,
+                            },
+                        )
+                    }
                 }
             }
             Count::Planner => {
@@ -491,16 +497,6 @@ fn sqlite_table_rows(stats: &[String]) -> Option<i64> {
         .max()
 }
 
-/// The bare name of a table from its SQLite rendering `` `name` `` (backticks inside
-/// a name are doubled).
-fn sqlite_table_name(quoted: &str) -> String {
-    quoted
-        .strip_prefix('`')
-        .and_then(|s| s.strip_suffix('`'))
-        .unwrap_or(quoted)
-        .replace("``", "`")
-}
-
 /// The top plan node's "Plan Rows" of PostgreSQL's `EXPLAIN (FORMAT JSON)` output.
 fn planned_rows(json: &str) -> Option<i64> {
     let plan: serde_json::Value = serde_json::from_str(json).ok()?;
@@ -517,12 +513,6 @@ mod tests {
         let stats = ["10 2 1".to_owned(), "7 7".to_owned(), "junk".to_owned()];
         assert_eq!(sqlite_table_rows(&stats), Some(10));
         assert_eq!(sqlite_table_rows(&[]), None);
-    }
-
-    #[test]
-    fn sqlite_table_names_lose_their_quotes() {
-        assert_eq!(sqlite_table_name("`weave_message`"), "weave_message");
-        assert_eq!(sqlite_table_name("`odd``name`"), "odd`name");
     }
 
     #[test]

@@ -106,14 +106,26 @@ impl QueryFragment<Db> for RelTuples {
 statement!(RelTuples => Double);
 
 /// SQLite: whether `sqlite_stat1` exists (it appears with the first `ANALYZE`).
-#[derive(Clone, Copy)]
-pub(crate) struct SqliteStatTableExists;
+/// In an attached database (`schema`), its own `sqlite_master`.
+#[derive(Clone)]
+pub(crate) struct SqliteStatTableExists {
+    pub(crate) schema: Option<String>,
+}
+
+/// `"schema".` before an SQLite catalog table of an attached database, or nothing.
+fn walk_schema<'b>(schema: &'b Option<String>, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+    if let Some(schema) = schema {
+        out.push_identifier(schema)?;
+        out.push_sql(".");
+    }
+    Ok(())
+}
 
 impl QueryFragment<Db> for SqliteStatTableExists {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        out.push_sql(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'",
-        );
+        out.push_sql("SELECT COUNT(*) FROM ");
+        walk_schema(&self.schema, &mut out)?;
+        out.push_sql("sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'");
         Ok(())
     }
 }
@@ -122,12 +134,15 @@ statement!(SqliteStatTableExists => BigInt);
 /// SQLite: `SELECT stat FROM sqlite_stat1 WHERE tbl = ?`.
 #[derive(Clone)]
 pub(crate) struct SqliteStat {
+    pub(crate) schema: Option<String>,
     pub(crate) table: String,
 }
 
 impl QueryFragment<Db> for SqliteStat {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        out.push_sql("SELECT stat FROM sqlite_stat1 WHERE tbl = ");
+        out.push_sql("SELECT stat FROM ");
+        walk_schema(&self.schema, &mut out)?;
+        out.push_sql("sqlite_stat1 WHERE tbl = ");
         out.push_bind_param::<Text, String>(&self.table)?;
         Ok(())
     }

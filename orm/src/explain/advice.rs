@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::plan::{NodeKind, Plan, PlanNode};
+use super::plan::{NodeKind, Plan, PlanContext, PlanNode};
 use crate::connection::Backend;
 
 /// When a pattern is worth an index.
@@ -84,10 +84,10 @@ pub(crate) fn advise(plan: &Plan, thresholds: &AdviceThresholds) -> Vec<Advice> 
     match plan.backend {
         Backend::Postgres => {
             for node in plan.nodes() {
-                if let Some(a) = seq_scan_filter(node, thresholds) {
+                if let Some(a) = seq_scan_filter(node, thresholds, plan.context()) {
                     advice.push(a);
                 }
-                if let Some(a) = postgres_sort_for_limit(node, thresholds) {
+                if let Some(a) = postgres_sort_for_limit(node, thresholds, plan.context()) {
                     advice.push(a);
                 }
             }
@@ -98,7 +98,7 @@ pub(crate) fn advise(plan: &Plan, thresholds: &AdviceThresholds) -> Vec<Advice> 
     advice
 }
 
-fn seq_scan_filter(node: &PlanNode, t: &AdviceThresholds) -> Option<Advice> {
+fn seq_scan_filter(node: &PlanNode, t: &AdviceThresholds, context: &PlanContext) -> Option<Advice> {
     if node.kind != NodeKind::SeqScan {
         return None;
     }
@@ -130,6 +130,7 @@ fn seq_scan_filter(node: &PlanNode, t: &AdviceThresholds) -> Option<Advice> {
             rows_read: read,
             rows_removed: removed,
         },
+        context,
         table,
         columns,
         partial,
@@ -137,7 +138,11 @@ fn seq_scan_filter(node: &PlanNode, t: &AdviceThresholds) -> Option<Advice> {
     ))
 }
 
-fn postgres_sort_for_limit(node: &PlanNode, t: &AdviceThresholds) -> Option<Advice> {
+fn postgres_sort_for_limit(
+    node: &PlanNode,
+    t: &AdviceThresholds,
+    context: &PlanContext,
+) -> Option<Advice> {
     if node.kind != NodeKind::Limit {
         return None;
     }
@@ -172,6 +177,7 @@ fn postgres_sort_for_limit(node: &PlanNode, t: &AdviceThresholds) -> Option<Advi
         AdviceKind::SortForLimit {
             rows_sorted: Some(rows),
         },
+        context,
         table,
         columns,
         partial,
@@ -215,6 +221,7 @@ fn sqlite_sort_for_limit(plan: &Plan) -> Option<Advice> {
     );
     Some(build(
         AdviceKind::SortForLimit { rows_sorted: None },
+        context,
         table,
         columns,
         partial,
@@ -235,6 +242,7 @@ fn descend(mut node: &PlanNode, skip: impl Fn(&PlanNode) -> bool) -> &PlanNode {
 
 fn build(
     kind: AdviceKind,
+    context: &PlanContext,
     table: String,
     columns: Vec<String>,
     partial: Option<String>,
@@ -255,7 +263,13 @@ fn build(
     let mut create_index = format!(
         "CREATE INDEX {} ON {} ({})",
         quote(&name),
-        quote(&table),
+        // An index on the queryset's own table goes in its schema.
+        match &context.schema {
+            Some(schema) if context.table.as_ref() == Some(&table) => {
+                format!("{}.{}", quote(schema), quote(&table))
+            }
+            _ => quote(&table),
+        },
         cols.join(", ")
     );
     if let Some(p) = &partial {
@@ -399,6 +413,7 @@ mod tests {
     fn suggested_statements_quote_odd_names() {
         let a = build(
             AdviceKind::SortForLimit { rows_sorted: None },
+            &PlanContext::default(),
             "Weird".into(),
             vec!["updated DESC".into()],
             Some("deleted = false".into()),

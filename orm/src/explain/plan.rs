@@ -312,6 +312,8 @@ impl PlanNode {
 pub(crate) struct PlanContext {
     /// The queryset's table.
     pub(crate) table: Option<String>,
+    /// Its schema, when the model's table is declared with one (`"s"."t"`).
+    pub(crate) schema: Option<String>,
     /// `ORDER BY` columns and whether each is descending.
     pub(crate) order: Vec<(String, bool)>,
     /// True when the statement has a `LIMIT`.

@@ -9,18 +9,16 @@ use super::plan::{Plan, PlanContext};
 use super::statement::{explain_fragment, render_explain};
 use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::Result;
-use crate::fragment::render;
 use crate::model::Model;
 use crate::queryset::{Deleted, QuerySet};
 use crate::relations::{JoinSet, PrefetchSet, Prefetched, Related};
 
 /// What the queryset tells advice about its statement.
 fn context_of<M: Model>(qs: &QuerySet<M>, ordered: bool) -> PlanContext {
-    let table = render(&M::Table::default(), Backend::Postgres)
-        .ok()
-        .map(|t| t.trim_matches('"').to_owned());
+    let name = crate::fragment::TableName::of(&M::Table::default()).ok();
     PlanContext {
-        table,
+        table: name.as_ref().map(|n| n.name.clone()),
+        schema: name.and_then(|n| n.schema),
         order: if ordered {
             qs.ordering()
                 .iter()

@@ -15,11 +15,11 @@ use super::CursorError;
 use super::{check_pageable, deterministic_ordering};
 use crate::connection::{AnyConnection, Backend, Db, MultiBackend};
 use crate::error::{Error, Result};
-use crate::fragment::render;
+use crate::fragment::{is_qualified, render, ColumnRef, Fragment};
 use crate::model::Model;
 use crate::ordering::OrderTerm;
 use crate::queryset::run::run;
-use crate::queryset::statement::{ModelSelect, SlicedTable};
+use crate::queryset::statement::{ModelSelect, PkIn, SlicedKeys, SlicedTable};
 use crate::queryset::QuerySet;
 use crate::sql_type::ValueKind;
 
@@ -257,16 +257,43 @@ impl<M: Model> KeysetPaginator<M> {
                     part.filters.push(Arc::new(after.prefix_range(prefix)));
                     part.order = terms.clone();
                     part.limit = Some(limit);
-                    parts.push(SlicedTable {
-                        source: part,
-                        alias: statement.source.table.clone(),
-                    });
+                    parts.push(part);
                 }
-                statement.source.table = Arc::new(IndexRanges {
-                    parts,
-                    alias: statement.source.table.clone(),
-                });
-                statement.source.filters.clear();
+                let table = statement.source.table.clone();
+                if is_qualified(&*table) {
+                    // No alias can take a schema-qualified name: the table itself,
+                    // filtered to the keys of the ranges.
+                    let pk = ColumnRef::of(M::PrimaryKey::default());
+                    statement.source.filters = vec![Arc::new(PkIn {
+                        keys: Arc::new(IndexRanges {
+                            parts: parts
+                                .into_iter()
+                                .map(|source| {
+                                    Arc::new(SlicedKeys {
+                                        pk: pk.clone(),
+                                        source,
+                                    }) as Fragment
+                                })
+                                .collect(),
+                            alias: None,
+                        }),
+                        pk,
+                    })];
+                } else {
+                    statement.source.table = Arc::new(IndexRanges {
+                        parts: parts
+                            .into_iter()
+                            .map(|source| {
+                                Arc::new(SlicedTable {
+                                    source,
+                                    alias: table.clone(),
+                                }) as Fragment
+                            })
+                            .collect(),
+                        alias: Some(table),
+                    });
+                    statement.source.filters.clear();
+                }
             } else {
                 statement.source.filters.push(Arc::new(after));
             }
@@ -285,7 +312,7 @@ fn row_values<M: Model>(row: &M, terms: &[OrderTerm]) -> Result<Vec<CursorValue>
         .map(|term| {
             let column = term.column_name();
             if column == pk {
-                return Ok(CursorValue::Int(row.pk()));
+                return Ok(crate::Key::cursor_value(&row.pk()));
             }
             row.cursor_value(column)
                 .ok_or(Error::CursorColumnUnavailable {
@@ -366,23 +393,38 @@ impl QueryFragment<Db> for PrefixRange {
 /// `updated < ?`), read up to the page's size; the page is the first rows of their
 /// union, under the model's table name:
 /// `(SELECT * FROM (SELECT * FROM t WHERE .. ORDER BY .. LIMIT ?) UNION ALL ..) AS t`.
+///
+/// For a schema-qualified table, which no alias can be named as, the parts select
+/// keys only and the union is the subquery of `pk IN (...)` (no alias).
 struct IndexRanges {
-    parts: Vec<SlicedTable>,
-    alias: crate::fragment::Fragment,
+    parts: Vec<Fragment>,
+    alias: Option<Fragment>,
 }
 
 impl QueryFragment<Db> for IndexRanges {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        out.push_sql("(");
+        if self.alias.is_some() {
+            out.push_sql("(");
+        }
         for (i, part) in self.parts.iter().enumerate() {
             if i > 0 {
                 out.push_sql(" UNION ALL ");
             }
             out.push_sql("SELECT * FROM ");
-            part.walk_ast(out.reborrow())?;
+            if self.alias.is_some() {
+                part.walk_ast(out.reborrow())?;
+            } else {
+                out.push_sql("(");
+                part.walk_ast(out.reborrow())?;
+                out.push_sql(") AS ");
+                out.push_identifier(&format!("orm_range{i}"))?;
+            }
         }
-        out.push_sql(") AS ");
-        self.alias.walk_ast(out.reborrow())
+        if let Some(alias) = &self.alias {
+            out.push_sql(") AS ");
+            alias.walk_ast(out.reborrow())?;
+        }
+        Ok(())
     }
 }
 

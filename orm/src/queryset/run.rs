@@ -258,16 +258,13 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn in_bulk(&self, conn: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i64, M>> {
+    pub fn in_bulk(&self, conn: &mut AnyConnection, ids: &[M::Key]) -> Result<HashMap<M::Key, M>> {
         let site = Location::caller();
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
         let rows = fetch_chunks(conn, &ids, |conn, part| {
-            let qs = self
-                .clone()
-                .unordered()
-                .filter(<M::PrimaryKey as Default>::default().eq_any(part));
+            let qs = self.clone().unordered().filter_fragment(M::pk_in(part));
             let statement = qs.select_statement();
             run(site, || M::load_rows(&statement, conn))
         })?;
@@ -278,10 +275,10 @@ impl<M: Model> QuerySet<M> {
 /// Runs `load` over `keys` in chunks the backend can bind: all at once where the
 /// backend binds one array (PostgreSQL `= ANY($1)`), else under the bind limit with
 /// room left for the queryset's own binds. No keys: no call.
-pub(crate) fn fetch_chunks<T>(
+pub(crate) fn fetch_chunks<K: Clone, T>(
     conn: &mut AnyConnection,
-    keys: &[i64],
-    mut load: impl FnMut(&mut AnyConnection, Vec<i64>) -> Result<Vec<T>>,
+    keys: &[K],
+    mut load: impl FnMut(&mut AnyConnection, Vec<K>) -> Result<Vec<T>>,
 ) -> Result<Vec<T>> {
     let capability = conn.backend().capability();
     let chunk = if capability.array_binds {

@@ -7,8 +7,10 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Integer};
 use diesel::{Expression, QueryResult, RunQueryDsl};
 
+use std::sync::Arc;
+
 use crate::connection::{Db, MultiBackend};
-use crate::fragment::Fragment;
+use crate::fragment::{is_qualified, ColumnRef, Fragment};
 use crate::ordering::OrderTerm;
 
 /// The parts shared by every statement of one queryset.
@@ -39,6 +41,13 @@ impl Source {
             term.walk_ast(out.reborrow())?;
         }
         Ok(())
+    }
+
+    /// ` FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?`: the rows of a slice.
+    fn walk_slice<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.walk_from_where(out)?;
+        self.walk_order(out)?;
+        self.walk_limit_offset(self.limit.as_ref(), out)
     }
 
     fn walk_limit_offset<'b>(
@@ -83,12 +92,84 @@ pub(crate) struct SlicedTable {
 impl QueryFragment<Db> for SlicedTable {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql("(SELECT *");
-        self.source.walk_from_where(&mut out)?;
-        self.source.walk_order(&mut out)?;
-        self.source
-            .walk_limit_offset(self.source.limit.as_ref(), &mut out)?;
+        self.source.walk_slice(&mut out)?;
         out.push_sql(") AS ");
         self.alias.walk_ast(out.reborrow())
+    }
+}
+
+impl SlicedTable {
+    /// The source that reads `source`'s slice as a table, under the model's table
+    /// name `table` (with primary key `pk`): the derived table above, or, for a
+    /// schema-qualified table (which no alias can be named as), the table itself
+    /// filtered to the slice's keys, `pk IN (SELECT pk ... LIMIT ?)`. Either way the
+    /// outer query's qualified columns resolve and its ORDER BY applies again.
+    pub(crate) fn source(source: Source, table: Fragment, pk: ColumnRef) -> Source {
+        let order = source.order.clone();
+        let (table, filters): (Fragment, Vec<Fragment>) = if is_qualified(&*table) {
+            (table, vec![Arc::new(PkIn::slice(pk, source))])
+        } else {
+            (
+                Arc::new(SlicedTable {
+                    source,
+                    alias: table,
+                }),
+                Vec::new(),
+            )
+        };
+        Source {
+            table,
+            filters,
+            order,
+            limit: None,
+            offset: None,
+            distinct: false,
+        }
+    }
+}
+
+/// `"s"."t"."id" IN (<keys>)`: the rows of a schema-qualified table whose keys a
+/// subquery selects, where other tables would be read as a derived table under
+/// their own name.
+pub(crate) struct PkIn {
+    pub(crate) pk: ColumnRef,
+    pub(crate) keys: Fragment,
+}
+
+impl PkIn {
+    /// The keys of `source`'s slice.
+    pub(crate) fn slice(pk: ColumnRef, source: Source) -> Self {
+        Self {
+            keys: Arc::new(SlicedKeys {
+                pk: pk.clone(),
+                source,
+            }),
+            pk,
+        }
+    }
+}
+
+impl QueryFragment<Db> for PkIn {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.pk.qualified.walk_ast(out.reborrow())?;
+        out.push_sql(" IN (");
+        self.keys.walk_ast(out.reborrow())?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// `SELECT "s"."t"."id" FROM "s"."t" WHERE ... ORDER BY ... LIMIT ? OFFSET ?`.
+pub(crate) struct SlicedKeys {
+    pub(crate) pk: ColumnRef,
+    pub(crate) source: Source,
+}
+
+impl QueryFragment<Db> for SlicedKeys {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        self.pk.qualified.walk_ast(out.reborrow())?;
+        self.source.walk_slice(&mut out)
     }
 }
 

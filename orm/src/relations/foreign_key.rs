@@ -1,33 +1,32 @@
 use std::marker::PhantomData;
 use std::panic::Location;
 
-use diesel::ExpressionMethods;
-
 use super::hint::note_fix;
 use crate::connection::AnyConnection;
 use crate::error::Result;
 use crate::fragment::{ColumnRef, Fragment};
+use crate::key::{Compare, KeyCompare};
 use crate::model::Model;
 
 /// How a foreign key's value is read from a row: always there, or nullable.
 #[doc(hidden)]
-pub enum KeyOf<C> {
+pub enum KeyOf<C, K> {
     /// A `NOT NULL` column.
-    Required(fn(&C) -> i64),
+    Required(fn(&C) -> K),
     /// A nullable column.
-    Nullable(fn(&C) -> Option<i64>),
+    Nullable(fn(&C) -> Option<K>),
 }
 
-impl<C> Clone for KeyOf<C> {
+impl<C, K> Clone for KeyOf<C, K> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<C> Copy for KeyOf<C> {}
+impl<C, K> Copy for KeyOf<C, K> {}
 
-impl<C> KeyOf<C> {
-    pub(crate) fn get(&self, row: &C) -> Option<i64> {
+impl<C, K> KeyOf<C, K> {
+    pub(crate) fn get(&self, row: &C) -> Option<K> {
         match self {
             KeyOf::Required(f) => Some(f(row)),
             KeyOf::Nullable(f) => f(row),
@@ -38,22 +37,28 @@ impl<C> KeyOf<C> {
 /// What both kinds of foreign key know: the column of `C` and how to read and
 /// filter it. Written by [`relation!`](crate::relation).
 #[doc(hidden)]
-pub struct Link<C, P> {
+pub struct Link<C, P: Model> {
     pub name: &'static str,
     pub column: fn() -> ColumnRef,
-    pub value: KeyOf<C>,
+    /// The key's value in a child row: of the parent's key type.
+    pub value: KeyOf<C, P::Key>,
     /// `child.column IN (keys)` (`= ANY($1)` on PostgreSQL).
-    pub key_in: fn(Vec<i64>) -> Fragment,
+    pub key_in: fn(Vec<P::Key>) -> Fragment,
     pub _models: PhantomData<fn() -> (C, P)>,
 }
 
-impl<C, P> Clone for Link<C, P> {
+impl<C, P: Model> Clone for Link<C, P> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<C, P> Copy for Link<C, P> {}
+impl<C, P: Model> Copy for Link<C, P> {}
+
+/// `pk = key` for model `P`, bound with the key column's type.
+pub(crate) fn pk_eq<P: Model>(key: P::Key) -> Fragment {
+    KeyCompare::fragment(ColumnRef::of(P::PrimaryKey::default()), Compare::Eq, key)
+}
 
 impl<C: Model, P: Model> Link<C, P> {
     /// `Message::sent_by`.
@@ -76,7 +81,7 @@ impl<C: Model, P: Model> Link<C, P> {
         let statement = P::objects()
             .with_deleted()
             .unordered()
-            .filter(P::PrimaryKey::default().eq(key))
+            .filter_fragment(pk_eq::<P>(key))
             .select_statement();
         let rows = crate::queryset::run::run(site, || P::load_rows(&statement, conn))?;
         match rows.into_iter().next() {
@@ -94,7 +99,7 @@ impl<C: Model, P: Model> Link<C, P> {
 /// [`select_related`](crate::QuerySet::select_related) (JOIN),
 /// [`prefetch`](crate::QuerySet::prefetch) (one more query) or [`get`](Self::get)
 /// (one row, on purpose).
-pub struct ForeignKey<C, P> {
+pub struct ForeignKey<C, P: Model> {
     #[doc(hidden)]
     pub link: Link<C, P>,
 }
@@ -104,20 +109,20 @@ pub struct ForeignKey<C, P> {
 /// into a `LEFT JOIN` and an `Option<P>`.
 ///
 /// Declared with [`relation!`](crate::relation) as `Child.name -> Option<Parent> (...)`.
-pub struct NullableForeignKey<C, P> {
+pub struct NullableForeignKey<C, P: Model> {
     #[doc(hidden)]
     pub link: Link<C, P>,
 }
 
 macro_rules! common_impls {
     ($ty:ident, $arrow:literal) => {
-        impl<C, P> Clone for $ty<C, P> {
+        impl<C, P: Model> Clone for $ty<C, P> {
             fn clone(&self) -> Self {
                 *self
             }
         }
 
-        impl<C, P> Copy for $ty<C, P> {}
+        impl<C, P: Model> Copy for $ty<C, P> {}
 
         impl<C: Model, P: Model> std::fmt::Debug for $ty<C, P> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,11 +189,13 @@ impl<C: Model, P: Model> ForeignKey<C, P> {
 
     /// The SQL [`get`](Self::get) sends on `backend` for `child`.
     pub fn get_sql(&self, child: &C, backend: crate::Backend) -> Result<String> {
-        let key = self.link.value.get(child).unwrap_or_default();
+        let Some(key) = self.link.value.get(child) else {
+            return Err(crate::Error::NotFound { model: P::NAME });
+        };
         P::objects()
             .with_deleted()
             .unordered()
-            .filter(P::PrimaryKey::default().eq(key))
+            .filter_fragment(pk_eq::<P>(key))
             .sql(backend)
     }
 
@@ -323,13 +330,23 @@ macro_rules! relation {
         $crate::relations::Link {
             name: stringify!($name),
             column: || $crate::ColumnRef::of($table::$column),
-            value: $crate::relations::KeyOf::$kind(|row: &$child| row.$column),
-            key_in: |keys: ::std::vec::Vec<i64>| {
+            value: $crate::relation!(@value $kind, $child, $column),
+            key_in: |keys| {
                 use $crate::__private::diesel::ExpressionMethods as _;
                 ::std::sync::Arc::new($table::$column.eq_any(keys))
             },
             _models: ::std::marker::PhantomData,
         }
+    };
+    (@value Required, $child:ident, $column:ident) => {
+        $crate::relations::KeyOf::Required(|row: &$child| {
+            ::std::convert::Into::into(::std::clone::Clone::clone(&row.$column))
+        })
+    };
+    (@value Nullable, $child:ident, $column:ident) => {
+        $crate::relations::KeyOf::Nullable(|row: &$child| {
+            ::std::option::Option::map(::std::clone::Clone::clone(&row.$column), ::std::convert::Into::into)
+        })
     };
     (@reverse $child:ident, $name:ident) => {};
     (@reverse $child:ident, $name:ident, $rparent:ident, $reverse:ident) => {

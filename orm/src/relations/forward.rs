@@ -3,7 +3,7 @@
 use std::panic::Location;
 
 use super::hop::{Hop, One};
-use super::key_list::{fetch_keyed, key_filter, pk_in};
+use super::key_list::{fetch_keyed, key_filter};
 use super::nested::Nested;
 use super::{ForeignKey, Link, NullableForeignKey};
 use crate::connection::{AnyConnection, Backend};
@@ -18,12 +18,12 @@ use crate::queryset::QuerySet;
 /// [`ForeignKey::using`](super::ForeignKey::using) or
 /// [`NullableForeignKey::using`](super::NullableForeignKey::using); a bare foreign key is
 /// the same hop over `P::objects().with_deleted()`.
-pub struct Forward<C, P> {
+pub struct Forward<C, P: Model> {
     link: Link<C, P>,
     qs: QuerySet<P>,
 }
 
-impl<C, P> Clone for Forward<C, P> {
+impl<C, P: Model> Clone for Forward<C, P> {
     fn clone(&self) -> Self {
         Self {
             link: self.link,
@@ -47,11 +47,11 @@ impl<C: Model, P: Model> Forward<C, P> {
     }
 
     /// The SQL of this hop's query for parent keys `keys` on `backend`.
-    pub fn sql_for(&self, keys: &[i64], backend: Backend) -> Result<String> {
+    pub fn sql_for(&self, keys: &[P::Key], backend: Backend) -> Result<String> {
         let filter = key_filter(
             backend,
             ColumnRef::of(P::PrimaryKey::default()),
-            pk_in::<P>,
+            P::pk_in,
             keys,
         );
         let qs = self.qs.clone().unordered().filter_fragment(filter);
@@ -62,19 +62,20 @@ impl<C: Model, P: Model> Forward<C, P> {
 impl<C: Model, P: Model + Clone> Hop<C> for Forward<C, P> {
     type Shape = One;
     type Row = P;
+    type Key = P::Key;
 
-    fn key(&self, child: &C) -> Option<i64> {
+    fn key(&self, child: &C) -> Option<P::Key> {
         self.link.value.get(child)
     }
 
     fn fetch(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        keys: &[P::Key],
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, P)>> {
+    ) -> Result<Vec<(P::Key, P)>> {
         let column = ColumnRef::of(P::PrimaryKey::default());
-        fetch_keyed(conn, keys, column, pk_in::<P>, |conn, filter| {
+        fetch_keyed(conn, keys, column, P::pk_in, |conn, filter| {
             let statement = self
                 .qs
                 .clone()
@@ -103,22 +104,23 @@ macro_rules! forward_hop {
         impl<C: Model, P: Model + Clone> Hop<C> for $ty<C, P> {
             type Shape = One;
             type Row = P;
+            type Key = P::Key;
 
-            fn key(&self, child: &C) -> Option<i64> {
+            fn key(&self, child: &C) -> Option<P::Key> {
                 self.link.value.get(child)
             }
 
             fn fetch(
                 &self,
                 conn: &mut AnyConnection,
-                keys: &[i64],
+                keys: &[P::Key],
                 site: &'static Location<'static>,
-            ) -> Result<Vec<(i64, P)>> {
+            ) -> Result<Vec<(P::Key, P)>> {
                 Forward::new(self.link).fetch(conn, keys, site)
             }
         }
 
-        impl<C, P> From<$ty<C, P>> for Link<C, P> {
+        impl<C, P: Model> From<$ty<C, P>> for Link<C, P> {
             fn from(fk: $ty<C, P>) -> Self {
                 fk.link
             }

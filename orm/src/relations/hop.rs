@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::connection::AnyConnection;
 use crate::error::Result;
+use crate::key::Key;
 
 /// How many related rows each parent of a hop gets, and how parents that share a key
 /// share them.
@@ -96,11 +97,13 @@ pub trait Hop<P>: Clone {
     type Shape: Shape;
     /// One related row.
     type Row: Clone;
+    /// The key parents are matched on: the parent model's key type.
+    type Key: Key;
 
     /// The key `parent` is matched on (its primary key, or its foreign key's value);
     /// `None` matches nothing.
     #[doc(hidden)]
-    fn key(&self, parent: &P) -> Option<i64>;
+    fn key(&self, parent: &P) -> Option<Self::Key>;
 
     /// The rows for the (deduplicated, non-empty) `keys`, each with its key: the rows
     /// of one key in the hop's ordering (the keys' runs in no particular order).
@@ -108,9 +111,9 @@ pub trait Hop<P>: Clone {
     fn fetch(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        keys: &[Self::Key],
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, Self::Row)>>;
+    ) -> Result<Vec<(Self::Key, Self::Row)>>;
 }
 
 /// What a parent gets from hop `H`: `Vec<H::Row>` or `Option<Arc<H::Row>>`.
@@ -125,22 +128,22 @@ pub(super) fn attach<T, P, H: Hop<P>>(
     parent: impl Fn(&T) -> &P,
     site: &'static Location<'static>,
 ) -> Result<Vec<(T, HopOutput<P, H>)>> {
-    let mut uses: HashMap<i64, usize> = HashMap::default();
+    let mut uses: HashMap<H::Key, usize> = HashMap::default();
     for item in &items {
         if let Some(key) = hop.key(parent(item)) {
             *uses.entry(key).or_default() += 1;
         }
     }
-    let mut keys: Vec<i64> = uses.keys().copied().collect();
+    let mut keys: Vec<H::Key> = uses.keys().cloned().collect();
     keys.sort_unstable();
-    let mut fetched: HashMap<i64, Vec<H::Row>> =
+    let mut fetched: HashMap<H::Key, Vec<H::Row>> =
         HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     if !keys.is_empty() {
         for (key, row) in hop.fetch(conn, &keys, site)? {
             fetched.entry(key).or_default().push(row);
         }
     }
-    let mut groups: HashMap<i64, <H::Shape as Shape>::Group<H::Row>> = fetched
+    let mut groups: HashMap<H::Key, <H::Shape as Shape>::Group<H::Row>> = fetched
         .into_iter()
         .map(|(key, rows)| (key, H::Shape::group(rows)))
         .collect();

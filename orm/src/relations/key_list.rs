@@ -5,21 +5,21 @@ use std::sync::Arc;
 
 use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::Text;
-use diesel::{ExpressionMethods, QueryResult};
+use diesel::QueryResult;
 
 use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::Result;
 use crate::fragment::{ColumnRef, Fragment};
-use crate::model::Model;
+use crate::key::{json_list, Key};
 use crate::queryset::run::fetch_chunks;
 
 /// Runs `load` with the filter `column IN keys`: once where the backend binds a whole
 /// list, else once per chunk under the bind limit.
-pub(super) fn fetch_keyed<T>(
+pub(super) fn fetch_keyed<K: Key, T>(
     conn: &mut AnyConnection,
-    keys: &[i64],
+    keys: &[K],
     column: ColumnRef,
-    key_in: fn(Vec<i64>) -> Fragment,
+    key_in: fn(Vec<K>) -> Fragment,
     mut load: impl FnMut(&mut AnyConnection, Fragment) -> Result<Vec<T>>,
 ) -> Result<Vec<T>> {
     let backend = conn.backend();
@@ -33,11 +33,11 @@ pub(super) fn fetch_keyed<T>(
 
 /// `column IN keys` for all of `keys` on `backend`: diesel's `eq_any` (`= ANY($1)`
 /// on PostgreSQL), or a JSON list where the backend reads one.
-pub(super) fn key_filter(
+pub(super) fn key_filter<K: Key>(
     backend: Backend,
     column: ColumnRef,
-    key_in: fn(Vec<i64>) -> Fragment,
-    keys: &[i64],
+    key_in: fn(Vec<K>) -> Fragment,
+    keys: &[K],
 ) -> Fragment {
     let capability = backend.capability();
     if !capability.array_binds && capability.json_key_lists {
@@ -48,25 +48,6 @@ pub(super) fn key_filter(
     } else {
         key_in(keys.to_vec())
     }
-}
-
-/// `pk IN keys` for model `P`.
-pub(super) fn pk_in<P: Model>(keys: Vec<i64>) -> Fragment {
-    Arc::new(P::PrimaryKey::default().eq_any(keys))
-}
-
-/// `[1,2,3]`: the JSON text of a key list (numbers only, bound as one parameter).
-fn json_list(keys: &[i64]) -> String {
-    let mut json = String::with_capacity(keys.len() * 8 + 2);
-    json.push('[');
-    for (i, key) in keys.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(&key.to_string());
-    }
-    json.push(']');
-    json
 }
 
 /// `"t"."c" IN (SELECT value FROM json_each(?))`: any number of keys in one bind.
@@ -82,17 +63,5 @@ impl QueryFragment<Db> for InJsonList {
         out.push_bind_param::<Text, String>(&self.json)?;
         out.push_sql("))");
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_list;
-
-    #[test]
-    fn a_key_list_is_a_json_array_of_numbers() {
-        assert_eq!(json_list(&[]), "[]");
-        assert_eq!(json_list(&[7]), "[7]");
-        assert_eq!(json_list(&[-1, 2, i64::MAX]), "[-1,2,9223372036854775807]");
     }
 }

@@ -34,17 +34,18 @@ impl<H1, H2> Nested<H1, H2> {
 impl<P, H1: Hop<P>, H2: Hop<H1::Row>> Hop<P> for Nested<H1, H2> {
     type Shape = H1::Shape;
     type Row = (H1::Row, HopOutput<H1::Row, H2>);
+    type Key = H1::Key;
 
-    fn key(&self, parent: &P) -> Option<i64> {
+    fn key(&self, parent: &P) -> Option<H1::Key> {
         self.first.key(parent)
     }
 
     fn fetch(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        keys: &[H1::Key],
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, Self::Row)>> {
+    ) -> Result<Vec<(H1::Key, Self::Row)>> {
         let rows = self.first.fetch(conn, keys, site)?;
         let attached = attach(conn, &self.next, rows, |(_, row)| row, site)?;
         Ok(attached

@@ -17,25 +17,25 @@ use super::select_related::{load, JoinSet, Related};
 use super::Link;
 use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::Result;
-use crate::fragment::{render, ColumnRef, Fragment};
+use crate::fragment::{is_qualified, render, ColumnRef, Fragment};
 use crate::model::Model;
 use crate::ordering::{IntoOrdering, OrderTerm};
 use crate::queryset::run::run;
-use crate::queryset::statement::{walk_where, SelectStatement, Source};
+use crate::queryset::statement::{walk_where, PkIn, SelectStatement, Source};
 use crate::queryset::QuerySet;
 
 /// The reverse of a foreign key: the `C` rows pointing at each `P` (a thread's
 /// messages). Made by the method [`relation!`](crate::relation) declares
 /// (`Thread::messages()`); carries its own queryset, so a hop can filter, order, show
 /// soft-deleted rows and keep only the first rows of each parent.
-pub struct Reverse<P, C> {
+pub struct Reverse<P: Model, C> {
     name: &'static str,
     link: Link<C, P>,
     qs: QuerySet<C>,
     per_parent: Option<i64>,
 }
 
-impl<P, C> Clone for Reverse<P, C> {
+impl<P: Model, C> Clone for Reverse<P, C> {
     fn clone(&self) -> Self {
         Self {
             name: self.name,
@@ -212,22 +212,35 @@ impl<P: Model, C: Model> Reverse<P, C> {
         if order.is_empty() {
             order = IntoOrdering::<C::Table>::into_ordering(C::PrimaryKey::default().asc());
         }
-        source.table = Arc::new(Ranked {
-            table: source.table,
+        let mut ranked = Ranked {
+            table: source.table.clone(),
             filters: std::mem::take(&mut source.filters),
             partition: (self.link.column)(),
             order,
-        });
-        source.filters = vec![Arc::new(RankAtMost(n))];
+            keys: None,
+        };
+        if is_qualified(&*source.table) {
+            // No alias can take a schema-qualified name: the table itself, filtered
+            // to the keys of the ranked rows.
+            let pk = ColumnRef::of(C::PrimaryKey::default());
+            ranked.keys = Some((pk.clone(), RankAtMost(n)));
+            source.filters = vec![Arc::new(PkIn {
+                pk,
+                keys: Arc::new(ranked),
+            })];
+        } else {
+            source.table = Arc::new(ranked);
+            source.filters = vec![Arc::new(RankAtMost(n))];
+        }
         source
     }
 
     fn fetch_rows(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        keys: &[P::Key],
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, C)>> {
+    ) -> Result<Vec<(P::Key, C)>> {
         let link = self.link;
         fetch_keyed(conn, keys, (link.column)(), link.key_in, |conn, filter| {
             self.load_where(conn, filter, site)
@@ -240,10 +253,10 @@ impl<P: Model, C: Model> Reverse<P, C> {
         conn: &mut AnyConnection,
         filter: Fragment,
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, C)>> {
+    ) -> Result<Vec<(P::Key, C)>> {
         let (statement, order_here) = self.statement(filter, conn.backend());
         let rows = run(site, || C::load_rows(&statement, conn))?;
-        let mut rows: Vec<(i64, C)> = rows
+        let mut rows: Vec<(P::Key, C)> = rows
             .into_iter()
             .filter_map(|row| Some((self.link.value.get(&row)?, row)))
             .collect();
@@ -290,7 +303,7 @@ impl<P: Model, C: Model> Reverse<P, C> {
 
     /// The SQL of this hop's query for parents with keys `keys` on `backend` (one
     /// statement: an array bind on PostgreSQL, a JSON list on SQLite).
-    pub fn sql_for(&self, keys: &[i64], backend: Backend) -> Result<String> {
+    pub fn sql_for(&self, keys: &[P::Key], backend: Backend) -> Result<String> {
         let filter = key_filter(backend, (self.link.column)(), self.link.key_in, keys);
         let (statement, _) = self.statement(filter, backend);
         Ok(render(&statement, backend)?)
@@ -300,17 +313,18 @@ impl<P: Model, C: Model> Reverse<P, C> {
 impl<P: Model, C: Model + Clone> Hop<P> for Reverse<P, C> {
     type Shape = Many;
     type Row = C;
+    type Key = P::Key;
 
-    fn key(&self, parent: &P) -> Option<i64> {
+    fn key(&self, parent: &P) -> Option<P::Key> {
         Some(parent.pk())
     }
 
     fn fetch(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        keys: &[P::Key],
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, C)>> {
+    ) -> Result<Vec<(P::Key, C)>> {
         self.fetch_rows(conn, keys, site)
     }
 }
@@ -318,18 +332,36 @@ impl<P: Model, C: Model + Clone> Hop<P> for Reverse<P, C> {
 /// `(SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t.fk ORDER BY ...) AS "orm_rank"
 /// FROM t WHERE ...) AS t`: the table under its own name, so the outer query's
 /// qualified columns still resolve.
+///
+/// With `keys` (a schema-qualified table, which no alias can be named as), the keys
+/// of the ranked rows instead, for `pk IN (...)`: `SELECT "orm_ranked"."id" FROM
+/// (SELECT "s"."t"."id", ROW_NUMBER() ... FROM "s"."t" WHERE ...) AS "orm_ranked"
+/// WHERE "orm_rank" <= ?`.
 struct Ranked {
     table: Fragment,
     filters: Vec<Fragment>,
     partition: ColumnRef,
     order: Vec<OrderTerm>,
+    keys: Option<(ColumnRef, RankAtMost)>,
 }
+
+const RANKED: &str = "orm_ranked";
 
 impl QueryFragment<Db> for Ranked {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        out.push_sql("(SELECT ");
-        self.table.walk_ast(out.reborrow())?;
-        out.push_sql(".*, ROW_NUMBER() OVER (PARTITION BY ");
+        if let Some((pk, _)) = &self.keys {
+            out.push_sql("SELECT ");
+            out.push_identifier(RANKED)?;
+            out.push_sql(".");
+            out.push_identifier(pk.name)?;
+            out.push_sql(" FROM (SELECT ");
+            pk.qualified.walk_ast(out.reborrow())?;
+        } else {
+            out.push_sql("(SELECT ");
+            self.table.walk_ast(out.reborrow())?;
+            out.push_sql(".*");
+        }
+        out.push_sql(", ROW_NUMBER() OVER (PARTITION BY ");
         self.partition.qualified.walk_ast(out.reborrow())?;
         for (i, term) in self.order.iter().enumerate() {
             out.push_sql(if i == 0 { " ORDER BY " } else { ", " });
@@ -341,7 +373,14 @@ impl QueryFragment<Db> for Ranked {
         self.table.walk_ast(out.reborrow())?;
         walk_where(&self.filters, &mut out)?;
         out.push_sql(") AS ");
-        self.table.walk_ast(out.reborrow())
+        match &self.keys {
+            Some((_, at_most)) => {
+                out.push_identifier(RANKED)?;
+                out.push_sql(" WHERE ");
+                at_most.walk_ast(out.reborrow())
+            }
+            None => self.table.walk_ast(out.reborrow()),
+        }
     }
 }
 
@@ -360,12 +399,12 @@ impl QueryFragment<Db> for RankAtMost {
 
 /// A reverse hop whose rows come with related rows loaded by JOIN
 /// (`Thread::messages().select_related(Message::sent_by)`: `(Message, Person)` rows).
-pub struct ReverseRelated<P, C, J> {
+pub struct ReverseRelated<P: Model, C, J> {
     reverse: Reverse<P, C>,
     joins: J,
 }
 
-impl<P, C, J: Copy> Clone for ReverseRelated<P, C, J> {
+impl<P: Model, C, J: Copy> Clone for ReverseRelated<P, C, J> {
     fn clone(&self) -> Self {
         Self {
             reverse: self.reverse.clone(),
@@ -380,17 +419,18 @@ where
 {
     type Shape = Many;
     type Row = J::Row;
+    type Key = P::Key;
 
-    fn key(&self, parent: &P) -> Option<i64> {
+    fn key(&self, parent: &P) -> Option<P::Key> {
         Some(parent.pk())
     }
 
     fn fetch(
         &self,
         conn: &mut AnyConnection,
-        keys: &[i64],
+        keys: &[P::Key],
         site: &'static Location<'static>,
-    ) -> Result<Vec<(i64, J::Row)>> {
+    ) -> Result<Vec<(P::Key, J::Row)>> {
         let link = self.reverse.link;
         fetch_keyed(conn, keys, (link.column)(), link.key_in, |conn, filter| {
             let related: Related<C, J> = self.reverse.qs.clone().select_related(self.joins);

@@ -92,18 +92,18 @@ where
 /// A chain of relations for [`select_related`](crate::QuerySet::select_related): a
 /// foreign key of `C` to `P`, then `N` from `P` (Django's `"message__thread"`). Made
 /// by [`ForeignKey::then`]; loads `(P, N::Output)`.
-pub struct Then<C, P, N> {
+pub struct Then<C, P: Model, N> {
     pub(crate) first: ForeignKey<C, P>,
     pub(crate) next: N,
 }
 
-impl<C, P, N: Copy> Clone for Then<C, P, N> {
+impl<C, P: Model, N: Copy> Clone for Then<C, P, N> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<C, P, N: Copy> Copy for Then<C, P, N> {}
+impl<C, P: Model, N: Copy> Copy for Then<C, P, N> {}
 
 impl<C: Model, P: Model, N: Join<P>> Join<C> for Then<C, P, N>
 where
@@ -143,8 +143,8 @@ pub trait JoinSet<C: Model>: Copy {
 }
 
 macro_rules! single_join_set {
-    ($($ty:ident<$($param:ident),+>),+) => {$(
-        impl<C: Model, $($param),+> JoinSet<C> for $ty<C, $($param),+>
+    ($($ty:ident<P $(, $param:ident)*>),+) => {$(
+        impl<C: Model, P: Model $(, $param)*> JoinSet<C> for $ty<C, P $(, $param)*>
         where
             Self: Join<C>,
         {
@@ -360,19 +360,11 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
             // relation declares) removes rows, and joining only the slice's rows
             // spares both databases from joining the whole table before sorting it
             // for a LIMIT (PostgreSQL 74 ms -> 28 ms for the talk's list_some).
-            let order = source.order.clone();
-            let sliced = SlicedTable {
-                source: source.clone(),
-                alias: Arc::new(C::Table::default()),
-            };
-            source = Source {
-                table: Arc::new(sliced),
-                filters: Vec::new(),
-                order,
-                limit: None,
-                offset: None,
-                distinct: false,
-            };
+            source = SlicedTable::source(
+                source,
+                Arc::new(C::Table::default()),
+                ColumnRef::of(C::PrimaryKey::default()),
+            );
         }
         source.table = Arc::new(Joined {
             base: source.table,

@@ -1,0 +1,6 @@
+-- shop_ledger is shared by every test database and stays.
+DROP TABLE shop_line;
+DROP TABLE "order";
+DROP TABLE shop_customer;
+DROP TABLE shop_product;
+DROP TABLE shop_warehouse;

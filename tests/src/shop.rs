@@ -1,0 +1,281 @@
+//! The shop: a second schema unlike the demo's, for the "own schema" tests. Keys of
+//! every supported type (`Warehouse`: `i16`; `Customer`, `Order`, `Line`: `i32`;
+//! `Product`: text; `Entry`: `i64`), a table named by an SQL keyword (`"order"`),
+//! keyword columns (`"type"`, `"desc"`), a field named unlike its column
+//! (`Product::name` is `title`) and a schema-qualified table (`shop_ledger.entry`).
+//!
+//! `schema.rs` is `diesel print-schema` output, unchanged; the models below are
+//! written against it.
+
+use chrono::NaiveDateTime;
+use diesel::{Insertable, Queryable, Selectable};
+
+#[allow(missing_docs)]
+pub mod schema;
+
+pub use schema::{entry, order, shop_customer, shop_line, shop_product, shop_warehouse};
+
+/// The shop's migrations for both backends.
+pub const MIGRATIONS: orm::Migrations = orm::Migrations {
+    sqlite: &diesel_migrations::embed_migrations!("migrations/shop/sqlite"),
+    postgres: &diesel_migrations::embed_migrations!("migrations/shop/postgres"),
+};
+
+/// The schema of the ledger table (a PostgreSQL schema; on SQLite an attached database).
+pub const LEDGER_SCHEMA: &str = "shop_ledger";
+
+/// A warehouse, keyed by a `SMALLINT` code.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_warehouse, treat_none_as_default_value = false)]
+pub struct Warehouse {
+    /// The key (`i16`).
+    pub code: i16,
+    /// Where it is.
+    pub city: String,
+}
+
+/// A product, keyed by its text SKU; its `name` field is the `title` column.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_product, treat_none_as_default_value = false)]
+pub struct Product {
+    /// The key (text).
+    pub sku: String,
+    /// The `title` column.
+    #[diesel(column_name = title)]
+    pub name: String,
+    /// The price.
+    pub price_cents: i64,
+    /// The warehouse holding it (an `i16` foreign key).
+    pub warehouse_code: i16,
+}
+
+/// A customer, keyed by a `SERIAL` (`i32`); `type_` is the keyword column `"type"`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_customer, treat_none_as_default_value = false)]
+pub struct Customer {
+    /// The key (`i32`).
+    pub id: i32,
+    /// The name.
+    pub name: String,
+    /// The column `"type"`.
+    pub type_: String,
+    /// Soft-deleted.
+    pub deleted: bool,
+    /// Last change.
+    pub updated: NaiveDateTime,
+}
+
+/// An order: the table `"order"`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = order, treat_none_as_default_value = false)]
+pub struct Order {
+    /// The key (`i32`).
+    pub id: i32,
+    /// Who placed it.
+    pub customer_id: i32,
+    /// When.
+    pub placed_at: NaiveDateTime,
+    /// Soft-deleted.
+    pub deleted: bool,
+}
+
+/// An order line: an `i32` key to its order, a text key to its product.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_line, treat_none_as_default_value = false)]
+pub struct Line {
+    /// The key (`i32`).
+    pub id: i32,
+    /// The order.
+    pub order_id: i32,
+    /// The product (a text foreign key).
+    pub product_sku: String,
+    /// How many.
+    pub quantity: i32,
+}
+
+/// A ledger entry, in the schema-qualified table `shop_ledger.entry`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = entry, treat_none_as_default_value = false)]
+pub struct Entry {
+    /// The key (`i64`).
+    pub id: i64,
+    /// The customer (no database constraint across schemas).
+    pub customer_id: i32,
+    /// The amount.
+    pub amount_cents: i64,
+    /// The keyword column `"desc"`.
+    pub desc: String,
+}
+
+orm::model! {
+    Warehouse => shop_warehouse {
+        primary_key: code,
+        ordering: shop_warehouse::code.asc(),
+    }
+}
+
+orm::model! {
+    Product => shop_product {
+        primary_key: sku,
+        ordering: shop_product::sku.asc(),
+        cursor_columns: (title as name, price_cents),
+    }
+}
+
+orm::model! {
+    Customer => shop_customer {
+        primary_key: id,
+        ordering: (shop_customer::updated.desc(), shop_customer::id.desc()),
+        soft_delete: deleted,
+        cursor_columns: (updated, type_),
+    }
+}
+
+orm::model! {
+    Order => order {
+        primary_key: id,
+        ordering: (order::placed_at.desc(), order::id.desc()),
+        soft_delete: deleted,
+        cursor_columns: (placed_at),
+    }
+}
+
+orm::model! {
+    Line => shop_line {
+        primary_key: id,
+        ordering: shop_line::id.asc(),
+    }
+}
+
+orm::model! {
+    Entry => entry {
+        primary_key: id,
+        ordering: (entry::amount_cents.desc(), entry::id.desc()),
+        cursor_columns: (amount_cents, desc),
+    }
+}
+
+orm::relation! {
+    Product.warehouse -> Warehouse (shop_product::warehouse_code), reverse Warehouse.products;
+    Order.customer -> Customer (order::customer_id), reverse Customer.orders;
+    Line.order -> Order (shop_line::order_id), reverse Order.lines;
+    Line.product -> Product (shop_line::product_sku), reverse Product.lines;
+    Entry.customer -> Customer (entry::customer_id), reverse Customer.entries;
+}
+
+orm::insertable! { Warehouse => Warehouse }
+orm::insertable! { Product => Product }
+orm::insertable! { Customer => Customer }
+orm::insertable! { Order => Order }
+orm::insertable! { Line => Line }
+orm::insertable! { Entry => Entry }
+
+/// A timestamp `minutes` after 2024-01-01 00:00.
+fn at(minutes: i64) -> NaiveDateTime {
+    crate::at(minutes)
+}
+
+/// The fixture, inserted through `bulk_create` (so its keys come back typed):
+/// 2 warehouses (codes 7 and -3), 4 products (SKUs "a-1", "b\"2", "c 3", "d-4"),
+/// 4 customers (ids 1-4, customer 4 deleted), 5 orders (order 5 deleted), 8 lines,
+/// 6 ledger entries.
+pub fn seed(conn: &mut orm::AnyConnection) -> orm::Result<()> {
+    use orm::Model as _;
+    Warehouse::objects().bulk_create(
+        conn,
+        vec![
+            Warehouse {
+                code: 7,
+                city: "Lyon".into(),
+            },
+            Warehouse {
+                code: -3,
+                city: "Oslo".into(),
+            },
+        ],
+    )?;
+    let product = |sku: &str, name: &str, price_cents, warehouse_code| Product {
+        sku: sku.into(),
+        name: name.into(),
+        price_cents,
+        warehouse_code,
+    };
+    Product::objects().bulk_create(
+        conn,
+        vec![
+            product("a-1", "Anvil", 500, 7),
+            product("b\"2", "Bell", 120, 7),
+            product("c 3", "Candle", 120, -3),
+            product("d-4", "Drum", 900, -3),
+        ],
+    )?;
+    let customer = |id, name: &str, type_: &str, deleted, minutes| Customer {
+        id,
+        name: name.into(),
+        type_: type_.into(),
+        deleted,
+        updated: at(minutes),
+    };
+    Customer::objects().bulk_create(
+        conn,
+        vec![
+            customer(1, "Ada", "retail", false, 10),
+            customer(2, "Bo", "wholesale", false, 20),
+            customer(3, "Cy", "retail", false, 20),
+            customer(4, "Di", "retail", true, 40),
+        ],
+    )?;
+    let order = |id, customer_id, minutes, deleted| Order {
+        id,
+        customer_id,
+        placed_at: at(minutes),
+        deleted,
+    };
+    Order::objects().bulk_create(
+        conn,
+        vec![
+            order(1, 1, 1, false),
+            order(2, 1, 2, false),
+            order(3, 2, 3, false),
+            order(4, 3, 4, false),
+            order(5, 2, 5, true),
+        ],
+    )?;
+    let line = |id, order_id, sku: &str, quantity| Line {
+        id,
+        order_id,
+        product_sku: sku.into(),
+        quantity,
+    };
+    Line::objects().bulk_create(
+        conn,
+        vec![
+            line(1, 1, "a-1", 1),
+            line(2, 1, "b\"2", 2),
+            line(3, 2, "a-1", 3),
+            line(4, 3, "c 3", 1),
+            line(5, 3, "d-4", 1),
+            line(6, 4, "b\"2", 5),
+            line(7, 4, "a-1", 1),
+            line(8, 5, "d-4", 2),
+        ],
+    )?;
+    let entry = |id, customer_id, amount_cents, desc: &str| Entry {
+        id,
+        customer_id,
+        amount_cents,
+        desc: desc.into(),
+    };
+    Entry::objects().bulk_create(
+        conn,
+        vec![
+            entry(1, 1, 500, "anvil"),
+            entry(2, 1, 240, "bells"),
+            entry(3, 2, 1020, "candle, drum"),
+            entry(4, 3, 620, "bells, anvil"),
+            entry(5, 2, 240, "refund"),
+            entry(6, 3, 240, "bells"),
+        ],
+    )?;
+    Ok(())
+}
