@@ -39,6 +39,13 @@ pub struct Capability {
     /// lock in its transaction's `BEGIN IMMEDIATE`, where a lock held past the busy
     /// timeout is recognised as [`Error::Busy`](crate::Error::Busy).
     pub database_write_lock: bool,
+    /// A statement timeout the server enforces (`SET LOCAL statement_timeout`):
+    /// counts under a deadline use it; elsewhere a deadline checked per row.
+    pub statement_timeout: bool,
+    /// A prefetch hop is cheaper ordered in Rust than by the server when Rust orders
+    /// its columns exactly (PostgreSQL: the server sorts every child of every
+    /// parent); SQLite sorts in the same process, its timestamps as text.
+    pub client_side_ordering: bool,
 }
 
 const SQLITE: Capability = Capability {
@@ -58,6 +65,8 @@ const SQLITE: Capability = Capability {
     nulls_first_ascending: true,
     database_write_lock: true,
     row_value_index_range: false,
+    statement_timeout: false,
+    client_side_ordering: false,
 };
 
 const POSTGRES: Capability = Capability {
@@ -76,6 +85,8 @@ const POSTGRES: Capability = Capability {
     nulls_first_ascending: false,
     database_write_lock: false,
     row_value_index_range: true,
+    statement_timeout: true,
+    client_side_ordering: true,
 };
 
 impl Capability {

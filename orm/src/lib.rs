@@ -162,6 +162,7 @@ mod capability;
 mod connection;
 pub mod count;
 mod database;
+mod dialect;
 mod error;
 mod error_kind;
 pub mod explain;
@@ -186,6 +187,7 @@ pub use connection::{AnyConnection, Backend, Db, MultiBackend};
 pub use database::{
     redact as redact_url, ConnectionManager, Database, DatabaseBuilder, PooledConnection,
 };
+pub use dialect::Dialect;
 pub use error::{ConnectErrorKind, Error, Result};
 pub use error_kind::DbErrorKind;
 pub use fragment::ColumnRef;

@@ -45,12 +45,12 @@ where
         .transaction_depth()
         .map_err(Error::from)?
         .is_none();
-    match conn {
-        AnyConnection::Sqlite(inner) if outermost => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
-                .map_err(Error::from)?;
-        }
-        _ => Manager::begin_transaction(conn).map_err(Error::from)?,
+    match conn.backend().dialect().begin_write.filter(|_| outermost) {
+        Some(begin) => crate::with_inner!(&mut *conn, |inner| {
+            AnsiTransactionManager::begin_transaction_sql(inner, begin)
+        })
+        .map_err(Error::from)?,
+        None => Manager::begin_transaction(conn).map_err(Error::from)?,
     }
     match catch_unwind(AssertUnwindSafe(|| f(conn))) {
         Ok(Ok(value)) => {

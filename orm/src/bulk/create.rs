@@ -571,12 +571,9 @@ pub(crate) fn bulk_atomic<T>(
         .is_none();
     crate::atomic(conn, |conn| {
         if outermost {
-            if let AnyConnection::Postgresql(pg) = conn {
+            if let Some(immediate) = conn.backend().dialect().constraints_immediate {
                 crate::instrument::session(|| {
-                    diesel::connection::SimpleConnection::batch_execute(
-                        pg,
-                        "SET CONSTRAINTS ALL IMMEDIATE",
-                    )
+                    diesel::connection::SimpleConnection::batch_execute(conn, immediate)
                 })?;
             }
         }

@@ -149,7 +149,7 @@ impl<M: Model> QuerySet<M> {
         let chunk = chunk_rows(backend, names.len());
         let rows = &rows[..chunk.min(rows.len())];
         let now = chrono::Utc::now().naive_utc();
-        if backend == crate::Backend::Postgres {
+        if backend.capability().array_binds {
             let statement = update_from_arrays::<M, C, V>(names, updated, now, rows)?;
             let mut builder = diesel::pg::PgQueryBuilder::default();
             statement.to_sql(&mut builder, &diesel::pg::Pg)?;
@@ -193,7 +193,7 @@ fn update_from_arrays<'r, M: Model, C: UpdateColumns<M::Table, V>, V>(
 /// key and the values of each row, under the bind limit. PostgreSQL binds one array
 /// per column, so only memory bounds a statement: [`UPDATE_ARRAY_ROWS`].
 fn chunk_rows(backend: crate::Backend, columns: usize) -> usize {
-    if backend == crate::Backend::Postgres {
+    if backend.capability().array_binds {
         return UPDATE_ARRAY_ROWS;
     }
     let per_row = 1 + columns;

@@ -53,6 +53,19 @@ impl Backend {
         crate::Capability::of(self)
     }
 
+    /// The backend's SQL spellings (see [`Dialect`](crate::Dialect)).
+    pub fn dialect(self) -> &'static crate::Dialect {
+        crate::Dialect::of(self)
+    }
+
+    /// The backend a statement is being rendered for (`AstPass::backend`).
+    pub(crate) fn rendering(backend: &MultiBackend) -> Backend {
+        match backend {
+            MultiBackend::Sqlite(_) => Backend::Sqlite,
+            MultiBackend::Postgresql(_) => Backend::Postgres,
+        }
+    }
+
     pub(crate) fn query_builder(self) -> QueryBuilderOf {
         match self {
             Backend::Sqlite => QueryBuilderOf::Sqlite(Default::default()),

@@ -345,22 +345,20 @@ impl<M: Model> QuerySet<M> {
                     limit: *limit,
                 }
             }
-            Count::ExactWithin(timeout) => match backend {
-                Backend::Postgres => Plan::Within {
-                    timeout: *timeout,
-                    set_timeout: Some(SetLocalStatementTimeout {
-                        milliseconds: timeout_millis(*timeout),
-                    }),
-                    count: self.count_statement(),
-                },
-                Backend::Sqlite => Plan::Within {
-                    timeout: *timeout,
-                    set_timeout: None,
-                    count: self
-                        .clone()
-                        .filter_fragment(Arc::new(DeadlineFilter))
-                        .count_statement(),
-                },
+            Count::ExactWithin(timeout) if capability.statement_timeout => Plan::Within {
+                timeout: *timeout,
+                set_timeout: Some(SetLocalStatementTimeout {
+                    milliseconds: timeout_millis(*timeout),
+                }),
+                count: self.count_statement(),
+            },
+            Count::ExactWithin(timeout) => Plan::Within {
+                timeout: *timeout,
+                set_timeout: None,
+                count: self
+                    .clone()
+                    .filter_fragment(Arc::new(DeadlineFilter))
+                    .count_statement(),
             },
             Count::TableStatistics => {
                 capability.require(capability.table_statistics, "table statistics")?;

@@ -13,7 +13,7 @@ use super::cursor::{decode, encode, fingerprint, Cursor, CursorSecret, CursorVal
 use super::page_number::DEFAULT_MAX_PER_PAGE;
 use super::CursorError;
 use super::{check_pageable, deterministic_ordering};
-use crate::connection::{AnyConnection, Backend, Db, MultiBackend};
+use crate::connection::{AnyConnection, Backend, Db};
 use crate::error::{Error, Result};
 use crate::fragment::{is_qualified, render, ColumnRef, Fragment};
 use crate::model::Model;
@@ -430,10 +430,7 @@ impl QueryFragment<Db> for IndexRanges {
 
 impl QueryFragment<Db> for After {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        let backend = match out.backend() {
-            MultiBackend::Sqlite(_) => Backend::Sqlite,
-            MultiBackend::Postgresql(_) => Backend::Postgres,
-        };
+        let backend = Backend::rendering(out.backend());
         if self.row_value() {
             out.push_sql("(");
             for (i, term) in self.terms.iter().enumerate() {

@@ -9,7 +9,8 @@ use diesel::{Expression, QueryResult, RunQueryDsl};
 
 use std::sync::Arc;
 
-use crate::connection::{Db, MultiBackend};
+use crate::connection::Db;
+use crate::dialect::Dialect;
 use crate::fragment::{is_qualified, ColumnRef, Fragment};
 use crate::ordering::OrderTerm;
 
@@ -65,9 +66,8 @@ impl Source {
                 }
             }
             (None, Some(offset)) => {
-                // SQLite accepts OFFSET only after a LIMIT; -1 means none.
-                if matches!(out.backend(), MultiBackend::Sqlite(_)) {
-                    out.push_sql(" LIMIT -1");
+                if let Some(limit) = Dialect::rendering(out.backend()).limit_for_offset {
+                    out.push_sql(limit);
                 }
                 out.push_sql(" OFFSET ");
                 out.push_bind_param::<BigInt, i64>(offset)?;

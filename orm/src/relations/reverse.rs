@@ -284,7 +284,7 @@ impl<P: Model, C: Model> Reverse<P, C> {
         Option<Vec<crate::OrderTerm>>,
     ) {
         let source = self.source(filter);
-        let client = backend == Backend::Postgres
+        let client = backend.capability().client_side_ordering
             && self.per_parent.is_none()
             && !source.is_sliced()
             && !source.distinct

@@ -7,7 +7,7 @@ use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::QueryResult;
 
 use super::{ForeignKey, NullableForeignKey};
-use crate::connection::{AnyConnection, Backend, Db, DirectRows, MultiBackend};
+use crate::connection::{AnyConnection, Backend, Db, DirectRows};
 use crate::error::{Error, Result};
 use crate::fragment::{render, ColumnRef, Fragment};
 use crate::model::Model;
@@ -432,10 +432,8 @@ impl QueryFragment<Db> for Joined {
             // as written, with the same meaning as `INNER JOIN`.
             out.push_sql(if clause.left {
                 " LEFT JOIN "
-            } else if matches!(out.backend(), MultiBackend::Sqlite(_)) {
-                " CROSS JOIN "
             } else {
-                " INNER JOIN "
+                crate::Dialect::rendering(out.backend()).inner_join
             });
             clause.table.walk_ast(out.reborrow())?;
             out.push_sql(" ON ");
