@@ -46,6 +46,15 @@ pub struct Capability {
     /// its columns exactly (PostgreSQL: the server sorts every child of every
     /// parent); SQLite sorts in the same process, its timestamps as text.
     pub client_side_ordering: bool,
+    /// Text values may hold a NUL character (SQLite); PostgreSQL rejects one, so a
+    /// failed statement with one in a text bind is [`Error::NulInText`](crate::Error::NulInText).
+    pub nul_in_text: bool,
+    /// Other database files attached under a schema name (SQLite's `ATTACH`); on
+    /// PostgreSQL a schema is part of the database.
+    pub attach: bool,
+    /// A busy timeout the driver waits out for the database's write lock (SQLite's
+    /// `busy_timeout`); PostgreSQL's row locks wait on the server.
+    pub busy_timeout: bool,
 }
 
 const SQLITE: Capability = Capability {
@@ -67,6 +76,9 @@ const SQLITE: Capability = Capability {
     row_value_index_range: false,
     statement_timeout: false,
     client_side_ordering: false,
+    nul_in_text: true,
+    attach: true,
+    busy_timeout: true,
 };
 
 const POSTGRES: Capability = Capability {
@@ -87,6 +99,9 @@ const POSTGRES: Capability = Capability {
     row_value_index_range: true,
     statement_timeout: true,
     client_side_ordering: true,
+    nul_in_text: false,
+    attach: false,
+    busy_timeout: false,
 };
 
 impl Capability {

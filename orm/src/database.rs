@@ -341,13 +341,14 @@ impl DatabaseBuilder {
         self.check_settings()?;
         let target = Target::parse(&self.url)?;
         let backend = target.backend();
-        if self.statement_timeout.is_some() && backend == Backend::Sqlite {
+        let capability = backend.capability();
+        if self.statement_timeout.is_some() && !capability.statement_timeout {
             return Err(Error::Unsupported {
                 backend,
                 feature: "a statement timeout",
             });
         }
-        if !self.attached.is_empty() && backend == Backend::Postgres {
+        if !self.attached.is_empty() && !capability.attach {
             return Err(Error::Unsupported {
                 backend,
                 feature: "attached databases (a PostgreSQL schema is part of the database)",
@@ -355,7 +356,7 @@ impl DatabaseBuilder {
         }
         let deadlines = Deadlines::new(
             self.statement_timeout,
-            (backend == Backend::Sqlite).then_some(self.busy_timeout),
+            capability.busy_timeout.then_some(self.busy_timeout),
         );
         let in_memory = matches!(&target, Target::Sqlite { memory: true, .. });
         let manager = ConnectionManager {

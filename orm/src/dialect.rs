@@ -26,6 +26,33 @@ pub struct Dialect {
     /// constraints are checked per statement (PostgreSQL's
     /// `SET CONSTRAINTS ALL IMMEDIATE`); `None` where constraints are never deferred.
     pub constraints_immediate: Option<&'static str>,
+    /// How a statement is explained, and so which reader parses the plan.
+    pub explain: ExplainFormat,
+    /// Where the table statistics behind
+    /// [`Count::TableStatistics`](crate::count::Count::TableStatistics) live.
+    pub table_statistics: StatisticsSource,
+}
+
+/// How a backend explains a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExplainFormat {
+    /// `EXPLAIN (FORMAT JSON) ...`: one JSON document with costs and row estimates
+    /// (`ANALYZE` adds actual rows and times).
+    PostgresJson,
+    /// `EXPLAIN QUERY PLAN ...`: rows of `(id, parent, notused, detail)`, no costs.
+    SqliteQueryPlan,
+}
+
+/// Where a backend keeps a table's estimated row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatisticsSource {
+    /// `pg_class.reltuples` of the table's `regclass`, kept by `ANALYZE` and
+    /// autovacuum (`-1` before the first).
+    PgClass,
+    /// The first number of the table's `sqlite_stat1` row, kept by `ANALYZE`.
+    SqliteStat1,
 }
 
 const SQLITE: Dialect = Dialect {
@@ -34,6 +61,8 @@ const SQLITE: Dialect = Dialect {
     inner_join: " CROSS JOIN ",
     begin_write: Some("BEGIN IMMEDIATE"),
     constraints_immediate: None,
+    explain: ExplainFormat::SqliteQueryPlan,
+    table_statistics: StatisticsSource::SqliteStat1,
 };
 
 const POSTGRES: Dialect = Dialect {
@@ -42,6 +71,8 @@ const POSTGRES: Dialect = Dialect {
     inner_join: " INNER JOIN ",
     begin_write: None,
     constraints_immediate: Some("SET CONSTRAINTS ALL IMMEDIATE"),
+    explain: ExplainFormat::PostgresJson,
+    table_statistics: StatisticsSource::PgClass,
 };
 
 impl Dialect {

@@ -201,7 +201,7 @@ impl Deadlines {
             })
         } else if !unknown {
             None
-        } else if backend == crate::Backend::Postgres && binds.nul_in_text {
+        } else if !backend.capability().nul_in_text && binds.nul_in_text {
             Some(Noted::NulInText)
         } else {
             past(self.statement)

@@ -187,7 +187,7 @@ pub use connection::{AnyConnection, Backend, Db, MultiBackend};
 pub use database::{
     redact as redact_url, ConnectionManager, Database, DatabaseBuilder, PooledConnection,
 };
-pub use dialect::Dialect;
+pub use dialect::{Dialect, ExplainFormat, StatisticsSource};
 pub use error::{ConnectErrorKind, Error, Result};
 pub use error_kind::DbErrorKind;
 pub use fragment::ColumnRef;

@@ -89,7 +89,8 @@ impl<M: Model> QuerySet<M> {
                     total_rows,
                 };
                 changed += run_chunk(conn, span, |conn, n| {
-                    if let AnyConnection::Postgresql(pg) = &mut *conn {
+                    let arrays = conn.backend().capability().array_binds;
+                    if let (AnyConnection::Postgresql(pg), true) = (&mut *conn, arrays) {
                         let statement =
                             update_from_arrays::<M, C, V>(names.clone(), updated, now, &part[..n])?;
                         return run(site, || statement.execute(pg));

@@ -104,8 +104,9 @@ pub(crate) fn timeout_millis(timeout: Duration) -> u64 {
 /// True when `error` is the cancellation of a count by our deadline `timeout`,
 /// the count having run for `elapsed`. Never read from the message text:
 ///
-/// - SQLite: our deadline function noted that it failed the statement.
-/// - PostgreSQL reports SQLSTATE 57014 (`query_canceled`), which diesel 2.3 does not
+/// - Without a server statement timeout (SQLite): our deadline function noted that
+///   it failed the statement.
+/// - With one, PostgreSQL reports SQLSTATE 57014 (`query_canceled`), which diesel 2.3 does not
 ///   expose: the count, the one statement under the `statement_timeout` we set,
 ///   failed with no code diesel knows after running at least that long. The server
 ///   measures from a later start than we do, so a real timeout always qualifies,
@@ -117,12 +118,10 @@ pub(crate) fn is_deadline_cancellation(
     timeout: Duration,
 ) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    match backend {
-        Backend::Sqlite => FIRED.with(std::cell::Cell::take),
-        Backend::Postgres => {
-            matches!(error, Error::DatabaseError(DatabaseErrorKind::Unknown, _))
-                && elapsed >= timeout
-        }
+    if backend.capability().statement_timeout {
+        matches!(error, Error::DatabaseError(DatabaseErrorKind::Unknown, _)) && elapsed >= timeout
+    } else {
+        FIRED.with(std::cell::Cell::take)
     }
 }
 

@@ -16,6 +16,7 @@ use super::statement::{
 };
 use super::strategy::{Count, CountMethod, CountResult, Fallback, FallbackReason, SampleMethod};
 use crate::connection::{AnyConnection, Backend, Db};
+use crate::dialect::StatisticsSource;
 use crate::error::{Error, Result};
 use crate::fragment::render;
 use crate::model::Model;
@@ -369,11 +370,11 @@ impl<M: Model> QuerySet<M> {
                     });
                 }
                 let table = M::Table::default();
-                match backend {
-                    Backend::Postgres => Plan::PgStatistics(RelTuples {
-                        regclass: render(&table, Backend::Postgres)?,
+                match backend.dialect().table_statistics {
+                    StatisticsSource::PgClass => Plan::PgStatistics(RelTuples {
+                        regclass: render(&table, backend)?,
                     }),
-                    Backend::Sqlite => {
+                    StatisticsSource::SqliteStat1 => {
                         let name = crate::fragment::TableName::of(&table)?;
                         Plan::SqliteStatistics(
                             SqliteStatTableExists {

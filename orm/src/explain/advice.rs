@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::plan::{NodeKind, Plan, PlanContext, PlanNode};
-use crate::connection::Backend;
+use crate::dialect::ExplainFormat;
 
 /// When a pattern is worth an index.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -81,8 +81,8 @@ impl std::fmt::Display for Advice {
 
 pub(crate) fn advise(plan: &Plan, thresholds: &AdviceThresholds) -> Vec<Advice> {
     let mut advice = Vec::new();
-    match plan.backend {
-        Backend::Postgres => {
+    match plan.backend.dialect().explain {
+        ExplainFormat::PostgresJson => {
             for node in plan.nodes() {
                 if let Some(a) = seq_scan_filter(node, thresholds, plan.context()) {
                     advice.push(a);
@@ -92,7 +92,7 @@ pub(crate) fn advise(plan: &Plan, thresholds: &AdviceThresholds) -> Vec<Advice> 
                 }
             }
         }
-        Backend::Sqlite => advice.extend(sqlite_sort_for_limit(plan)),
+        ExplainFormat::SqliteQueryPlan => advice.extend(sqlite_sort_for_limit(plan)),
     }
     advice.dedup_by(|a, b| a.create_index == b.create_index);
     advice

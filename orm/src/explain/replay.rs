@@ -112,7 +112,7 @@ pub fn explain_recorded(
         .enumerate()
         .map(|(index, text)| {
             parse(text)
-                .filter(|v| record.backend == Backend::Postgres || !v.is_array())
+                .filter(|v| record.backend.capability().array_binds || !v.is_array())
                 .ok_or_else(|| {
                     refuse(ReplayRefusal::UnreadableBind {
                         index,

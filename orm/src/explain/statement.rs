@@ -9,6 +9,7 @@ use diesel::{Connection, QueryResult, RunQueryDsl};
 use super::options::ExplainOptions;
 use super::plan::{Plan, PlanContext};
 use crate::connection::{AnyConnection, Backend, Db};
+use crate::dialect::ExplainFormat;
 use crate::error::{Error, Result};
 use crate::fragment::render;
 use crate::instrument::with_call_site;
@@ -74,15 +75,15 @@ pub(crate) fn render_explain(
     backend: Backend,
     options: ExplainOptions,
 ) -> Result<String> {
-    Ok(match backend {
-        Backend::Postgres => render(
+    Ok(match backend.dialect().explain {
+        ExplainFormat::PostgresJson => render(
             &PostgresExplain {
                 prefix: options.postgres_prefix(),
                 statement,
             },
             backend,
         )?,
-        Backend::Sqlite => render(&SqliteExplain { statement }, backend)?,
+        ExplainFormat::SqliteQueryPlan => render(&SqliteExplain { statement }, backend)?,
     })
 }
 
@@ -113,8 +114,8 @@ fn explain_once(
 ) -> Result<Plan> {
     let backend = conn.backend();
     let sql = render(statement, backend)?;
-    match backend {
-        Backend::Postgres => {
+    match backend.dialect().explain {
+        ExplainFormat::PostgresJson => {
             let query = PostgresExplain {
                 prefix: options.postgres_prefix(),
                 statement,
@@ -122,7 +123,7 @@ fn explain_once(
             let json = with_call_site(site, || query.get_result::<String>(conn))?;
             Plan::from_postgres_json(&json, sql, options, context)
         }
-        Backend::Sqlite => {
+        ExplainFormat::SqliteQueryPlan => {
             let query = SqliteExplain { statement };
             let rows = with_call_site(site, || query.load::<(i32, i32, i32, String)>(conn))?;
             Ok(Plan::from_sqlite_rows(&rows, sql, context))
