@@ -5,7 +5,19 @@
 //! (`Product::name` is `title`) and a schema-qualified table (`shop_ledger.entry`).
 //!
 //! `schema.rs` is `diesel print-schema` output, unchanged; the models below are
-//! written against it.
+//! written against it. To regenerate it (diesel_cli: `cargo install diesel_cli
+//! --no-default-features --features postgres`), on an empty PostgreSQL database:
+//!
+//! ```text
+//! diesel migration run --database-url "$URL" --migration-dir tests/migrations/shop/postgres
+//! diesel print-schema --database-url "$URL" > tests/src/shop/schema.rs
+//! diesel print-schema --database-url "$URL" --schema shop_ledger >> tests/src/shop/schema.rs
+//! ```
+//!
+//! The second command prints the ledger's table in `pub mod shop_ledger`. SQLite's
+//! print-schema of `tests/migrations/shop/sqlite` (without the attached ledger)
+//! prints the same tables with diesel's other names for the same types: `Integer`,
+//! `SmallInt` and `BigInt` for `Int4`, `Int2` and `Int8`.
 
 use chrono::NaiveDateTime;
 use diesel::{Insertable, Queryable, Selectable};
@@ -13,7 +25,8 @@ use diesel::{Insertable, Queryable, Selectable};
 #[allow(missing_docs)]
 pub mod schema;
 
-pub use schema::{entry, order, shop_customer, shop_line, shop_product, shop_warehouse};
+pub use schema::shop_ledger::entry;
+pub use schema::{order, shop_customer, shop_line, shop_product, shop_warehouse};
 
 /// The shop's migrations for both backends.
 pub const MIGRATIONS: orm::Migrations = orm::Migrations {
