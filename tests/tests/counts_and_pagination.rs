@@ -377,7 +377,7 @@ on_both_backends! {
         assert_eq!(ids(&second.results), vec![5, 3, 2]);
         assert_eq!(captured.len(), 1);
         // The cursor's values are binds: PostgreSQL `(updated, id) < ($1, $2) LIMIT $3`;
-        // SQLite `updated = ? AND id < ? LIMIT ?`, `updated < ? LIMIT ?`, `LIMIT ?`.
+        // SQLite `updated = ? AND id < ? LIMIT ? + 0`, `updated < ? LIMIT ? + 0`, `LIMIT ? + 0`.
         let record = &captured.data()[0];
         let at_6 = &record.binds[0];
         assert!(at_6.contains("00:06:00"), "{}", record.sql);

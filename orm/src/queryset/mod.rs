@@ -285,7 +285,7 @@ impl<M: Model> QuerySet<M> {
     /// let qs = Message::objects().filter(weave_message::thread_id.eq(7)).limit(10);
     /// assert_eq!(
     ///     qs.sql(Backend::Sqlite)?,
-    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ?"
+    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0"
     /// );
     /// assert_eq!(
     ///     qs.sql(Backend::Postgres)?,
@@ -309,7 +309,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     Message::objects().limit(5).count_sql(Backend::Sqlite)?,
-    ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ?) AS `counted`"
+    ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ? + 0) AS `counted`"
     /// );
     /// # Ok(()) }
     /// ```
@@ -329,7 +329,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     Message::objects().exists_sql(Backend::Sqlite)?,
-    ///     "SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ?"
+    ///     "SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ? + 0"
     /// );
     /// # Ok(()) }
     /// ```

@@ -60,6 +60,7 @@ impl Source {
             (Some(limit), offset) => {
                 out.push_sql(" LIMIT ");
                 out.push_bind_param::<BigInt, i64>(limit)?;
+                out.push_sql(Dialect::rendering(out.backend()).limit_bind_suffix);
                 if let Some(offset) = offset {
                     out.push_sql(" OFFSET ");
                     out.push_bind_param::<BigInt, i64>(offset)?;
