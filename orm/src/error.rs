@@ -478,6 +478,14 @@ impl From<diesel::result::Error> for Error {
     /// past the pool's own timeout.
     fn from(error: diesel::result::Error) -> Self {
         use crate::error_kind::Noted;
+        if let diesel::result::Error::QueryBuilderError(cause) = &error {
+            if cause.is::<crate::types::PostgresOnlyRows>() {
+                return Error::Unsupported {
+                    backend: Backend::Sqlite,
+                    feature: "rows with PostgreSQL-only columns",
+                };
+            }
+        }
         // A note exists only for the failure it was made for (matched by identity).
         match crate::error_kind::take_note_for(&error) {
             Some(Noted::TooManyBinds { count, max }) => Error::TooManyBinds {

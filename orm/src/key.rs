@@ -4,25 +4,29 @@
 //!
 //! A model's key type follows from its primary key column's SQL type
 //! ([`KeyType`]): `SmallInt` is `i16`, `Integer` `i32`, `BigInt` `i64`, `Text`
-//! `String`, whatever `diesel print-schema` declared. Another key type is one more
-//! pair of impls here (uuid on PostgreSQL is the next).
+//! `String`, `Uuid` `uuid::Uuid` (text on SQLite), whatever `diesel print-schema`
+//! declared. Another key type is one more pair of impls here.
 
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
+use diesel::expression::{AppearsOnTable, ValidGrouping};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::HasSqlType;
 use diesel::sql_types::{Array, BigInt, Integer, SingleValue, SmallInt, SqlType, Text};
-use diesel::{QueryResult, RunQueryDsl};
+use diesel::sqlite::Sqlite;
+use diesel::{Expression, QueryResult, RunQueryDsl};
 
 use crate::connection::{AnyConnection, Db};
 use crate::fragment::{ColumnRef, Fragment};
 use crate::sql_type::SqlTypeInfo;
 use crate::value::CursorValue;
 
-/// The Rust value of a primary or foreign key column: `i16`, `i32`, `i64` or
-/// `String`.
+/// The Rust value of a primary or foreign key column: `i16`, `i32`, `i64`,
+/// `String` or `uuid::Uuid`.
 ///
 /// Keys are compared, hashed and ordered in Rust (to share a prefetched parent among
 /// its children, to deduplicate a key list), bound as parameters of their column's
@@ -51,6 +55,16 @@ pub trait Key: Clone + Eq + Ord + Hash + Debug + Send + Sync + 'static {
     #[doc(hidden)]
     fn walk_pg_array<'b>(keys: &'b [Self], out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>;
 
+    /// The PostgreSQL type of an array of keys.
+    #[doc(hidden)]
+    fn pg_array_metadata(
+        lookup: &mut <Pg as diesel::sql_types::TypeMetadata>::MetadataLookup,
+    ) -> <Pg as diesel::sql_types::TypeMetadata>::TypeMetadata;
+
+    /// Writes `keys` as one PostgreSQL array value of the key column's type.
+    #[doc(hidden)]
+    fn write_pg_array<'b>(keys: &'b [Self], out: &mut Output<'b, '_, Pg>) -> serialize::Result;
+
     /// Appends this key as a JSON value (a number, or a string for text keys).
     #[doc(hidden)]
     fn write_json(&self, json: &mut String);
@@ -66,7 +80,7 @@ pub trait Key: Clone + Eq + Ord + Hash + Debug + Send + Sync + 'static {
 #[diagnostic::on_unimplemented(
     message = "a primary key of SQL type `{Self}` is not supported",
     label = "the model's primary key column",
-    note = "keys are `SmallInt` (i16), `Integer` (i32), `BigInt` (i64) or `Text` (String) columns, as `diesel print-schema` declares them"
+    note = "keys are `SmallInt` (i16), `Integer` (i32), `BigInt` (i64), `Text` (String) or `Uuid` (uuid::Uuid) columns, as `diesel print-schema` declares them"
 )]
 pub trait KeyType: SqlType + SingleValue {
     /// The key's Rust type.
@@ -115,6 +129,16 @@ macro_rules! integer_key {
                 out.push_bind_param::<Array<$sql>, [$rust]>(keys)
             }
 
+    fn pg_array_metadata(
+        lookup: &mut <Pg as diesel::sql_types::TypeMetadata>::MetadataLookup,
+    ) -> <Pg as diesel::sql_types::TypeMetadata>::TypeMetadata {
+        <Pg as HasSqlType<Array<$sql>>>::metadata(lookup)
+    }
+
+            fn write_pg_array<'b>(keys: &'b [Self], out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                ToSql::<Array<$sql>, Pg>::to_sql(keys, out)
+            }
+
             fn write_json(&self, json: &mut String) {
                 use std::fmt::Write as _;
                 let _ = write!(json, "{self}");
@@ -160,6 +184,16 @@ impl Key for String {
         out.push_bind_param::<Array<Text>, [String]>(keys)
     }
 
+    fn pg_array_metadata(
+        lookup: &mut <Pg as diesel::sql_types::TypeMetadata>::MetadataLookup,
+    ) -> <Pg as diesel::sql_types::TypeMetadata>::TypeMetadata {
+        <Pg as HasSqlType<Array<Text>>>::metadata(lookup)
+    }
+
+    fn write_pg_array<'b>(keys: &'b [Self], out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        ToSql::<Array<Text>, Pg>::to_sql(keys, out)
+    }
+
     fn write_json(&self, json: &mut String) {
         // serde_json escapes quotes, backslashes and control characters.
         json.push_str(&serde_json::Value::from(self.as_str()).to_string());
@@ -177,6 +211,60 @@ impl KeyType for Text {
     type Key = String;
 }
 
+impl Key for uuid::Uuid {
+    type SqlType = diesel::sql_types::Uuid;
+    // Rust, PostgreSQL and SQLite's lowercase text all order uuids by their bytes,
+    // but client-side ordering packs each value in 64 bits: left to the database.
+    const ORDERS_LIKE_SQL: bool = false;
+
+    fn cursor_value(&self) -> CursorValue {
+        CursorValue::Uuid(*self)
+    }
+
+    fn placeholder() -> Self {
+        uuid::Uuid::nil()
+    }
+
+    fn walk_bind<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_bind_param::<diesel::sql_types::Uuid, uuid::Uuid>(self)
+    }
+
+    fn walk_pg_array<'b>(keys: &'b [Self], out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_bind_param::<Array<diesel::sql_types::Uuid>, [uuid::Uuid]>(keys)
+    }
+
+    fn pg_array_metadata(
+        lookup: &mut <Pg as diesel::sql_types::TypeMetadata>::MetadataLookup,
+    ) -> <Pg as diesel::sql_types::TypeMetadata>::TypeMetadata {
+        <Pg as HasSqlType<Array<diesel::sql_types::Uuid>>>::metadata(lookup)
+    }
+
+    fn write_pg_array<'b>(keys: &'b [Self], out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        ToSql::<Array<diesel::sql_types::Uuid>, Pg>::to_sql(keys, out)
+    }
+
+    fn write_json(&self, json: &mut String) {
+        // SQLite stores a uuid as its hyphenated lowercase text.
+        json.push('"');
+        json.push_str(
+            self.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        );
+        json.push('"');
+    }
+
+    fn load_returned<Q>(statement: &Q, conn: &mut AnyConnection) -> QueryResult<Vec<Self>>
+    where
+        Q: QueryFragment<Db>,
+    {
+        Returned::<Q, diesel::sql_types::Uuid>(statement, PhantomData).load::<uuid::Uuid>(conn)
+    }
+}
+
+impl KeyType for diesel::sql_types::Uuid {
+    type Key = uuid::Uuid;
+}
+
 /// `[1,2,3]` or `["a","b"]`: the JSON text of a key list, bound as one parameter.
 pub(crate) fn json_list<K: Key>(keys: &[K]) -> String {
     let mut json = String::with_capacity(keys.len() * 8 + 2);
@@ -189,6 +277,208 @@ pub(crate) fn json_list<K: Key>(keys: &[K]) -> String {
     }
     json.push(']');
     json
+}
+
+/// `("t"."id" = ANY($1))` with one array bind where the backend has arrays, else
+/// `("t"."id" IN (?, ?, ...))`: the text diesel's `eq_any` renders, for keys of
+/// any type (diesel's own node needs the key type on every backend).
+pub(crate) struct KeyIn<K> {
+    column: ColumnRef,
+    keys: KeyList<K>,
+}
+
+impl<K: Key> KeyIn<K> {
+    pub(crate) fn fragment(column: ColumnRef, keys: Vec<K>) -> Fragment {
+        std::sync::Arc::new(Self {
+            column,
+            keys: KeyList(keys),
+        })
+    }
+}
+
+impl<K: Key> QueryFragment<Db> for KeyIn<K> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("(");
+        if crate::Backend::rendering(out.backend())
+            .capability()
+            .array_binds
+        {
+            self.column.qualified.walk_ast(out.reborrow())?;
+            out.push_sql(" = ANY(");
+            out.push_bind_param::<KeyArray<K>, KeyList<K>>(&self.keys)?;
+            out.push_sql(")");
+        } else if self.keys.0.is_empty() {
+            out.push_sql("1=0");
+        } else {
+            // One placeholder per key: the text changes with the count.
+            out.unsafe_to_cache_prepared();
+            self.column.qualified.walk_ast(out.reborrow())?;
+            out.push_sql(" IN (");
+            for (i, key) in self.keys.0.iter().enumerate() {
+                if i > 0 {
+                    out.push_sql(", ");
+                }
+                key.walk_bind(&mut out)?;
+            }
+            out.push_sql(")");
+        }
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<K> QueryId for KeyIn<K> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+/// The key type of a key column's SQL type, `Nullable` or not.
+pub trait ColumnKey {
+    /// The key's Rust type.
+    type Key: Key;
+}
+
+impl<ST: KeyType> ColumnKey for ST {
+    type Key = ST::Key;
+}
+
+impl<ST: KeyType> ColumnKey for diesel::sql_types::Nullable<ST> {
+    type Key = ST::Key;
+}
+
+/// `eq_any` for key columns of every key type.
+///
+/// diesel's own `eq_any` on the multi-backend connection needs the column's type on
+/// both backends, which a `Uuid` column does not have on SQLite. This one renders
+/// the same SQL for any key type: one array bind on PostgreSQL, one placeholder per
+/// key on SQLite.
+///
+/// ```
+/// # include!("../doctest_setup.rs");
+/// # fn main() -> orm::Result<()> {
+/// use orm::prelude::*;
+/// let qs = Message::objects().filter(weave_message::id.eq_any_key([1, 2]));
+/// assert!(qs.sql(Backend::Postgres)?.contains(r#"("weave_message"."id" = ANY($1))"#));
+/// assert!(qs.sql(Backend::Sqlite)?.contains("(`weave_message`.`id` IN (?, ?))"));
+/// # Ok(()) }
+/// ```
+pub trait KeyExpressionMethods: diesel::Column + Expression + Sized
+where
+    Self::SqlType: ColumnKey,
+{
+    /// `self IN keys`.
+    fn eq_any_key<I>(self, keys: I) -> AnyKey<Self, <Self::SqlType as ColumnKey>::Key>
+    where
+        I: IntoIterator<Item = <Self::SqlType as ColumnKey>::Key>,
+        Self: QueryFragment<Db> + Send + Sync + 'static,
+    {
+        AnyKey {
+            inner: KeyIn {
+                column: ColumnRef::of(self),
+                keys: KeyList(keys.into_iter().collect()),
+            },
+            _column: PhantomData,
+        }
+    }
+}
+
+impl<C> KeyExpressionMethods for C
+where
+    C: diesel::Column + Expression,
+    C::SqlType: ColumnKey,
+{
+}
+
+/// The expression [`KeyExpressionMethods::eq_any_key`] builds.
+pub struct AnyKey<C, K> {
+    inner: KeyIn<K>,
+    _column: PhantomData<fn() -> C>,
+}
+
+impl<C, K> Expression for AnyKey<C, K> {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<C: AppearsOnTable<QS>, K, QS: ?Sized> AppearsOnTable<QS> for AnyKey<C, K> {}
+
+impl<C: ValidGrouping<()>, K> ValidGrouping<()> for AnyKey<C, K> {
+    type IsAggregate = C::IsAggregate;
+}
+
+impl<C, K: Key> QueryFragment<Db> for AnyKey<C, K> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.inner.walk_ast(out)
+    }
+}
+
+impl<C, K> QueryId for AnyKey<C, K> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+/// Keys bound as one array.
+pub(crate) struct KeyList<K>(Vec<K>);
+
+impl<K: Debug> Debug for KeyList<K> {
+    /// As the list itself: what capture records as the bind's text (`[1, 2, 3]`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A PostgreSQL array of keys `K` as the multi-backend connection carries it (it
+/// has no array types of its own). SQLite has no arrays: binding one there is an
+/// error.
+#[derive(Debug)]
+pub(crate) struct KeyArray<K>(PhantomData<K>);
+
+impl<K> Default for KeyArray<K> {
+    fn default() -> Self {
+        KeyArray(PhantomData)
+    }
+}
+
+impl<K: 'static> SqlType for KeyArray<K> {
+    type IsNull = diesel::sql_types::is_nullable::NotNull;
+}
+
+impl<K: 'static> SingleValue for KeyArray<K> {}
+
+impl<K: Key> HasSqlType<KeyArray<K>> for Pg {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        K::pg_array_metadata(lookup)
+    }
+}
+
+impl<K: Key> HasSqlType<KeyArray<K>> for Sqlite {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        <Sqlite as HasSqlType<Text>>::metadata(lookup)
+    }
+}
+
+impl<K: Key> HasSqlType<KeyArray<K>> for crate::MultiBackend {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        crate::MultiBackend::lookup_sql_type::<KeyArray<K>>(lookup)
+    }
+}
+
+impl<K: Key> ToSql<KeyArray<K>, Pg> for KeyList<K> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        K::write_pg_array(&self.0, out)
+    }
+}
+
+impl<K: Key> ToSql<KeyArray<K>, Sqlite> for KeyList<K> {
+    fn to_sql<'b>(&'b self, _: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        Err("SQLite has no arrays: key lists are bound one key at a time there".into())
+    }
+}
+
+impl<K: Key> ToSql<KeyArray<K>, crate::MultiBackend> for KeyList<K> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, crate::MultiBackend>) -> serialize::Result {
+        out.set_value((KeyArray::<K>::default(), self));
+        Ok(IsNull::No)
+    }
 }
 
 /// How a key column is compared with one key.

@@ -180,6 +180,7 @@ pub mod relations;
 mod sql_type;
 mod stream;
 mod transaction;
+pub mod types;
 mod value;
 
 pub use capability::Capability;
@@ -192,7 +193,7 @@ pub use error::{ConnectErrorKind, Error, Result};
 pub use error_kind::DbErrorKind;
 pub use fragment::ColumnRef;
 pub use instrument::{capture, Captured};
-pub use key::{Key, KeyType};
+pub use key::{AnyKey, ColumnKey, Key, KeyExpressionMethods, KeyType};
 pub use migrate::Migrations;
 pub use model::Model;
 pub use ordering::client::SqlOrder;
@@ -206,7 +207,13 @@ pub use transaction::atomic;
 /// Used by the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::connection::Direct;
+    pub use crate::connection::{Direct, DirectRows, SqliteIter};
+    pub use crate::types::ReadOf;
+
+    /// `column IN keys` for keys of any type (`= ANY($1)` on PostgreSQL).
+    pub fn key_in<K: crate::Key>(column: crate::ColumnRef, keys: Vec<K>) -> Fragment {
+        crate::key::KeyIn::fragment(column, keys)
+    }
     pub use crate::fragment::Fragment;
     pub use crate::ordering::client::orders_like_sql;
     pub use crate::queryset::statement::ModelSelect;

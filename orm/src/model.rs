@@ -70,6 +70,13 @@ pub trait Model:
         None
     }
 
+    /// Whether the timestamp columns are `Timestamptz` (the time is then bound as
+    /// one, never converted with the session's time zone).
+    #[doc(hidden)]
+    fn timestamps_zoned() -> bool {
+        false
+    }
+
     /// The value of `column` in this row, for keyset pagination cursors.
     /// [`model!`](crate::model) implements it for the fields listed in
     /// `cursor_columns`; the primary key is read through [`pk`](Self::pk).
@@ -216,8 +223,7 @@ macro_rules! model {
             }
 
             fn pk_in(keys: ::std::vec::Vec<Self::Key>) -> $crate::__private::Fragment {
-                use $crate::__private::diesel::ExpressionMethods as _;
-                ::std::sync::Arc::new($table::$pk.eq_any(keys))
+                $crate::__private::key_in($crate::ColumnRef::of($table::$pk), keys)
             }
 
             fn load_rows(
@@ -225,32 +231,9 @@ macro_rules! model {
                 conn: &mut $crate::AnyConnection,
             ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
                 // Rows decode with the inner backend's own types (see `Direct`).
-                match conn {
-                    $crate::AnyConnection::Postgresql(c) => {
-                        $crate::__private::diesel::RunQueryDsl::load::<Self>(
-                            $crate::__private::Direct::<
-                                _,
-                                $crate::__private::diesel::pg::PgConnection,
-                                $crate::__private::diesel::dsl::SqlTypeOf<
-                                    $crate::__private::diesel::dsl::AsSelect<Self, $crate::__private::diesel::pg::Pg>,
-                                >,
-                            >::new(statement),
-                            c,
-                        )
-                    }
-                    $crate::AnyConnection::Sqlite(c) => {
-                        $crate::__private::diesel::RunQueryDsl::load::<Self>(
-                            $crate::__private::Direct::<
-                                _,
-                                $crate::__private::diesel::sqlite::SqliteConnection,
-                                $crate::__private::diesel::dsl::SqlTypeOf<
-                                    $crate::__private::diesel::dsl::AsSelect<Self, $crate::__private::diesel::sqlite::Sqlite>,
-                                >,
-                            >::new(statement),
-                            c,
-                        )
-                    }
-                }
+                <Self as $crate::__private::DirectRows<$crate::__private::ModelSelect<Self>>>::load_direct(
+                    statement, conn,
+                )
             }
 
             fn iter_rows<'c>(
@@ -259,11 +242,17 @@ macro_rules! model {
             ) -> $crate::__private::diesel::QueryResult<
                 ::std::boxed::Box<dyn ::std::iter::Iterator<Item = $crate::__private::diesel::QueryResult<Self>> + 'c>,
             > {
-                let rows = $crate::__private::diesel::RunQueryDsl::load_iter::<
-                    Self,
-                    $crate::__private::diesel::connection::DefaultLoadingMode,
-                >(statement, conn)?;
-                ::std::result::Result::Ok(::std::boxed::Box::new(rows))
+                if let $crate::AnyConnection::Postgresql(_) = conn {
+                    // PostgreSQL's multi-backend connection buffers the result anyway.
+                    let rows = <Self as $crate::Model>::load_rows(&statement, conn)?;
+                    return ::std::result::Result::Ok(::std::boxed::Box::new(
+                        ::std::iter::IntoIterator::into_iter(rows).map(::std::result::Result::Ok),
+                    ));
+                }
+                <Self as $crate::__private::SqliteIter<
+                    $crate::__private::ModelSelect<Self>,
+                    $crate::__private::ReadOf<Self>,
+                >>::iter_sqlite(statement, conn)
             }
 
             $(
@@ -287,6 +276,12 @@ macro_rules! model {
 
                 fn updated_column() -> ::std::option::Option<$crate::ColumnRef> {
                     ::std::option::Option::Some($crate::ColumnRef::of($table::$updated))
+                }
+
+                fn timestamps_zoned() -> bool {
+                    <<$table::$updated as $crate::__private::diesel::Expression>::SqlType
+                        as $crate::SqlTypeInfo>::KIND
+                        == $crate::ValueKind::Timestamptz
                 }
             )?
 

@@ -111,11 +111,11 @@ impl_tuple_ordering!(A, B, C, D, E, F);
 /// A reverse hop's ordering is per parent: 100 threads with 100 messages each need 100
 /// small sorts, not one sort of 10,000 rows on the server (about half of that
 /// statement's execution time on PostgreSQL). Only orderings whose every column Rust
-/// orders exactly as SQL does qualify: integers, booleans and timestamps, with `NULL`
+/// orders exactly as SQL does qualify: integers, booleans, timestamps, dates and times, with `NULL`
 /// above every value as PostgreSQL places it. Text (the database's collation decides)
 /// and floating point are left to the database.
 pub mod client {
-    use chrono::NaiveDateTime;
+    use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
     use diesel::Column;
     use rustc_hash::FxHashMap;
     use std::hash::Hash;
@@ -129,7 +129,8 @@ pub mod client {
     /// own, `impl orm::SqlOrder for MyType {}` (not exact, so hops ordered by it keep
     /// `ORDER BY`).
     pub trait SqlOrder {
-        /// `true` for integers, booleans and timestamps (and `Option`s of them).
+        /// `true` for integers, booleans, timestamps, dates and times (and `Option`s of
+        /// them).
         const EXACT: bool = false;
     }
 
@@ -147,6 +148,12 @@ pub mod client {
         i32 => true,
         i64 => true,
         NaiveDateTime => true,
+        DateTime<Utc> => true,
+        NaiveDate => true,
+        NaiveTime => true,
+        uuid::Uuid => false,
+        bigdecimal::BigDecimal => false,
+        serde_json::Value => false,
         f32 => false,
         f64 => false,
         String => false,
@@ -207,6 +214,11 @@ pub mod client {
             // Microseconds since 1970 cover chrono's whole range in an i64, and
             // PostgreSQL keeps microseconds.
             Some(CursorValue::Timestamp(t)) => Some(t.and_utc().timestamp_micros()),
+            Some(CursorValue::Date(d)) => Some(i64::from(d.num_days_from_ce())),
+            Some(CursorValue::Time(t)) => Some(
+                i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                    + i64::from(t.nanosecond() / 1_000),
+            ),
             // `applies` admits no other kind of column.
             _ => None,
         }

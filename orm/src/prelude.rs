@@ -5,6 +5,7 @@ pub use crate::connection::{AnyConnection, Backend};
 pub use crate::count::Count;
 pub use crate::database::Database;
 pub use crate::explain::ExplainOptions;
+pub use crate::key::KeyExpressionMethods;
 pub use crate::model::Model;
 pub use crate::queryset::QuerySet;
 pub use diesel::{

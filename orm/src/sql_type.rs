@@ -21,8 +21,16 @@ pub enum ValueKind {
     Float,
     /// `CursorValue::Text`.
     Text,
-    /// `CursorValue::Timestamp`.
+    /// `CursorValue::Timestamp`, bound as `Timestamp`.
     Timestamp,
+    /// `CursorValue::Timestamp` (UTC), bound as `Timestamptz`.
+    Timestamptz,
+    /// `CursorValue::Date`.
+    Date,
+    /// `CursorValue::Time`.
+    Time,
+    /// `CursorValue::Uuid`.
+    Uuid,
     /// No cursor value stands for it.
     Other,
 }
@@ -53,10 +61,13 @@ sql_type_info! {
     sql_types::Text => Text,
     sql_types::Timestamp => Timestamp,
     sql_types::Binary => Other,
-    sql_types::Date => Other,
-    sql_types::Time => Other,
+    sql_types::Date => Date,
+    sql_types::Time => Time,
     sql_types::Numeric => Other,
-    sql_types::Timestamptz => Other,
+    sql_types::Timestamptz => Timestamptz,
+    sql_types::Uuid => Uuid,
+    sql_types::Json => Other,
+    sql_types::Jsonb => Other,
     sql_types::Interval => Other,
 }
 

@@ -2,14 +2,19 @@
 //! cursor, and what can be wrong with a cursor. The model layer, the error type and
 //! the paginators use them; they import nothing above them.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One ordering column's value in a cursor.
 ///
 /// `model!`'s `cursor_columns` converts fields with `From`: integers, floats,
-/// `bool`, `String`, `chrono::NaiveDateTime`, and `Option` of those (`None` is
-/// [`CursorValue::Null`]).
+/// `bool`, `String`, `chrono::NaiveDateTime`, `DateTime<Utc>` (as its UTC time),
+/// `NaiveDate`, `NaiveTime`, `uuid::Uuid`, and `Option` of those (`None` is
+/// [`CursorValue::Null`]). A field of a type of your own becomes a cursor column with
+/// `impl From<MyType> for orm::paginate::CursorValue` (one of these variants), and
+/// its SQL type's [`SqlTypeInfo::KIND`](crate::SqlTypeInfo::KIND) saying which.
+/// The value is bound with its column's SQL type (a timestamp as `timestamptz` for
+/// a `Timestamptz` column).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum CursorValue {
@@ -23,8 +28,14 @@ pub enum CursorValue {
     Float(f64),
     /// Text.
     Text(String),
-    /// A timestamp without time zone.
+    /// A timestamp: a `Timestamp` column's value, or a `Timestamptz` column's in UTC.
     Timestamp(NaiveDateTime),
+    /// A date.
+    Date(NaiveDate),
+    /// A time of day.
+    Time(NaiveTime),
+    /// A UUID.
+    Uuid(uuid::Uuid),
 }
 
 macro_rules! cursor_value_from {
@@ -47,6 +58,10 @@ cursor_value_from! {
     String => Text(std::convert::identity),
     &str => Text(str::to_owned),
     NaiveDateTime => Timestamp(std::convert::identity),
+    DateTime<Utc> => Timestamp(|t: DateTime<Utc>| t.naive_utc()),
+    NaiveDate => Date(std::convert::identity),
+    NaiveTime => Time(std::convert::identity),
+    uuid::Uuid => Uuid(std::convert::identity),
 }
 
 impl<T: Into<CursorValue>> From<Option<T>> for CursorValue {

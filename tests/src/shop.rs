@@ -3,6 +3,9 @@
 //! `Product`: text; `Entry`: `i64`), a table named by an SQL keyword (`"order"`),
 //! keyword columns (`"type"`, `"desc"`), a field named unlike its column
 //! (`Product::name` is `title`) and a schema-qualified table (`shop_ledger.entry`).
+//! `Event` has the column types beyond the shared set: a `uuid` key and a nullable
+//! `uuid` key to its own table, `timestamptz` (its bookkeeping columns too), a
+//! date, a time, `jsonb` and `numeric`; SQLite holds them as text, JSONB and REAL.
 //!
 //! `schema.rs` is `diesel print-schema` output, unchanged; the models below are
 //! written against it. To regenerate it (diesel_cli: `cargo install diesel_cli
@@ -19,14 +22,15 @@
 //! prints the same tables with diesel's other names for the same types: `Integer`,
 //! `SmallInt` and `BigInt` for `Int4`, `Int2` and `Int8`.
 
-use chrono::NaiveDateTime;
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use diesel::{Insertable, Queryable, Selectable};
 
 #[allow(missing_docs)]
 pub mod schema;
 
 pub use schema::shop_ledger::entry;
-pub use schema::{order, shop_customer, shop_line, shop_product, shop_warehouse};
+pub use schema::{order, shop_customer, shop_event, shop_line, shop_product, shop_warehouse};
 
 /// The shop's migrations for both backends.
 pub const MIGRATIONS: orm::Migrations = orm::Migrations {
@@ -120,6 +124,32 @@ pub struct Entry {
     pub desc: String,
 }
 
+/// An event: the column types beyond the shared set.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_event, treat_none_as_default_value = false)]
+pub struct Event {
+    /// The key (`uuid`).
+    pub id: uuid::Uuid,
+    /// Whose.
+    pub customer_id: i32,
+    /// The event it follows (a nullable `uuid` key to its own table).
+    pub follows_id: Option<uuid::Uuid>,
+    /// When (`timestamptz`).
+    pub happened_at: DateTime<Utc>,
+    /// Its day.
+    pub day: NaiveDate,
+    /// Its time of day.
+    pub at_time: NaiveTime,
+    /// A JSON document (`jsonb`).
+    pub payload: serde_json::Value,
+    /// An exact decimal (`numeric(12, 2)`).
+    pub amount: BigDecimal,
+    /// Created (`timestamptz`, set by every insert).
+    pub created: DateTime<Utc>,
+    /// Last change (`timestamptz`, set by every write).
+    pub updated: DateTime<Utc>,
+}
+
 orm::model! {
     Warehouse => shop_warehouse {
         primary_key: code,
@@ -168,7 +198,18 @@ orm::model! {
     }
 }
 
+orm::model! {
+    Event => shop_event {
+        primary_key: id,
+        ordering: (shop_event::happened_at.desc(), shop_event::id.desc()),
+        timestamps: (created, updated),
+        cursor_columns: (happened_at, day, at_time),
+    }
+}
+
 orm::relation! {
+    Event.customer -> Customer (shop_event::customer_id), reverse Customer.events;
+    Event.follows -> Option<Event> (shop_event::follows_id), reverse Event.followers;
     Product.warehouse -> Warehouse (shop_product::warehouse_code), reverse Warehouse.products;
     Order.customer -> Customer (order::customer_id), reverse Customer.orders;
     Line.order -> Order (shop_line::order_id), reverse Order.lines;
@@ -182,6 +223,7 @@ orm::insertable! { Customer => Customer }
 orm::insertable! { Order => Order }
 orm::insertable! { Line => Line }
 orm::insertable! { Entry => Entry }
+orm::insertable! { Event => Event, timestamps: (created, updated) }
 
 /// A timestamp `minutes` after 2024-01-01 00:00.
 fn at(minutes: i64) -> NaiveDateTime {

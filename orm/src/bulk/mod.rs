@@ -46,12 +46,12 @@ mod columns;
 mod create;
 mod failure;
 mod new_row;
-mod statement;
+pub(crate) mod statement;
 mod update;
 
 pub use columns::{Columns, UpdateColumns};
 pub use create::{
     BulkCreate, Conflict, Created, InsertMethod, COPY_DIAGNOSIS_ROWS, COPY_THRESHOLD,
 };
-pub use new_row::{NewRow, RowValues};
+pub use new_row::{NewRow, RowValues, WriteTime};
 pub use update::UPDATE_ARRAY_ROWS;

@@ -35,6 +35,25 @@ pub trait NewRow: Sized + Send {
     fn copy_in(rows: &[Self], conn: &mut diesel::PgConnection) -> QueryResult<usize>;
 }
 
+/// The type of a row's `created` and `updated` fields: `chrono::NaiveDateTime` (UTC)
+/// or `chrono::DateTime<Utc>`, set to the time of the write.
+pub trait WriteTime {
+    /// `now` (UTC) as this type.
+    fn from_utc(now: NaiveDateTime) -> Self;
+}
+
+impl WriteTime for NaiveDateTime {
+    fn from_utc(now: NaiveDateTime) -> Self {
+        now
+    }
+}
+
+impl WriteTime for chrono::DateTime<chrono::Utc> {
+    fn from_utc(now: NaiveDateTime) -> Self {
+        now.and_utc()
+    }
+}
+
 /// One row's column names and values, type-erased (made by [`insertable!`](crate::insertable)).
 #[doc(hidden)]
 pub struct RowValues<'a>(Box<dyn ErasedValues + Send + 'a>);
@@ -85,8 +104,9 @@ impl<T: Table, V: InsertValues<Db, T>> ErasedValues for Typed<T, V> {
 /// orm::insertable! { NewMessage => Message, timestamps: (created, updated) }
 /// ```
 ///
-/// `timestamps` names the struct's `created` and `updated` fields (both
-/// `chrono::NaiveDateTime`), which every write sets to now; leave it out for a row
+/// `timestamps` names the struct's `created` and `updated` fields
+/// (`chrono::NaiveDateTime` in UTC or `chrono::DateTime<Utc>`, see [`WriteTime`]),
+/// which every write sets to now; leave it out for a row
 /// type without them (the table's column defaults then apply). The struct must derive `Insertable` with
 /// `#[diesel(treat_none_as_default_value = false)]`: without it SQLite cannot put
 /// many rows in one `INSERT`, and PostgreSQL's binary COPY does not compile.
@@ -99,8 +119,8 @@ macro_rules! insertable {
             #[allow(unused_variables)]
             fn set_timestamps(&mut self, now: $crate::__private::chrono::NaiveDateTime) {
                 $(
-                    self.$created = now;
-                    self.$updated = now;
+                    self.$created = $crate::bulk::WriteTime::from_utc(now);
+                    self.$updated = $crate::bulk::WriteTime::from_utc(now);
                 )?
             }
 

@@ -3,7 +3,7 @@
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Timestamp};
+use diesel::sql_types::{BigInt, Timestamp, Timestamptz};
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::new_row::RowValues;
@@ -101,9 +101,44 @@ pub(crate) struct UpdateFromValues<'r, K, V> {
     pub(crate) table: Fragment,
     pub(crate) pk: crate::fragment::ColumnRef,
     pub(crate) columns: Vec<&'static str>,
-    pub(crate) updated: Option<(&'static str, chrono::NaiveDateTime)>,
+    pub(crate) updated: Option<(&'static str, Stamp)>,
     pub(crate) rows: &'r [(K, V)],
     pub(crate) walk_row: for<'b> fn(&'b V, &mut AstPass<'_, 'b, Db>) -> QueryResult<()>,
+}
+
+/// The time a write sets its `updated` column to, and whether that column is a
+/// `Timestamptz` (then bound as one, so the server does not convert it with the
+/// session's time zone).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    pub(crate) now: chrono::NaiveDateTime,
+    pub(crate) zoned: bool,
+}
+
+impl Stamp {
+    /// Now, for model `M`'s timestamp columns.
+    pub(crate) fn now<M: crate::Model>() -> Stamp {
+        Stamp {
+            now: chrono::Utc::now().naive_utc(),
+            zoned: M::timestamps_zoned(),
+        }
+    }
+
+    /// Pushes the time as a parameter of its column's type.
+    pub(crate) fn walk<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: diesel::backend::Backend
+            + diesel::sql_types::HasSqlType<Timestamp>
+            + diesel::sql_types::HasSqlType<Timestamptz>,
+        chrono::NaiveDateTime:
+            diesel::serialize::ToSql<Timestamp, DB> + diesel::serialize::ToSql<Timestamptz, DB>,
+    {
+        if self.zoned {
+            out.push_bind_param::<Timestamptz, chrono::NaiveDateTime>(&self.now)
+        } else {
+            out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(&self.now)
+        }
+    }
 }
 
 /// The alias of the `VALUES` list.
@@ -118,12 +153,15 @@ const VALUES_COLUMNS: [&str; 8] = [
 /// statements, on any backend.
 fn walk_set<'b, DB>(
     columns: &[&'static str],
-    updated: &'b Option<(&'static str, chrono::NaiveDateTime)>,
+    updated: &'b Option<(&'static str, Stamp)>,
     out: &mut AstPass<'_, 'b, DB>,
 ) -> QueryResult<()>
 where
-    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<Timestamp>,
-    chrono::NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Timestamp>
+        + diesel::sql_types::HasSqlType<Timestamptz>,
+    chrono::NaiveDateTime:
+        diesel::serialize::ToSql<Timestamp, DB> + diesel::serialize::ToSql<Timestamptz, DB>,
 {
     for (i, column) in columns.iter().enumerate() {
         if i > 0 {
@@ -139,7 +177,7 @@ where
         out.push_sql(", ");
         out.push_identifier(column)?;
         out.push_sql(" = ");
-        out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(now)?;
+        now.walk(out)?;
     }
     Ok(())
 }
@@ -179,7 +217,7 @@ pub(crate) struct UpdateFromArrays<K, A> {
     pub(crate) table: String,
     pub(crate) pk: String,
     pub(crate) columns: Vec<&'static str>,
-    pub(crate) updated: Option<(&'static str, chrono::NaiveDateTime)>,
+    pub(crate) updated: Option<(&'static str, Stamp)>,
     pub(crate) ids: Vec<K>,
     pub(crate) arrays: A,
     pub(crate) walk_arrays: for<'b> fn(&'b A, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,

@@ -76,7 +76,7 @@ impl<M: Model> QuerySet<M> {
             return Ok(0);
         }
         let chunk = chunk_rows(conn.backend(), names.len());
-        let now = chrono::Utc::now().naive_utc();
+        let now = super::statement::Stamp::now::<M>();
         let total_rows = rows.len();
         bulk_atomic(conn, |conn| {
             let mut changed = 0;
@@ -149,7 +149,7 @@ impl<M: Model> QuerySet<M> {
         }
         let chunk = chunk_rows(backend, names.len());
         let rows = &rows[..chunk.min(rows.len())];
-        let now = chrono::Utc::now().naive_utc();
+        let now = super::statement::Stamp::now::<M>();
         if backend.capability().array_binds {
             let statement = update_from_arrays::<M, C, V>(names, updated, now, rows)?;
             let mut builder = diesel::pg::PgQueryBuilder::default();
@@ -172,7 +172,7 @@ impl<M: Model> QuerySet<M> {
 fn update_from_arrays<'r, M: Model, C: UpdateColumns<M::Table, V>, V>(
     columns: Vec<&'static str>,
     updated: Option<&'static str>,
-    now: chrono::NaiveDateTime,
+    now: super::statement::Stamp,
     rows: &'r [(M::Key, V)],
 ) -> Result<UpdateFromArrays<M::Key, C::Arrays<'r>>> {
     let postgres = crate::Backend::Postgres;

@@ -24,6 +24,7 @@ use diesel::dsl::AsSelect;
 use diesel::query_dsl::LoadQuery;
 
 use super::{AnyConnection, Db, MultiBackend, QueryBuilderOf};
+use crate::types::{Converted, Native, NotOnSqlite, ReadOf, ReadPath, SqliteRead};
 
 /// The bind collector of [`Db`] (the derive keeps its name private).
 type BindCollectorOf<'a> = <Db as DieselBackend>::BindCollector<'a>;
@@ -160,19 +161,104 @@ pub trait DirectRows<T>: Sized {
 // `AsSelect<R, DB>` (diesel's `SelectBy`) is its own SQL type.
 impl<T, R> DirectRows<T> for R
 where
-    R: diesel::Selectable<Pg> + diesel::Selectable<Sqlite>,
+    R: diesel::Selectable<Pg> + diesel::Selectable<Db> + SqliteRows<T, ReadOf<R>>,
+    <R as diesel::Selectable<Db>>::SelectExpression: diesel::Expression,
+    diesel::dsl::SqlTypeOf<<R as diesel::Selectable<Db>>::SelectExpression>: SqliteRead,
     for<'q> Direct<'q, T, PgConnection, AsSelect<R, Pg>>: LoadQuery<'q, PgConnection, R>,
-    for<'q> Direct<'q, T, SqliteConnection, AsSelect<R, Sqlite>>:
-        LoadQuery<'q, SqliteConnection, R>,
 {
     fn load_direct(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<R>> {
+        if let AnyConnection::Postgresql(c) = conn {
+            return Direct::<T, PgConnection, AsSelect<R, Pg>>::new(statement).load(c);
+        }
+        <R as SqliteRows<T, ReadOf<R>>>::load_sqlite(statement, conn)
+    }
+}
+
+/// How rows `Self` of statement `T` load on SQLite, by the [`ReadPath`] of their
+/// columns' SQL types.
+#[doc(hidden)]
+pub trait SqliteRows<T, P: ReadPath>: Sized {
+    /// Loads `statement`'s rows through `conn` (an SQLite connection).
+    fn load_sqlite(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<Self>>;
+}
+
+impl<T, R> SqliteRows<T, Native> for R
+where
+    for<'q> Direct<'q, T, SqliteConnection, AsSelect<R, Sqlite>>:
+        LoadQuery<'q, SqliteConnection, R>,
+    R: diesel::Selectable<Sqlite>,
+{
+    fn load_sqlite(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<R>> {
         match conn {
-            AnyConnection::Postgresql(c) => {
-                Direct::<T, PgConnection, AsSelect<R, Pg>>::new(statement).load(c)
-            }
             AnyConnection::Sqlite(c) => {
                 Direct::<T, SqliteConnection, AsSelect<R, Sqlite>>::new(statement).load(c)
             }
+            AnyConnection::Postgresql(_) => Err(not_sqlite()),
         }
     }
+}
+
+impl<T, R> SqliteRows<T, Converted> for R
+where
+    for<'q> &'q T: LoadQuery<'q, AnyConnection, R>,
+{
+    fn load_sqlite(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<R>> {
+        // The multi-backend connection's own conversions (`types`): SQLite holds
+        // these columns as text.
+        statement.load(conn)
+    }
+}
+
+impl<T, R> SqliteRows<T, NotOnSqlite> for R {
+    fn load_sqlite(_: &T, _: &mut AnyConnection) -> QueryResult<Vec<R>> {
+        Err(diesel::result::Error::QueryBuilderError(Box::new(
+            crate::types::PostgresOnlyRows,
+        )))
+    }
+}
+
+/// Rows, one at a time as SQLite steps through them, by the [`ReadPath`] of their
+/// columns (`Stream`'s step strategy).
+#[doc(hidden)]
+pub trait SqliteIter<T, P: ReadPath>: Sized {
+    /// Steps through `statement`'s rows on `conn` (an SQLite connection).
+    #[allow(clippy::type_complexity)]
+    fn iter_sqlite<'c>(
+        statement: T,
+        conn: &'c mut AnyConnection,
+    ) -> QueryResult<Box<dyn Iterator<Item = QueryResult<Self>> + 'c>>;
+}
+
+macro_rules! sqlite_iter_through_multi {
+    ($($path:ty),*) => {$(
+        impl<T, R> SqliteIter<T, $path> for R
+        where
+            T: LoadQuery<'static, AnyConnection, R> + 'static,
+            R: 'static,
+        {
+            fn iter_sqlite<'c>(
+                statement: T,
+                conn: &'c mut AnyConnection,
+            ) -> QueryResult<Box<dyn Iterator<Item = QueryResult<R>> + 'c>> {
+                Ok(Box::new(statement.load_iter::<R, diesel::connection::DefaultLoadingMode>(conn)?))
+            }
+        }
+    )*};
+}
+
+sqlite_iter_through_multi!(Native, Converted);
+
+impl<T, R> SqliteIter<T, NotOnSqlite> for R {
+    fn iter_sqlite<'c>(
+        _: T,
+        _: &'c mut AnyConnection,
+    ) -> QueryResult<Box<dyn Iterator<Item = QueryResult<R>> + 'c>> {
+        Err(diesel::result::Error::QueryBuilderError(Box::new(
+            crate::types::PostgresOnlyRows,
+        )))
+    }
+}
+
+fn not_sqlite() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError("an SQLite load on another connection".into())
 }

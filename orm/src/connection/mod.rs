@@ -6,7 +6,7 @@ use diesel::sqlite::SqliteConnection;
 pub use multi::*;
 
 mod direct;
-pub use direct::{Direct, DirectRows, InnerConnection};
+pub use direct::{Direct, DirectRows, InnerConnection, SqliteIter};
 
 #[allow(missing_docs)]
 mod multi {

@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::sql_types::{BigInt, Bool, Double, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Date, Double, Text, Time, Timestamp, Timestamptz, Uuid};
 use diesel::QueryResult;
 use serde::Serialize;
 
@@ -444,11 +444,11 @@ impl QueryFragment<Db> for After {
             } else {
                 ") > ("
             });
-            for (i, value) in self.values.iter().enumerate() {
+            for (i, (term, value)) in self.terms.iter().zip(&self.values).enumerate() {
                 if i > 0 {
                     out.push_sql(", ");
                 }
-                bind(value, &mut out)?;
+                bind(term, value, &mut out)?;
             }
             out.push_sql(")");
             return Ok(());
@@ -465,7 +465,7 @@ impl QueryFragment<Db> for After {
             } else {
                 " >= "
             });
-            bind(&self.values[0], &mut out)?;
+            bind(&self.terms[0], &self.values[0], &mut out)?;
             out.push_sql(" AND ");
         }
         out.push_sql("(");
@@ -501,7 +501,15 @@ fn check_values(
             CursorValue::Int(_) => column_type.kind == ValueKind::Int,
             CursorValue::Float(f) => column_type.kind == ValueKind::Float && f.is_finite(),
             CursorValue::Text(_) => column_type.kind == ValueKind::Text,
-            CursorValue::Timestamp(_) => column_type.kind == ValueKind::Timestamp,
+            CursorValue::Timestamp(_) => {
+                matches!(
+                    column_type.kind,
+                    ValueKind::Timestamp | ValueKind::Timestamptz
+                )
+            }
+            CursorValue::Date(_) => column_type.kind == ValueKind::Date,
+            CursorValue::Time(_) => column_type.kind == ValueKind::Time,
+            CursorValue::Uuid(_) => column_type.kind == ValueKind::Uuid,
         };
         if !fits {
             return Err(CursorError::Mistyped {
@@ -524,7 +532,7 @@ fn equal<'b>(
         Ok(())
     } else {
         out.push_sql(" = ");
-        bind(value, out)
+        bind(term, value, out)
     }
 }
 
@@ -556,7 +564,7 @@ fn beyond<'b>(
     }
     column.walk_ast(out.reborrow())?;
     out.push_sql(if below { " < " } else { " > " });
-    bind(value, out)?;
+    bind(term, value, out)?;
     if nulls_ahead {
         out.push_sql(" OR ");
         column.walk_ast(out.reborrow())?;
@@ -565,7 +573,12 @@ fn beyond<'b>(
     Ok(())
 }
 
-fn bind<'b>(value: &'b CursorValue, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+/// `value` as a parameter of `term`'s column type (checked by `check_values`).
+fn bind<'b>(
+    term: &OrderTerm,
+    value: &'b CursorValue,
+    out: &mut AstPass<'_, 'b, Db>,
+) -> QueryResult<()> {
     match value {
         CursorValue::Null => {
             out.push_sql("NULL");
@@ -575,6 +588,12 @@ fn bind<'b>(value: &'b CursorValue, out: &mut AstPass<'_, 'b, Db>) -> QueryResul
         CursorValue::Int(v) => out.push_bind_param::<BigInt, i64>(v),
         CursorValue::Float(v) => out.push_bind_param::<Double, f64>(v),
         CursorValue::Text(v) => out.push_bind_param::<Text, String>(v),
+        CursorValue::Timestamp(v) if term.column_type.kind == ValueKind::Timestamptz => {
+            out.push_bind_param::<Timestamptz, chrono::NaiveDateTime>(v)
+        }
         CursorValue::Timestamp(v) => out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(v),
+        CursorValue::Date(v) => out.push_bind_param::<Date, chrono::NaiveDate>(v),
+        CursorValue::Time(v) => out.push_bind_param::<Time, chrono::NaiveTime>(v),
+        CursorValue::Uuid(v) => out.push_bind_param::<Uuid, uuid::Uuid>(v),
     }
 }

@@ -4,7 +4,6 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use diesel::query_builder::{AsChangeset, AstPass, QueryFragment, QueryId};
-use diesel::sql_types::Timestamp;
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::run::run;
@@ -265,7 +264,7 @@ fn touch_updated<M: Model>() -> Option<Fragment> {
     M::updated_column().map(|column| {
         Arc::new(SetTimestamp {
             column,
-            value: chrono::Utc::now().naive_utc(),
+            value: crate::bulk::statement::Stamp::now::<M>(),
         }) as Fragment
     })
 }
@@ -288,14 +287,14 @@ impl QueryFragment<Db> for SetBool {
 /// `"col" = ?` with a timestamp bind.
 pub(crate) struct SetTimestamp {
     pub(crate) column: ColumnRef,
-    pub(crate) value: chrono::NaiveDateTime,
+    pub(crate) value: crate::bulk::statement::Stamp,
 }
 
 impl QueryFragment<Db> for SetTimestamp {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_identifier(self.column.name)?;
         out.push_sql(" = ");
-        out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(&self.value)
+        self.value.walk(&mut out)
     }
 }
 

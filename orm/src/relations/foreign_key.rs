@@ -331,10 +331,7 @@ macro_rules! relation {
             name: stringify!($name),
             column: || $crate::ColumnRef::of($table::$column),
             value: $crate::relation!(@value $kind, $child, $column),
-            key_in: |keys| {
-                use $crate::__private::diesel::ExpressionMethods as _;
-                ::std::sync::Arc::new($table::$column.eq_any(keys))
-            },
+            key_in: |keys| $crate::__private::key_in($crate::ColumnRef::of($table::$column), keys),
             _models: ::std::marker::PhantomData,
         }
     };

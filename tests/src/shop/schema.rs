@@ -21,6 +21,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    shop_event (id) {
+        id -> Uuid,
+        customer_id -> Int4,
+        follows_id -> Nullable<Uuid>,
+        happened_at -> Timestamptz,
+        day -> Date,
+        at_time -> Time,
+        payload -> Jsonb,
+        amount -> Numeric,
+        created -> Timestamptz,
+        updated -> Timestamptz,
+    }
+}
+
+diesel::table! {
     shop_line (id) {
         id -> Int4,
         order_id -> Int4,
@@ -46,6 +61,7 @@ diesel::table! {
 }
 
 diesel::joinable!(order -> shop_customer (customer_id));
+diesel::joinable!(shop_event -> shop_customer (customer_id));
 diesel::joinable!(shop_line -> order (order_id));
 diesel::joinable!(shop_line -> shop_product (product_sku));
 diesel::joinable!(shop_product -> shop_warehouse (warehouse_code));
@@ -53,6 +69,7 @@ diesel::joinable!(shop_product -> shop_warehouse (warehouse_code));
 diesel::allow_tables_to_appear_in_same_query!(
     order,
     shop_customer,
+    shop_event,
     shop_line,
     shop_product,
     shop_warehouse,

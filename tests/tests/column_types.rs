@@ -1,0 +1,319 @@
+//! Column types beyond the shared set (the shop's `Event`: a `uuid` key and a
+//! nullable `uuid` key to its own table, `timestamptz`, a date, a time, `jsonb`,
+//! `numeric`, and `timestamptz` bookkeeping columns) through the whole API on both
+//! backends, with query counts. SQLite holds them as text, JSONB and REAL.
+
+use std::str::FromStr;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::RunQueryDsl;
+use orm::bulk::BulkCreate;
+use orm::paginate::CursorSecret;
+use orm::prelude::*;
+use orm::{assert_num_queries, capture, AnyConnection, StreamStrategy};
+use orm_tests::shop::{seed, shop_event, Customer, Event};
+use orm_tests::shop_on_both_backends;
+use uuid::Uuid;
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn when(minutes: i64) -> DateTime<Utc> {
+    orm_tests::at(minutes).and_utc()
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 1, d).unwrap()
+}
+
+fn time(h: u32, m: u32, micros: u32) -> NaiveTime {
+    NaiveTime::from_hms_micro_opt(h, m, 0, micros).unwrap()
+}
+
+fn amount(text: &str) -> BigDecimal {
+    BigDecimal::from_str(text).unwrap()
+}
+
+/// Five events of three customers; 2 follows 1, 4 follows 3, 5 follows 2. Their
+/// bookkeeping times are the events' own (written with `keep_timestamps`).
+fn events() -> Vec<Event> {
+    let event =
+        |n, customer_id, follows: Option<u128>, minutes, d, at_time, payload, amount_text| Event {
+            id: id(n),
+            customer_id,
+            follows_id: follows.map(id),
+            happened_at: when(minutes),
+            day: day(d),
+            at_time,
+            payload,
+            amount: amount(amount_text),
+            created: when(minutes),
+            updated: when(minutes),
+        };
+    vec![
+        event(
+            1,
+            1,
+            None,
+            10,
+            1,
+            time(9, 0, 0),
+            serde_json::json!({"kind": "visit"}),
+            "0.00",
+        ),
+        event(
+            2,
+            1,
+            Some(1),
+            20,
+            2,
+            time(10, 30, 0),
+            serde_json::json!({"kind": "order", "items": [1, 2]}),
+            "12.50",
+        ),
+        event(
+            3,
+            2,
+            None,
+            30,
+            2,
+            time(11, 15, 0),
+            serde_json::json!({"kind": "visit"}),
+            "0.00",
+        ),
+        event(
+            4,
+            2,
+            Some(3),
+            40,
+            3,
+            time(8, 5, 0),
+            serde_json::json!({"kind": "refund"}),
+            "-3.25",
+        ),
+        event(
+            5,
+            3,
+            Some(2),
+            50,
+            4,
+            time(23, 59, 123_456),
+            serde_json::json!({"kind": "order", "items": []}),
+            "99.99",
+        ),
+    ]
+}
+
+fn seeded(db: &orm_tests::TestDb) -> orm::PooledConnection {
+    let mut conn = db.conn();
+    seed(&mut conn).expect("seed the shop");
+    let created = Event::objects()
+        .bulk_create_with(&mut conn, events(), &BulkCreate::new().keep_timestamps())
+        .expect("seed the events");
+    assert_eq!(created.ids, (1..=5).map(id).collect::<Vec<_>>());
+    conn
+}
+
+/// Each follower's id with its followers' ids.
+type Followers = Vec<(Uuid, Vec<Uuid>)>;
+
+fn ids(events: &[Event]) -> Vec<Uuid> {
+    events.iter().map(|e| e.id).collect()
+}
+
+fn walk(pages: &orm::paginate::KeysetPaginator<Event>, conn: &mut AnyConnection) -> Vec<Uuid> {
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = pages.page(conn, cursor.as_deref()).unwrap();
+        keys.extend(page.results.iter().map(|e| e.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return keys,
+        }
+    }
+}
+
+shop_on_both_backends! {
+    fn every_column_type_round_trips(db) {
+        let conn = &mut seeded(&db);
+        // Default ordering: happened_at descending.
+        let mut all = assert_num_queries!(1, Event::objects().all(conn)).unwrap();
+        let mut expected = events();
+        expected.reverse();
+        if db.backend() == Backend::Sqlite {
+            // SQLite keeps NUMERIC as a REAL: 99.99 comes back as the nearest double.
+            assert_ne!(all[0].amount, amount("99.99"));
+            for event in &mut all {
+                event.amount = event.amount.round(2);
+            }
+        }
+        assert_eq!(all, expected);
+        let one = assert_num_queries!(1, Event::objects().filter(shop_event::id.eq(id(5))).get(conn)).unwrap();
+        assert_eq!(one.at_time, time(23, 59, 123_456));
+        assert_eq!(one.payload["items"], serde_json::json!([]));
+        // `create` returns the uuid; the bookkeeping columns are set to now, in UTC.
+        let before = Utc::now();
+        let row = Event { id: id(9), follows_id: None, ..events().remove(0) };
+        let key = Event::objects().create(conn, row).unwrap();
+        assert_eq!(key, id(9));
+        let written = Event::objects().filter(shop_event::id.eq(id(9))).get(conn).unwrap();
+        assert_eq!(written.created, written.updated);
+        assert!((written.created - before).num_minutes().abs() < 30, "{} vs {before}", written.created);
+    }
+
+    fn filters_take_values_of_each_type(db) {
+        let conn = &mut seeded(&db);
+        let qs = Event::objects();
+        let later = qs.clone().filter(shop_event::happened_at.gt(when(30))).all(conn).unwrap();
+        assert_eq!(ids(&later), [id(5), id(4)]);
+        let on_day = qs.clone().filter(shop_event::day.eq(day(2))).all(conn).unwrap();
+        assert_eq!(ids(&on_day), [id(3), id(2)]);
+        let mornings = qs.clone().filter(shop_event::at_time.lt(time(10, 0, 0))).all(conn).unwrap();
+        assert_eq!(ids(&mornings), [id(4), id(1)]);
+        let big = qs.clone().filter(shop_event::amount.gt(amount("10"))).all(conn).unwrap();
+        assert_eq!(ids(&big), [id(5), id(2)]);
+        let firsts = qs.clone().filter(shop_event::follows_id.is_null()).all(conn).unwrap();
+        assert_eq!(ids(&firsts), [id(3), id(1)]);
+        let after_two = qs.clone().filter(shop_event::follows_id.eq(id(2))).all(conn).unwrap();
+        assert_eq!(ids(&after_two), [id(5)]);
+        let some = qs.clone().filter(shop_event::id.eq_any_key([id(2), id(4), id(7)])).all(conn).unwrap();
+        assert_eq!(ids(&some), [id(4), id(2)]);
+        let found = assert_num_queries!(1, qs.in_bulk(conn, &[id(1), id(3), id(8)])).unwrap();
+        let mut keys: Vec<_> = found.keys().copied().collect();
+        keys.sort();
+        assert_eq!(keys, [id(1), id(3)]);
+        assert_eq!(qs.clone().filter(shop_event::day.ge(day(3))).count(conn).unwrap(), 2);
+        assert!(qs.clone().filter(shop_event::amount.lt(amount("0"))).exists(conn).unwrap());
+    }
+
+    fn keyset_pages_and_streams_follow_uuid_time_and_date_columns(db) {
+        let conn = &mut seeded(&db);
+        let secret = CursorSecret::new("the column types' secret for the tests").unwrap();
+        // (happened_at DESC, id DESC): a timestamptz cursor, bound as a timestamptz.
+        let pages = Event::objects().keyset(2, &secret);
+        assert_eq!(walk(&pages, conn), [5, 4, 3, 2, 1].map(id));
+        // (day ASC, id ASC): a date cursor and a uuid tie-breaker.
+        let pages = Event::objects().order_by((shop_event::day.asc(), shop_event::id.asc())).keyset(2, &secret);
+        assert_eq!(walk(&pages, conn), [1, 2, 3, 4, 5].map(id));
+        // (at_time DESC, id ASC): a time cursor.
+        let pages = Event::objects().order_by((shop_event::at_time.desc(), shop_event::id.asc())).keyset(1, &secret);
+        assert_eq!(walk(&pages, conn), [5, 3, 2, 1, 4].map(id));
+
+        // Chunks after the last uuid of each: three statements for five rows by two.
+        let by_key = Event::objects().order_by(shop_event::id.asc());
+        assert_eq!(by_key.stream_sql(db.backend(), 2).unwrap().0, StreamStrategy::Keyset);
+        let (chunks, captured) = capture(|| {
+            by_key.chunks(conn, 2).unwrap().map(|c| ids(&c.unwrap())).collect::<Vec<_>>()
+        });
+        assert_eq!(chunks, [vec![id(1), id(2)], vec![id(3), id(4)], vec![id(5)]]);
+        assert_eq!(captured.len(), 3);
+        // The default ordering streams with a cursor (PostgreSQL) or by stepping (SQLite).
+        let streamed: Vec<Uuid> = Event::objects().stream(conn, 2).unwrap().map(|e| e.unwrap().id).collect();
+        assert_eq!(streamed, [5, 4, 3, 2, 1].map(id));
+    }
+
+    fn relations_follow_uuid_keys(db) {
+        let conn = &mut seeded(&db);
+        // Reverse over an i32 key: each customer's events, newest first.
+        let customers = assert_num_queries!(2, Customer::objects().prefetch(Customer::events()).all(conn)).unwrap();
+        let got: Vec<(i32, Vec<Uuid>)> = customers.iter().map(|(c, e)| (c.id, ids(e))).collect();
+        assert_eq!(got, [(3, vec![id(5)]), (2, vec![id(4), id(3)]), (1, vec![id(2), id(1)])]);
+        // Forward over a nullable uuid key to the same table: one list of uuids.
+        let events = assert_num_queries!(2, Event::objects().prefetch(Event::follows).all(conn)).unwrap();
+        let follows: Vec<(Uuid, Option<Uuid>)> = events.iter().map(|(e, f)| (e.id, f.as_ref().map(|f| f.id))).collect();
+        assert_eq!(
+            follows,
+            [(id(5), Some(id(2))), (id(4), Some(id(3))), (id(3), None), (id(2), Some(id(1))), (id(1), None)]
+        );
+        // Reverse over it, two levels: each event's followers and theirs.
+        let chains = assert_num_queries!(
+            3,
+            Event::objects()
+                .filter(shop_event::follows_id.is_null())
+                .prefetch(Event::followers().prefetch(Event::followers()))
+                .all(conn)
+        )
+        .unwrap();
+        let got: Vec<(Uuid, Followers)> = chains
+            .iter()
+            .map(|(e, fs)| (e.id, fs.iter().map(|(f, ffs)| (f.id, ids(ffs))).collect()))
+            .collect();
+        assert_eq!(got, [(id(3), vec![(id(4), vec![])]), (id(1), vec![(id(2), vec![id(5)])])]);
+        // Joined: each event with its customer, one statement.
+        let joined = assert_num_queries!(1, Event::objects().select_related(Event::customer).limit(2).all(conn)).unwrap();
+        let got: Vec<(Uuid, &str)> = joined.iter().map(|(e, c)| (e.id, c.name.as_str())).collect();
+        assert_eq!(got, [(id(5), "Cy"), (id(4), "Bo")]);
+        // The lazy accessor binds the uuid.
+        let followed = assert_num_queries!(1, Event::follows.get(&joined[0].0, conn)).unwrap();
+        assert_eq!(followed.map(|e| e.id), Some(id(2)));
+    }
+
+    fn writes_key_by_uuid_and_stamp_a_timestamptz(db) {
+        let conn = &mut seeded(&db);
+        let before = Utc::now();
+        let changed = assert_num_queries!(
+            1,
+            Event::objects().bulk_update(
+                conn,
+                (shop_event::amount, shop_event::day),
+                vec![(id(1), (amount("1.25"), day(9))), (id(5), (amount("2.50"), day(9))), (id(8), (amount("0"), day(1)))],
+            )
+        )
+        .unwrap();
+        assert_eq!(changed, 2);
+        let rows = Event::objects().filter(shop_event::day.eq(day(9))).all(conn).unwrap();
+        assert_eq!(ids(&rows), [id(5), id(1)]);
+        assert_eq!(rows[0].amount, amount("2.5"));
+        assert!((rows[0].updated - before).num_minutes().abs() < 30, "{}", rows[0].updated);
+        let changed = Event::objects()
+            .filter(shop_event::id.eq(id(3)))
+            .update(conn, shop_event::payload.eq(serde_json::json!({"kind": "seen"})))
+            .unwrap();
+        assert_eq!(changed, 1);
+        let three = Event::objects().filter(shop_event::id.eq(id(3))).get(conn).unwrap();
+        assert_eq!(three.payload, serde_json::json!({"kind": "seen"}));
+        assert!((three.updated - before).num_minutes().abs() < 30, "{}", three.updated);
+        let deleted = Event::objects().filter(shop_event::follows_id.eq(id(2))).delete(conn).unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(Event::objects().count(conn).unwrap(), 4);
+    }
+
+    fn timestamptz_is_right_whatever_the_session_time_zone(db) {
+        let conn = &mut seeded(&db);
+        if db.backend() == Backend::Postgres {
+            // Berlin is an hour ahead of UTC in January: a `timestamp` bind would be
+            // read as Berlin time and stored an hour early.
+            conn.batch_execute("SET TIME ZONE 'Europe/Berlin'").unwrap();
+        }
+        let noon = when(12 * 60);
+        let row = Event { id: id(7), happened_at: noon, follows_id: None, ..events().remove(0) };
+        Event::objects().bulk_create_with(conn, vec![row], &BulkCreate::new().keep_timestamps()).unwrap();
+        let read = Event::objects().filter(shop_event::happened_at.eq(noon)).get(conn).unwrap();
+        assert_eq!((read.id, read.happened_at), (id(7), noon));
+        if db.backend() == Backend::Postgres {
+            #[derive(diesel::QueryableByName)]
+            struct Utc_ {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                utc: String,
+            }
+            let stored: Utc_ = orm::with_inner!(&mut **conn, |c| diesel::sql_query(
+                "SELECT to_char(happened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS utc FROM shop_event WHERE happened_at = '2024-01-01 12:00:00+00'"
+            )
+            .get_result(c))
+            .unwrap();
+            assert_eq!(stored.utc, "2024-01-01 12:00");
+        }
+        // The bookkeeping stamp and a keyset cursor over the zone-aware column.
+        let before = Utc::now();
+        Event::objects().filter(shop_event::id.eq(id(7))).update(conn, shop_event::day.eq(day(20))).unwrap();
+        let seven = Event::objects().filter(shop_event::id.eq(id(7))).get(conn).unwrap();
+        assert!((seven.updated - before).num_minutes().abs() < 30, "{} vs {before}", seven.updated);
+        let secret = CursorSecret::new("the column types' secret for the tests").unwrap();
+        let pages = Event::objects().keyset(1, &secret);
+        assert_eq!(walk(&pages, conn), [7, 5, 4, 3, 2, 1].map(id));
+    }
+}
