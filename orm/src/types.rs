@@ -14,10 +14,8 @@
 //! `Text`, so a value is sent as what its column is: a `timestamptz` bind, not a
 //! `timestamp` the server converts with the session's `TimeZone`.
 //!
-//! Rows are read by each inner backend with its own types where it has them (see
-//! [`SqliteRead`]): on PostgreSQL always; on SQLite for the types SQLite implements,
-//! and through the multi-backend connection's conversions for `Timestamptz` and
-//! `Uuid`.
+//! Rows are read by each inner backend with its own decoding (see [`SqliteRead`]):
+//! on SQLite a `Timestamptz` or `Uuid` column is decoded as the text it holds.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::deserialize::{self, FromSql};
@@ -36,14 +34,14 @@ type SqliteValue<'a> = <Sqlite as diesel::backend::Backend>::RawValue<'a>;
 #[derive(Debug, Clone, Copy, Default, QueryId, SqlType)]
 #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
 #[diesel(sqlite_type(name = "Text"))]
-pub(crate) struct PortableTimestamptz;
+pub struct PortableTimestamptz;
 
 /// `uuid` on PostgreSQL, text on SQLite: what the multi-backend connection binds and
 /// reads for diesel's `Uuid`.
 #[derive(Debug, Clone, Copy, Default, QueryId, SqlType)]
 #[diesel(postgres_type(oid = 2950, array_oid = 2951))]
 #[diesel(sqlite_type(name = "Text"))]
-pub(crate) struct PortableUuid;
+pub struct PortableUuid;
 
 /// SQLite's text form of a UTC time: diesel's own `Timestamp` format.
 const SQLITE_UTC: &str = "%F %T%.f";
@@ -168,72 +166,65 @@ multi_backend! {
 // ---- how SQLite reads a row ---------------------------------------------------------
 
 /// How SQLite reads values of a SQL type, which decides how a model's rows load
-/// there: [`Native`] (SQLite's own decoding, as hand-written diesel), [`Converted`]
-/// (through the multi-backend connection's conversions: diesel's `Timestamptz` and
-/// `Uuid`, which SQLite stores as text) or [`NotOnSqlite`] (a PostgreSQL-only type:
-/// loading such a row on SQLite is [`Error::Unsupported`](crate::Error::Unsupported),
-/// before any SQL).
+/// there: [`Native`] (SQLite's own decoding, as hand-written diesel's, of
+/// [`AsSqlite`](Self::AsSqlite): the type itself, or for diesel's `Timestamptz` and
+/// `Uuid` the text form SQLite holds them in) or [`NotOnSqlite`] (a
+/// PostgreSQL-only type: loading such a row on SQLite is
+/// [`Error::Unsupported`](crate::Error::Unsupported), before any SQL).
 ///
 /// diesel's SQL types implement it here; a SQL type of your own (a PostgreSQL enum
-/// from `print-schema`) implements it in one line:
+/// from `print-schema`) implements it in two lines:
 ///
 /// ```
 /// # mod schema { #[derive(diesel::sql_types::SqlType)] #[diesel(postgres_type(name = "mood"))] pub struct Mood; }
 /// impl orm::types::SqliteRead for schema::Mood {
 ///     type Read = orm::types::NotOnSqlite;
+///     type AsSqlite = Self;
 /// }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "orm does not know how SQLite reads `{Self}`",
-    note = "implement `orm::types::SqliteRead` for it: `type Read = orm::types::NotOnSqlite;` for a PostgreSQL-only type, `Native` where SQLite's diesel backend reads it"
+    note = "implement `orm::types::SqliteRead` for it: `type Read = orm::types::NotOnSqlite; type AsSqlite = Self;` for a PostgreSQL-only type"
 )]
 pub trait SqliteRead {
-    /// [`Native`], [`Converted`] or [`NotOnSqlite`].
+    /// [`Native`] or [`NotOnSqlite`].
     type Read: ReadPath;
+    /// The SQL type SQLite decodes the column's values as.
+    type AsSqlite;
 }
 
 /// SQLite reads the type with its own decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct Native;
-/// SQLite reads the type through the multi-backend connection's conversions.
-#[derive(Debug, Clone, Copy)]
-pub struct Converted;
 /// SQLite cannot hold the type.
 #[derive(Debug, Clone, Copy)]
 pub struct NotOnSqlite;
 
-/// One of [`Native`], [`Converted`], [`NotOnSqlite`], and how it combines with
-/// another: a row is read on the weakest path any of its columns needs.
+/// [`Native`] or [`NotOnSqlite`], and how it combines with another: a row is read
+/// on the weakest path any of its columns needs.
 pub trait ReadPath {
     /// The path of a row with a column of this path and columns of path `Other`.
     #[doc(hidden)]
     type Or<Other: ReadPath>: ReadPath;
-    /// `Self` combined with [`Converted`].
-    #[doc(hidden)]
-    type OrConverted: ReadPath;
 }
 
 impl ReadPath for Native {
     type Or<Other: ReadPath> = Other;
-    type OrConverted = Converted;
-}
-
-impl ReadPath for Converted {
-    type Or<Other: ReadPath> = Other::OrConverted;
-    type OrConverted = Converted;
 }
 
 impl ReadPath for NotOnSqlite {
     type Or<Other: ReadPath> = NotOnSqlite;
-    type OrConverted = NotOnSqlite;
 }
 
 macro_rules! sqlite_read {
-    ($path:ident: $($ty:ty),* $(,)?) => {$(
+    ($path:ident: $($ty:ty $(as $as:ty)?),* $(,)?) => {$(
         impl SqliteRead for $ty {
             type Read = $path;
+            type AsSqlite = sqlite_read!(@as $ty $(, $as)?);
         }
     )*};
+    (@as $ty:ty) => { $ty };
+    (@as $ty:ty, $as:ty) => { $as };
 }
 
 sqlite_read!(Native:
@@ -252,8 +243,9 @@ sqlite_read!(Native:
     diesel::sql_types::Json,
     diesel::sql_types::Jsonb,
     diesel::sql_types::TimestamptzSqlite,
+    diesel::sql_types::Timestamptz as PortableTimestamptz,
+    diesel::sql_types::Uuid as PortableUuid,
 );
-sqlite_read!(Converted: diesel::sql_types::Timestamptz, diesel::sql_types::Uuid);
 sqlite_read!(NotOnSqlite:
     diesel::sql_types::Interval,
     diesel::sql_types::Money,
@@ -262,36 +254,46 @@ sqlite_read!(NotOnSqlite:
 
 impl<T: SqliteRead> SqliteRead for diesel::sql_types::Array<T> {
     type Read = NotOnSqlite;
+    type AsSqlite = Self;
 }
 
 impl<T: SqliteRead + diesel::sql_types::SqlType> SqliteRead for diesel::sql_types::Nullable<T> {
     type Read = T::Read;
+    type AsSqlite = diesel::sql_types::Nullable<T::AsSqlite>;
 }
 
 impl<T: SqliteRead + diesel::sql_types::SqlType> SqliteRead for diesel::sql_types::Range<T> {
     type Read = NotOnSqlite;
+    type AsSqlite = Self;
 }
 
 macro_rules! sqlite_read_tuples {
     ($first:ident $(, $rest:ident)*) => {
         impl<$first: SqliteRead $(, $rest: SqliteRead)*> SqliteRead for ($first, $($rest,)*) {
             type Read = <$first::Read as ReadPath>::Or<<($($rest,)*) as SqliteRead>::Read>;
+            type AsSqlite = ($first::AsSqlite, $($rest::AsSqlite,)*);
         }
         sqlite_read_tuples!($($rest),*);
     };
     () => {
         impl SqliteRead for () {
             type Read = Native;
+            type AsSqlite = ();
         }
     };
 }
 
 sqlite_read_tuples!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
 
-/// The SQLite read path of rows `R` (a model, a tuple of models, `Option`s of them).
-pub type ReadOf<R> = <diesel::dsl::SqlTypeOf<
-    <R as diesel::Selectable<crate::connection::Db>>::SelectExpression,
-> as SqliteRead>::Read;
+/// The SQL type of rows `R` (a model, a tuple of models, `Option`s of them).
+pub type RowSqlType<R> =
+    diesel::dsl::SqlTypeOf<<R as diesel::Selectable<crate::connection::Db>>::SelectExpression>;
+
+/// The SQLite read path of rows `R`.
+pub type ReadOf<R> = <RowSqlType<R> as SqliteRead>::Read;
+
+/// The SQL type SQLite decodes rows `R` as.
+pub type AsSqliteOf<R> = <RowSqlType<R> as SqliteRead>::AsSqlite;
 
 /// A row with a PostgreSQL-only column was to be loaded on SQLite: the typed cause
 /// that [`Error::Unsupported`](crate::Error::Unsupported) is made from.

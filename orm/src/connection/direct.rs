@@ -24,7 +24,7 @@ use diesel::dsl::AsSelect;
 use diesel::query_dsl::LoadQuery;
 
 use super::{AnyConnection, Db, MultiBackend, QueryBuilderOf};
-use crate::types::{Converted, Native, NotOnSqlite, ReadOf, ReadPath, SqliteRead};
+use crate::types::{AsSqliteOf, Native, NotOnSqlite, ReadOf, ReadPath, RowSqlType, SqliteRead};
 
 /// The bind collector of [`Db`] (the derive keeps its name private).
 type BindCollectorOf<'a> = <Db as DieselBackend>::BindCollector<'a>;
@@ -184,28 +184,20 @@ pub trait SqliteRows<T, P: ReadPath>: Sized {
 
 impl<T, R> SqliteRows<T, Native> for R
 where
-    for<'q> Direct<'q, T, SqliteConnection, AsSelect<R, Sqlite>>:
-        LoadQuery<'q, SqliteConnection, R>,
-    R: diesel::Selectable<Sqlite>,
+    for<'q> Direct<'q, T, SqliteConnection, AsSqliteOf<R>>: LoadQuery<'q, SqliteConnection, R>,
+    R: diesel::Selectable<Db>,
+    <R as diesel::Selectable<Db>>::SelectExpression: diesel::Expression,
+    RowSqlType<R>: SqliteRead,
 {
     fn load_sqlite(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<R>> {
         match conn {
+            // Decoded as the SQL types SQLite holds the columns in (`AsSqlite`):
+            // diesel's `Timestamptz` and `Uuid` columns are text there.
             AnyConnection::Sqlite(c) => {
-                Direct::<T, SqliteConnection, AsSelect<R, Sqlite>>::new(statement).load(c)
+                Direct::<T, SqliteConnection, AsSqliteOf<R>>::new(statement).load(c)
             }
             AnyConnection::Postgresql(_) => Err(not_sqlite()),
         }
-    }
-}
-
-impl<T, R> SqliteRows<T, Converted> for R
-where
-    for<'q> &'q T: LoadQuery<'q, AnyConnection, R>,
-{
-    fn load_sqlite(statement: &T, conn: &mut AnyConnection) -> QueryResult<Vec<R>> {
-        // The multi-backend connection's own conversions (`types`): SQLite holds
-        // these columns as text.
-        statement.load(conn)
     }
 }
 
@@ -246,7 +238,7 @@ macro_rules! sqlite_iter_through_multi {
     )*};
 }
 
-sqlite_iter_through_multi!(Native, Converted);
+sqlite_iter_through_multi!(Native);
 
 impl<T, R> SqliteIter<T, NotOnSqlite> for R {
     fn iter_sqlite<'c>(
