@@ -11,7 +11,69 @@ use serde::Serialize;
 
 use crate::json::{MessageJson, PageJson, ThreadJson};
 use crate::models::{Message, Person, Thread};
-use crate::schema::{weave_message, weave_person, weave_thread};
+use crate::schema::weave_message;
+
+/// The demo's tables as hand-written diesel on SQLite declares them. SQLite has no
+/// time zone type and diesel's SQLite backend no `Timestamptz`, so a diesel user
+/// declares the timestamps `Timestamp` there (the shared schema's `Timestamptz` is
+/// what `orm` reads on both). The SQL text is the same.
+mod sqlite_tables {
+    diesel::table! {
+        weave_person (id) {
+            id -> BigInt,
+            created -> Timestamp,
+            updated -> Timestamp,
+            deleted -> Bool,
+            first_name -> Text,
+            last_name -> Text,
+            email_address -> Text,
+        }
+    }
+
+    diesel::table! {
+        weave_thread (id) {
+            id -> BigInt,
+            created -> Timestamp,
+            updated -> Timestamp,
+            deleted -> Bool,
+            title -> Text,
+        }
+    }
+
+    diesel::table! {
+        weave_message (id) {
+            id -> BigInt,
+            created -> Timestamp,
+            updated -> Timestamp,
+            deleted -> Bool,
+            text -> Text,
+            sent_by_id -> BigInt,
+            thread_id -> BigInt,
+        }
+    }
+
+    diesel::joinable!(weave_message -> weave_person (sent_by_id));
+    diesel::joinable!(weave_message -> weave_thread (thread_id));
+    diesel::allow_tables_to_appear_in_same_query!(weave_person, weave_thread, weave_message);
+}
+
+/// Runs the same hand-written diesel on the inner connection, with the tables as
+/// that backend's diesel declares them: `crate::schema` on PostgreSQL,
+/// [`sqlite_tables`] on SQLite. Rows load positionally (`all_columns`).
+macro_rules! on_inner {
+    ($conn:expr, |$c:ident, $s:ident| $body:expr) => {
+        match $conn {
+            AnyConnection::Postgresql($c) => {
+                use crate::schema as $s;
+                $body
+            }
+            AnyConnection::Sqlite($c) => {
+                use self::sqlite_tables as $s;
+                $body
+            }
+        }
+    };
+}
 
 /// One side of a workload: runs it once and returns the bytes (or rows) it produced,
 /// so both sides can be checked to do the same work.
@@ -172,11 +234,14 @@ fn list_some_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
 }
 
 fn list_some_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
-    let rows: Vec<(Message, Person)> = orm::with_inner!(&mut *conn, |c| weave_message::table
-        .inner_join(weave_person::table.on(weave_person::id.eq(weave_message::sent_by_id)))
-        .order((weave_message::updated.desc(), weave_message::id.desc()))
+    let rows: Vec<(Message, Person)> = on_inner!(&mut *conn, |c, s| s::weave_message::table
+        .inner_join(s::weave_person::table.on(s::weave_person::id.eq(s::weave_message::sent_by_id)))
+        .order((
+            s::weave_message::updated.desc(),
+            s::weave_message::id.desc()
+        ))
         .limit(100)
-        .select((Message::as_select(), Person::as_select()))
+        .select((s::weave_message::all_columns, s::weave_person::all_columns))
         .load(c))?;
     let out: Vec<MessageJson<'_>> = rows.iter().map(|(m, p)| MessageJson::new(m, p)).collect();
     Ok(crate::json::to_vec(&out).map_or(0, |b| b.len()))
@@ -213,22 +278,27 @@ fn threads_page_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
 }
 
 fn threads_page_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
-    let (threads, messages, count) = orm::with_inner!(&mut *conn, |c| {
-        let threads: Vec<Thread> = weave_thread::table
-            .filter(weave_thread::deleted.eq(false))
-            .order((weave_thread::updated.desc(), weave_thread::id.desc()))
+    let (threads, messages, count) = on_inner!(&mut *conn, |c, s| {
+        let threads: Vec<Thread> = s::weave_thread::table
+            .filter(s::weave_thread::deleted.eq(false))
+            .order((s::weave_thread::updated.desc(), s::weave_thread::id.desc()))
             .limit(100)
-            .select(Thread::as_select())
+            .select(s::weave_thread::all_columns)
             .load(c)?;
         let ids: Vec<i64> = threads.iter().map(|t| t.id).collect();
-        let messages: Vec<(Message, Person)> = weave_message::table
-            .inner_join(weave_person::table.on(weave_person::id.eq(weave_message::sent_by_id)))
-            .filter(weave_message::thread_id.eq_any(&ids))
-            .order((weave_message::updated.desc(), weave_message::id.desc()))
-            .select((Message::as_select(), Person::as_select()))
+        let messages: Vec<(Message, Person)> = s::weave_message::table
+            .inner_join(
+                s::weave_person::table.on(s::weave_person::id.eq(s::weave_message::sent_by_id)),
+            )
+            .filter(s::weave_message::thread_id.eq_any(&ids))
+            .order((
+                s::weave_message::updated.desc(),
+                s::weave_message::id.desc(),
+            ))
+            .select((s::weave_message::all_columns, s::weave_person::all_columns))
             .load(c)?;
-        let count: i64 = weave_thread::table
-            .filter(weave_thread::deleted.eq(false))
+        let count: i64 = s::weave_thread::table
+            .filter(s::weave_thread::deleted.eq(false))
             .count()
             .get_result(c)?;
         diesel::QueryResult::Ok((threads, messages, count))
@@ -279,28 +349,31 @@ fn threads_page_ours_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize> 
 /// The same page by hand with the senders as their own query: the threads, their
 /// messages, the distinct senders (`id = ANY`), the count.
 fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize> {
-    let (threads, messages, persons, count) = orm::with_inner!(&mut *conn, |c| {
-        let threads: Vec<Thread> = weave_thread::table
-            .filter(weave_thread::deleted.eq(false))
-            .order((weave_thread::updated.desc(), weave_thread::id.desc()))
+    let (threads, messages, persons, count) = on_inner!(&mut *conn, |c, s| {
+        let threads: Vec<Thread> = s::weave_thread::table
+            .filter(s::weave_thread::deleted.eq(false))
+            .order((s::weave_thread::updated.desc(), s::weave_thread::id.desc()))
             .limit(100)
-            .select(Thread::as_select())
+            .select(s::weave_thread::all_columns)
             .load(c)?;
         let ids: Vec<i64> = threads.iter().map(|t| t.id).collect();
-        let messages: Vec<Message> = weave_message::table
-            .filter(weave_message::thread_id.eq_any(&ids))
-            .order((weave_message::updated.desc(), weave_message::id.desc()))
-            .select(Message::as_select())
+        let messages: Vec<Message> = s::weave_message::table
+            .filter(s::weave_message::thread_id.eq_any(&ids))
+            .order((
+                s::weave_message::updated.desc(),
+                s::weave_message::id.desc(),
+            ))
+            .select(s::weave_message::all_columns)
             .load(c)?;
         let mut senders: Vec<i64> = messages.iter().map(|m| m.sent_by_id).collect();
         senders.sort_unstable();
         senders.dedup();
-        let persons: Vec<Person> = weave_person::table
-            .filter(weave_person::id.eq_any(&senders))
-            .select(Person::as_select())
+        let persons: Vec<Person> = s::weave_person::table
+            .filter(s::weave_person::id.eq_any(&senders))
+            .select(s::weave_person::all_columns)
             .load(c)?;
-        let count: i64 = weave_thread::table
-            .filter(weave_thread::deleted.eq(false))
+        let count: i64 = s::weave_thread::table
+            .filter(s::weave_thread::deleted.eq(false))
             .count()
             .get_result(c)?;
         diesel::QueryResult::Ok((threads, messages, persons, count))
@@ -505,11 +578,24 @@ fn bulk_create_ours_copy(conn: &mut AnyConnection) -> orm::Result<usize> {
 fn bulk_create_diesel_insert(conn: &mut AnyConnection) -> orm::Result<usize> {
     let rows = NEW_ROWS.take();
     let per_statement = conn.backend().capability().max_bind_params / 6;
-    let n = orm::with_inner!(&mut *conn, |c| c.transaction(|c| {
+    let n = on_inner!(&mut *conn, |c, s| c.transaction(|c| {
         let mut n = 0;
         for chunk in rows.chunks(per_statement) {
-            n += diesel::insert_into(weave_message::table)
-                .values(chunk)
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|r| {
+                    (
+                        s::weave_message::created.eq(r.created),
+                        s::weave_message::updated.eq(r.updated),
+                        s::weave_message::deleted.eq(r.deleted),
+                        s::weave_message::text.eq(&r.text),
+                        s::weave_message::sent_by_id.eq(r.sent_by_id),
+                        s::weave_message::thread_id.eq(r.thread_id),
+                    )
+                })
+                .collect();
+            n += diesel::insert_into(s::weave_message::table)
+                .values(&values)
                 .execute(c)?;
         }
         diesel::QueryResult::Ok(n)
@@ -557,7 +643,7 @@ fn build_edits(conn: &mut AnyConnection) -> orm::Result<()> {
 /// Puts back the text and `updated` of the rows the run changed, by id (nothing else
 /// is touched).
 fn undo_edits(conn: &mut AnyConnection) -> orm::Result<()> {
-    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+    use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
     let originals = ORIGINALS.take();
     match conn {
         AnyConnection::Postgresql(pg) => {
@@ -570,11 +656,12 @@ fn undo_edits(conn: &mut AnyConnection) -> orm::Result<()> {
             )
             .bind::<Array<BigInt>, _>(ids)
             .bind::<Array<Text>, _>(texts)
-            .bind::<Array<Timestamp>, _>(updated)
+            .bind::<Array<Timestamptz>, _>(updated)
             .execute(pg)?;
         }
         AnyConnection::Sqlite(lite) => {
             lite.transaction(|lite| {
+                use self::sqlite_tables::weave_message;
                 for (id, text, updated) in &originals {
                     diesel::update(weave_message::table.filter(weave_message::id.eq(id)))
                         .set((
@@ -599,7 +686,7 @@ fn bulk_update_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
 /// one statement; SQLite has no arrays: one prepared UPDATE per row in one
 /// transaction (SQLite's cheapest portable way).
 fn bulk_update_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
-    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+    use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
     let rows = EDITS.take();
     let now = chrono::Utc::now().naive_utc();
     Ok(match conn {
@@ -612,10 +699,11 @@ fn bulk_update_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
             )
             .bind::<Array<BigInt>, _>(ids)
             .bind::<Array<Text>, _>(texts)
-            .bind::<Timestamp, _>(now)
+            .bind::<Timestamptz, _>(now)
             .execute(pg)
         })?,
         AnyConnection::Sqlite(lite) => lite.transaction(|lite| {
+            use self::sqlite_tables::weave_message;
             let mut n = 0;
             for (id, (text,)) in &rows {
                 n += diesel::update(weave_message::table.filter(weave_message::id.eq(id)))
@@ -896,9 +984,9 @@ pub fn probe(conn: &mut AnyConnection, mode: StreamMode) -> orm::Result<ProbeRes
             }
         }
         StreamMode::DieselAll => {
-            let all: Vec<Message> = orm::with_inner!(&mut *conn, |c| weave_message::table
-                .order(weave_message::id.asc())
-                .select(Message::as_select())
+            let all: Vec<Message> = on_inner!(&mut *conn, |c, s| s::weave_message::table
+                .order(s::weave_message::id.asc())
+                .select(s::weave_message::all_columns)
                 .load(c))?;
             for m in all {
                 rows += 1;

@@ -1,11 +1,12 @@
-//! The demo's tables, as diesel sees them (same on both backends).
+//! The demo's tables, as diesel sees them (same on both backends): the timestamps
+//! are PostgreSQL `timestamptz` columns, text in UTC on SQLite.
 
 diesel::table! {
     /// People who send messages.
     weave_person (id) {
         id -> BigInt,
-        created -> Timestamp,
-        updated -> Timestamp,
+        created -> Timestamptz,
+        updated -> Timestamptz,
         deleted -> Bool,
         first_name -> Text,
         last_name -> Text,
@@ -17,8 +18,8 @@ diesel::table! {
     /// Conversations.
     weave_thread (id) {
         id -> BigInt,
-        created -> Timestamp,
-        updated -> Timestamp,
+        created -> Timestamptz,
+        updated -> Timestamptz,
         deleted -> Bool,
         title -> Text,
     }
@@ -28,8 +29,8 @@ diesel::table! {
     /// Messages: one sender, one thread.
     weave_message (id) {
         id -> BigInt,
-        created -> Timestamp,
-        updated -> Timestamp,
+        created -> Timestamptz,
+        updated -> Timestamptz,
         deleted -> Bool,
         text -> Text,
         sent_by_id -> BigInt,

@@ -280,10 +280,10 @@ pub fn seed(conn: &mut AnyConnection) {
             last_name: (*last).into(),
             email_address: format!("{}@example.org", first.to_lowercase()),
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table)
+        diesel::insert_into(weave_person::table)
             .values(&row)
-            .execute(c))
-        .expect("insert person");
+            .execute(&mut *conn)
+            .expect("insert person");
     }
     for (i, (title, deleted)) in [("Engines", false), ("Machines", false), ("Deleted", true)]
         .iter()
@@ -295,10 +295,10 @@ pub fn seed(conn: &mut AnyConnection) {
             deleted: *deleted,
             title: (*title).into(),
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table)
+        diesel::insert_into(weave_thread::table)
             .values(&row)
-            .execute(c))
-        .expect("insert thread");
+            .execute(&mut *conn)
+            .expect("insert thread");
     }
     // (text, sender, thread, deleted)
     let messages = [
@@ -323,9 +323,9 @@ pub fn seed(conn: &mut AnyConnection) {
             sent_by_id: *sent_by,
             thread_id: *thread,
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table)
+        diesel::insert_into(weave_message::table)
             .values(&row)
-            .execute(c))
-        .expect("insert message");
+            .execute(&mut *conn)
+            .expect("insert message");
     }
 }

@@ -61,10 +61,10 @@ fn insert_message(conn: &mut AnyConnection, minute: i64, text: &str) -> i64 {
         sent_by_id: 1,
         thread_id: 1,
     };
-    orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table)
+    diesel::insert_into(weave_message::table)
         .values(&row)
-        .execute(c))
-    .expect("insert message");
+        .execute(&mut *conn)
+        .expect("insert message");
     Message::objects()
         .filter(weave_message::text.eq(text.to_owned()))
         .get(conn)

@@ -56,9 +56,9 @@ fn load_data(conn: &mut AnyConnection, data: &Data) -> orm::Result<()> {
                 last_name: String::new(),
                 email_address: format!("p{i}@example.org"),
             };
-            orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table)
+            diesel::insert_into(weave_person::table)
                 .values(&row)
-                .execute(c))?;
+                .execute(&mut *conn)?;
         }
         for (i, deleted) in data.threads.iter().enumerate() {
             let row = NewThread {
@@ -67,9 +67,9 @@ fn load_data(conn: &mut AnyConnection, data: &Data) -> orm::Result<()> {
                 deleted: *deleted,
                 title: format!("T{i}"),
             };
-            orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table)
+            diesel::insert_into(weave_thread::table)
                 .values(&row)
-                .execute(c))?;
+                .execute(&mut *conn)?;
         }
         let people = ids_of(
             Person::objects()
@@ -92,9 +92,9 @@ fn load_data(conn: &mut AnyConnection, data: &Data) -> orm::Result<()> {
                 sent_by_id: people[sender % people.len()],
                 thread_id: threads[thread % threads.len()],
             };
-            orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table)
+            diesel::insert_into(weave_message::table)
                 .values(&row)
-                .execute(c))?;
+                .execute(&mut *conn)?;
         }
         Ok(())
     })

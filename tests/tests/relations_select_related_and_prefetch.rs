@@ -72,10 +72,10 @@ fn seed_pins(db: &orm_tests::TestDb, conn: &mut AnyConnection) {
             pinned_by_id,
             note: format!("pin {id}"),
         };
-        orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_pin::table)
+        diesel::insert_into(weave_pin::table)
             .values(&row)
-            .execute(c))
-        .expect("insert pin");
+            .execute(&mut *conn)
+            .expect("insert pin");
     }
 }
 

@@ -21,9 +21,9 @@ fn seed_many(conn: &mut AnyConnection) {
                 last_name: format!("Last{p}"),
                 email_address: format!("p{p}@example.org"),
             };
-            orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_person::table)
+            diesel::insert_into(weave_person::table)
                 .values(&row)
-                .execute(c))?;
+                .execute(&mut *conn)?;
         }
         for t in 0..100 {
             let row = NewThread {
@@ -32,9 +32,9 @@ fn seed_many(conn: &mut AnyConnection) {
                 deleted: false,
                 title: format!("Thread {t}"),
             };
-            orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_thread::table)
+            diesel::insert_into(weave_thread::table)
                 .values(&row)
-                .execute(c))?;
+                .execute(&mut *conn)?;
         }
         for m in 0..1_000i64 {
             let row = NewMessage {
@@ -46,9 +46,9 @@ fn seed_many(conn: &mut AnyConnection) {
                 // Thread 100 gets no messages.
                 thread_id: 1 + (m * 13) % 99,
             };
-            orm::with_inner!(&mut *conn, |c| diesel::insert_into(weave_message::table)
+            diesel::insert_into(weave_message::table)
                 .values(&row)
-                .execute(c))?;
+                .execute(&mut *conn)?;
         }
         Ok::<_, orm::Error>(())
     })
@@ -175,10 +175,10 @@ on_both_backends! {
             for chunk in rows.chunks(4_000) {
                 match conn {
                     AnyConnection::Postgresql(c) => diesel::insert_into(weave_person::table).values(chunk).execute(c)?,
-                    AnyConnection::Sqlite(c) => {
+                    AnyConnection::Sqlite(_) => {
                         let mut n = 0;
                         for row in chunk {
-                            n += diesel::insert_into(weave_person::table).values(row).execute(c)?;
+                            n += diesel::insert_into(weave_person::table).values(row).execute(&mut *conn)?;
                         }
                         n
                     }
