@@ -317,3 +317,31 @@ shop_on_both_backends! {
         assert_eq!(walk(&pages, conn), [7, 5, 4, 3, 2, 1].map(id));
     }
 }
+
+orm_tests::on_both_backends! {
+    fn the_demo_writes_its_timestamps_as_instants(db) {
+        use demo::models::{NewPerson, Person};
+        use demo::schema::weave_person;
+        let conn = &mut db.conn();
+        if db.backend() == Backend::Postgres {
+            conn.batch_execute("SET TIME ZONE 'Asia/Tokyo'").unwrap();
+        }
+        let before = Utc::now().naive_utc();
+        let row = NewPerson {
+            created: before,
+            updated: before,
+            deleted: false,
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            email_address: "ada@example.org".into(),
+        };
+        let id = Person::objects().create(conn, row).unwrap();
+        Person::objects().filter(weave_person::id.eq(id)).update(conn, weave_person::first_name.eq("Augusta")).unwrap();
+        let ada = Person::objects().filter(weave_person::id.eq(id)).get(conn).unwrap();
+        // Tokyo is nine hours ahead: a `timestamp` bind would land nine hours off.
+        assert!((ada.created - before).num_minutes().abs() < 30, "{} vs {before}", ada.created);
+        assert!((ada.updated - before).num_minutes().abs() < 30, "{} vs {before}", ada.updated);
+        let found = Person::objects().filter(weave_person::created.eq(ada.created)).count(conn).unwrap();
+        assert_eq!(found, 1);
+    }
+}
