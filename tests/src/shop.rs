@@ -30,7 +30,9 @@ use diesel::{Insertable, Queryable, Selectable};
 pub mod schema;
 
 pub use schema::shop_ledger::entry;
-pub use schema::{order, shop_customer, shop_event, shop_line, shop_product, shop_warehouse};
+pub use schema::{
+    order, shop_customer, shop_event, shop_line, shop_product, shop_transfer, shop_warehouse,
+};
 
 /// The shop's migrations for both backends.
 pub const MIGRATIONS: orm::Migrations = orm::Migrations {
@@ -150,6 +152,27 @@ pub struct Event {
     pub updated: DateTime<Utc>,
 }
 
+/// A transfer between two customers: two foreign keys to one table.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_transfer, treat_none_as_default_value = false)]
+pub struct Transfer {
+    /// The key (`i32`).
+    pub id: i32,
+    /// Who pays.
+    pub from_customer_id: i32,
+    /// Who is paid.
+    pub to_customer_id: i32,
+    /// How much.
+    pub amount_cents: i64,
+}
+
+orm::model! {
+    Transfer => shop_transfer {
+        primary_key: id,
+        ordering: shop_transfer::id.asc(),
+    }
+}
+
 orm::model! {
     Warehouse => shop_warehouse {
         primary_key: code,
@@ -209,6 +232,8 @@ orm::model! {
 
 orm::relation! {
     Event.customer -> Customer (shop_event::customer_id), reverse Customer.events;
+    Transfer.from_customer -> Customer (shop_transfer::from_customer_id), reverse Customer.transfers_sent;
+    Transfer.to_customer -> Customer (shop_transfer::to_customer_id), reverse Customer.transfers_received;
     Event.follows -> Option<Event> (shop_event::follows_id), reverse Event.followers;
     Product.warehouse -> Warehouse (shop_product::warehouse_code), reverse Warehouse.products;
     Order.customer -> Customer (order::customer_id), reverse Customer.orders;
@@ -223,6 +248,7 @@ orm::insertable! { Customer => Customer }
 orm::insertable! { Order => Order }
 orm::insertable! { Line => Line }
 orm::insertable! { Entry => Entry }
+orm::insertable! { Transfer => Transfer }
 orm::insertable! { Event => Event, timestamps: (created, updated) }
 
 /// A timestamp `minutes` after 2024-01-01 00:00.

@@ -345,3 +345,35 @@ orm_tests::on_both_backends! {
         assert_eq!(found, 1);
     }
 }
+
+shop_on_both_backends! {
+    fn a_key_to_its_own_table_joins_under_an_alias(db) {
+        let conn = &mut seeded(&db);
+        let qs = Event::objects().select_related(Event::follows.aliased("follows"));
+        let rows = assert_num_queries!(1, qs.all(conn)).unwrap();
+        let got: Vec<(Uuid, Option<Uuid>)> = rows.iter().map(|(e, f)| (e.id, f.as_ref().map(|f| f.id))).collect();
+        assert_eq!(
+            got,
+            [(id(5), Some(id(2))), (id(4), Some(id(3))), (id(3), None), (id(2), Some(id(1))), (id(1), None)]
+        );
+        // The followed event's own columns, not the follower's.
+        assert_eq!(rows[0].1.as_ref().map(|f| f.happened_at), Some(when(20)));
+        let sql = qs.sql(db.backend()).unwrap();
+        match db.backend() {
+            Backend::Postgres => assert!(
+                sql.contains(r#"LEFT JOIN "shop_event" AS "follows" ON "follows"."id" = "shop_event"."follows_id""#),
+                "{sql}"
+            ),
+            Backend::Sqlite => assert!(
+                sql.contains("LEFT JOIN `shop_event` AS `follows` ON `follows`.`id` = `shop_event`.`follows_id`"),
+                "{sql}"
+            ),
+        }
+        // Sliced first, then joined to itself.
+        let two = assert_num_queries!(1, qs.clone().limit(2).all(conn)).unwrap();
+        assert_eq!(two.iter().map(|(e, _)| e.id).collect::<Vec<_>>(), [id(5), id(4)]);
+        // Without the alias: refused before any SQL.
+        let err = Event::objects().select_related(Event::follows).all(conn).unwrap_err();
+        assert!(matches!(err, orm::Error::TableJoinedTwice { .. }), "{err}");
+    }
+}

@@ -11,8 +11,8 @@ use orm::paginate::CursorSecret;
 use orm::prelude::*;
 use orm::{assert_num_queries, capture, AnyConnection, Error};
 use orm_tests::shop::{
-    entry, order, seed, shop_customer, shop_product, Customer, Entry, Line, Order, Product,
-    Warehouse,
+    entry, order, seed, shop_customer, shop_line, shop_product, Customer, Entry, Line, Order,
+    Product, Warehouse,
 };
 use orm_tests::shop_on_both_backends;
 
@@ -365,4 +365,100 @@ fn an_attached_database_is_sqlite_only() {
         .open()
         .unwrap_err();
     assert!(err.is_unsupported(), "{err}");
+}
+
+shop_on_both_backends! {
+    fn two_keys_to_one_table_join_under_their_own_names(db) {
+        use orm_tests::shop::{shop_transfer, Transfer};
+        let conn = &mut seeded(&db);
+        let transfer = |id, from_customer_id, to_customer_id, amount_cents| Transfer { id, from_customer_id, to_customer_id, amount_cents };
+        Transfer::objects()
+            .bulk_create(conn, vec![transfer(1, 1, 2, 100), transfer(2, 2, 3, 50), transfer(3, 3, 1, 7)])
+            .unwrap();
+        let names = |rows: &[(Transfer, Customer, Customer)]| -> Vec<(i32, String, String)> {
+            rows.iter().map(|(t, from, to)| (t.id, from.name.clone(), to.name.clone())).collect()
+        };
+        let qs = Transfer::objects().select_related((Transfer::from_customer, Transfer::to_customer.aliased("to_customer")));
+        let rows = assert_num_queries!(1, qs.all(conn)).unwrap();
+        assert_eq!(
+            names(&rows),
+            [(1, "Ada".into(), "Bo".into()), (2, "Bo".into(), "Cy".into()), (3, "Cy".into(), "Ada".into())]
+        );
+        let sql = qs.sql(db.backend()).unwrap();
+        match db.backend() {
+            Backend::Postgres => assert!(
+                sql.contains(r#""to_customer"."name", "to_customer"."type", "to_customer"."deleted", "to_customer"."updated" FROM "shop_transfer" INNER JOIN "shop_customer" ON "shop_customer"."id" = "shop_transfer"."from_customer_id" INNER JOIN "shop_customer" AS "to_customer" ON "to_customer"."id" = "shop_transfer"."to_customer_id""#),
+                "{sql}"
+            ),
+            Backend::Sqlite => assert!(
+                sql.contains("CROSS JOIN `shop_customer` AS `to_customer` ON `to_customer`.`id` = `shop_transfer`.`to_customer_id`"),
+                "{sql}"
+            ),
+        }
+        // Streamed in chunks (keyset by id): the aliased columns load as well.
+        let streamed: Vec<(i32, String)> = qs
+            .stream(conn, 2)
+            .unwrap()
+            .map(|row| {
+                let (t, _, to) = row.unwrap();
+                (t.id, to.name)
+            })
+            .collect();
+        assert_eq!(streamed, [(1, "Bo".into()), (2, "Cy".into()), (3, "Ada".into())]);
+        // Both aliased; sliced before the join; filtered on the base table.
+        let both = Transfer::objects()
+            .filter(shop_transfer::amount_cents.gt(10))
+            .limit(1)
+            .select_related((Transfer::from_customer.aliased("payer"), Transfer::to_customer.aliased("payee")));
+        let rows = assert_num_queries!(1, both.all(conn)).unwrap();
+        assert_eq!(names(&rows), [(1, "Ada".into(), "Bo".into())]);
+        // A chain through an aliased hop: the next key is read from the alias.
+        let chained = Line::objects()
+            .filter(shop_line::id.le(3))
+            .select_related(Line::order.aliased("o").then(Order::customer));
+        let rows = assert_num_queries!(1, chained.all(conn)).unwrap();
+        let got: Vec<(i32, i32, &str)> = rows.iter().map(|(l, (o, c))| (l.id, o.id, c.name.as_str())).collect();
+        assert_eq!(got, [(1, 1, "Ada"), (2, 1, "Ada"), (3, 2, "Ada")]);
+        let sql = chained.sql(db.backend()).unwrap();
+        match db.backend() {
+            Backend::Postgres => assert!(sql.contains(r#"AS "o" ON "o"."id" = "shop_line"."order_id" INNER JOIN "shop_customer" ON "shop_customer"."id" = "o"."customer_id""#), "{sql}"),
+            Backend::Sqlite => assert!(sql.contains("AS `o` ON `o`.`id` = `shop_line`.`order_id` CROSS JOIN `shop_customer` ON `shop_customer`.`id` = `o`.`customer_id`"), "{sql}"),
+        }
+        // Without an alias the second join is refused before any SQL.
+        let (err, captured) = capture(|| {
+            Transfer::objects().select_related((Transfer::from_customer, Transfer::to_customer)).all(conn)
+        });
+        assert!(matches!(err.unwrap_err(), Error::TableJoinedTwice { model: "Customer" }));
+        assert_eq!(captured.len(), 0);
+        // The same alias twice is refused too.
+        let err = Transfer::objects()
+            .select_related((Transfer::from_customer.aliased("c"), Transfer::to_customer.aliased("c")))
+            .all(conn)
+            .unwrap_err();
+        assert!(matches!(err, Error::TableJoinedTwice { .. }), "{err}");
+        // Prefetching both keys, and both reverse relations: a query per hop.
+        let prefetched = assert_num_queries!(
+            3,
+            Transfer::objects().prefetch(Transfer::from_customer).prefetch(Transfer::to_customer).all(conn)
+        )
+        .unwrap();
+        let got: Vec<(i32, Option<i32>, Option<i32>)> = prefetched
+            .iter()
+            .map(|(t, (from, to))| (t.id, from.as_ref().map(|c| c.id), to.as_ref().map(|c| c.id)))
+            .collect();
+        assert_eq!(got, [(1, Some(1), Some(2)), (2, Some(2), Some(3)), (3, Some(3), Some(1))]);
+        let customers = assert_num_queries!(
+            3,
+            Customer::objects()
+                .prefetch(Customer::transfers_sent())
+                .prefetch(Customer::transfers_received())
+                .all(conn)
+        )
+        .unwrap();
+        let got: Vec<(i32, Vec<i32>, Vec<i32>)> = customers
+            .iter()
+            .map(|(c, (sent, received))| (c.id, sent.iter().map(|t| t.id).collect(), received.iter().map(|t| t.id).collect()))
+            .collect();
+        assert_eq!(got, [(3, vec![3], vec![2]), (2, vec![2], vec![1]), (1, vec![1], vec![3])]);
+    }
 }

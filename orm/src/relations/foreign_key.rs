@@ -204,9 +204,45 @@ impl<C: Model, P: Model> ForeignKey<C, P> {
     pub fn then<N: super::Join<P>>(self, next: N) -> super::Then<C, P, N> {
         super::Then { first: self, next }
     }
+
+    /// This key joined under its own name `alias`, for
+    /// [`select_related`](crate::QuerySet::select_related): a second key to a table
+    /// already joined (a transfer's `to_account` beside its `from_account`), or a
+    /// key to its own table (an employee's manager). The parent's columns are read
+    /// as `"alias"."column"`; the rows are the same.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// use orm::prelude::*;
+    /// // A message's sender, joined once under its table's name and once as "author".
+    /// let qs = Message::objects().select_related((Message::sent_by, Message::sent_by.aliased("author")));
+    /// assert!(qs.sql(Backend::Postgres)?.contains(
+    ///     r#"INNER JOIN "weave_person" AS "author" ON "author"."id" = "weave_message"."sent_by_id""#
+    /// ));
+    /// assert!(qs.sql(Backend::Sqlite)?.contains(
+    ///     "CROSS JOIN `weave_person` AS `author` ON `author`.`id` = `weave_message`.`sent_by_id`"
+    /// ));
+    /// # Ok(()) }
+    /// ```
+    pub const fn aliased(self, alias: &'static str) -> super::Aliased<Self> {
+        super::Aliased {
+            relation: self,
+            alias,
+        }
+    }
 }
 
 impl<C: Model, P: Model> NullableForeignKey<C, P> {
+    /// This key joined under its own name `alias` (`LEFT JOIN "t" AS "alias"`); see
+    /// [`ForeignKey::aliased`].
+    pub const fn aliased(self, alias: &'static str) -> super::Aliased<Self> {
+        super::Aliased {
+            relation: self,
+            alias,
+        }
+    }
+
     /// Loads the row `child` points at, or `None` without a query when its key is
     /// NULL. Otherwise like [`ForeignKey::get`]: one query, soft-deleted or not.
     ///

@@ -21,4 +21,6 @@ pub use hop::{Hop, HopOutput, Many, One, Shape};
 pub use nested::Nested;
 pub use prefetch::{Also, PrefetchSet, Prefetched, Single};
 pub use reverse::{Reverse, ReverseRelated};
-pub use select_related::{Join, JoinClause, JoinSet, Related, Then};
+pub use select_related::{
+    Aliased, AliasedThen, ColumnNames, Join, JoinClause, JoinSet, Related, Then,
+};

@@ -27,10 +27,15 @@ pub struct JoinClause {
     model: &'static str,
     pk: ColumnRef,
     fk: ColumnRef,
+    /// The join's own name for its table (`"t" AS "alias"`), when it has one.
+    alias: Option<&'static str>,
+    /// The alias of the table the foreign key belongs to, when an earlier hop of
+    /// the chain joined it under one.
+    fk_alias: Option<&'static str>,
 }
 
 impl JoinClause {
-    fn to<P: Model>(left: bool, fk: ColumnRef) -> Self {
+    fn to<P: Model>(left: bool, fk: ColumnRef, from: Option<&'static str>) -> Self {
         Self {
             left,
             table: Arc::new(P::Table::default()),
@@ -38,7 +43,224 @@ impl JoinClause {
             model: P::NAME,
             pk: ColumnRef::of(P::PrimaryKey::default()),
             fk,
+            alias: None,
+            fk_alias: from,
         }
+    }
+}
+
+/// `"alias"."column"` when `alias` is given, else the column as diesel qualifies it.
+fn walk_column<'b>(
+    column: &'b ColumnRef,
+    alias: Option<&'b str>,
+    out: &mut AstPass<'_, 'b, Db>,
+) -> QueryResult<()> {
+    match alias {
+        Some(alias) => {
+            out.push_identifier(alias)?;
+            out.push_sql(".");
+            out.push_identifier(column.name)
+        }
+        None => column.qualified.walk_ast(out.reborrow()),
+    }
+}
+
+/// The names of a model's columns, in its `Selectable` order: a flat tuple of
+/// columns, as `#[derive(Selectable)]` makes for fields without `embed`.
+pub trait ColumnNames {
+    /// The column names.
+    fn names() -> Vec<&'static str>;
+}
+
+macro_rules! column_names {
+    ($($c:ident),+) => {
+        impl<$($c: diesel::Column),+> ColumnNames for ($($c,)+) {
+            fn names() -> Vec<&'static str> {
+                vec![$($c::NAME),+]
+            }
+        }
+    };
+}
+
+column_names!(A);
+column_names!(A, B);
+column_names!(A, B, C);
+column_names!(A, B, C, D);
+column_names!(A, B, C, D, E);
+column_names!(A, B, C, D, E, F);
+column_names!(A, B, C, D, E, F, G);
+column_names!(A, B, C, D, E, F, G, H);
+column_names!(A, B, C, D, E, F, G, H, I);
+column_names!(A, B, C, D, E, F, G, H, I, J);
+column_names!(A, B, C, D, E, F, G, H, I, J, K);
+column_names!(A, B, C, D, E, F, G, H, I, J, K, L);
+column_names!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+column_names!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+column_names!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
+column_names!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+
+/// The SQL type of a model's selection.
+type ColumnsSqlType<P> = diesel::dsl::SqlTypeOf<<P as diesel::Selectable<Db>>::SelectExpression>;
+
+/// A model's columns under the alias of its join: `"alias"."id", "alias"."name"`.
+#[doc(hidden)]
+pub struct AliasedColumns<P> {
+    alias: &'static str,
+    names: Vec<&'static str>,
+    nullable: bool,
+    _model: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P: Model> diesel::Expression for AliasedColumns<P>
+where
+    <P as diesel::Selectable<Db>>::SelectExpression: diesel::Expression,
+{
+    type SqlType = ColumnsSqlType<P>;
+}
+
+impl<P> QueryFragment<Db> for AliasedColumns<P> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        let _ = self.nullable;
+        for (i, name) in self.names.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(self.alias)?;
+            out.push_sql(".");
+            out.push_identifier(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The same columns, `NULL` where the LEFT JOIN found no row.
+#[doc(hidden)]
+pub struct NullableAliasedColumns<P>(AliasedColumns<P>);
+
+impl<P: Model> diesel::Expression for NullableAliasedColumns<P>
+where
+    <P as diesel::Selectable<Db>>::SelectExpression: diesel::Expression,
+    ColumnsSqlType<P>: diesel::sql_types::IntoNullable,
+    <ColumnsSqlType<P> as diesel::sql_types::IntoNullable>::Nullable:
+        diesel::expression::TypedExpressionType,
+{
+    type SqlType = <ColumnsSqlType<P> as diesel::sql_types::IntoNullable>::Nullable;
+}
+
+impl<P> QueryFragment<Db> for NullableAliasedColumns<P> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+}
+
+/// A relation joined under a name of its own (`INNER JOIN "t" AS "alias"`), so a
+/// table can be joined twice in one `select_related` (a transfer's two accounts)
+/// or joined to itself (an event and the event it follows). Made by
+/// [`ForeignKey::aliased`] and [`NullableForeignKey::aliased`].
+#[derive(Debug)]
+pub struct Aliased<R> {
+    pub(crate) relation: R,
+    pub(crate) alias: &'static str,
+}
+
+impl<R: Copy> Clone for Aliased<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R: Copy> Copy for Aliased<R> {}
+
+impl<C: Model, P: Model> Join<C> for Aliased<ForeignKey<C, P>>
+where
+    <P as diesel::Selectable<Db>>::SelectExpression: ColumnNames + diesel::Expression,
+{
+    type Output = P;
+    type Selection = AliasedColumns<P>;
+
+    fn selection(&self) -> Self::Selection {
+        AliasedColumns {
+            alias: self.alias,
+            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
+            nullable: false,
+            _model: std::marker::PhantomData,
+        }
+    }
+
+    fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        let mut clause = JoinClause::to::<P>(left, (self.relation.link.column)(), from);
+        clause.alias = Some(self.alias);
+        out.push(clause);
+    }
+
+    fn alias(&self) -> Option<&'static str> {
+        Some(self.alias)
+    }
+}
+
+impl<C: Model, P: Model> Aliased<ForeignKey<C, P>> {
+    /// A chain from this aliased key: `next` follows from the row joined as
+    /// `alias` (its foreign key is read as `"alias"."column"`). Loads `(P, ...)`.
+    pub fn then<N: Join<P>>(self, next: N) -> AliasedThen<C, P, N> {
+        AliasedThen { first: self, next }
+    }
+}
+
+/// A chain whose first hop is [`Aliased`]: made by [`Aliased::then`].
+pub struct AliasedThen<C, P: Model, N> {
+    first: Aliased<ForeignKey<C, P>>,
+    next: N,
+}
+
+impl<C, P: Model, N: Copy> Clone for AliasedThen<C, P, N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C, P: Model, N: Copy> Copy for AliasedThen<C, P, N> {}
+
+impl<C: Model, P: Model, N: Join<P>> Join<C> for AliasedThen<C, P, N>
+where
+    Aliased<ForeignKey<C, P>>: Join<C, Output = P, Selection = AliasedColumns<P>>,
+{
+    type Output = (P, N::Output);
+    type Selection = (AliasedColumns<P>, N::Selection);
+
+    fn selection(&self) -> Self::Selection {
+        (Join::selection(&self.first), self.next.selection())
+    }
+
+    fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        Join::joins(&self.first, left, from, out);
+        self.next.joins(left, Some(self.first.alias), out);
+    }
+}
+
+impl<C: Model, P: Model> Join<C> for Aliased<NullableForeignKey<C, P>>
+where
+    <P as diesel::Selectable<Db>>::SelectExpression: ColumnNames + diesel::Expression,
+{
+    type Output = Option<P>;
+    type Selection = NullableAliasedColumns<P>;
+
+    fn selection(&self) -> Self::Selection {
+        NullableAliasedColumns(AliasedColumns {
+            alias: self.alias,
+            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
+            nullable: true,
+            _model: std::marker::PhantomData,
+        })
+    }
+
+    fn joins(&self, _left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        let mut clause = JoinClause::to::<P>(true, (self.relation.link.column)(), from);
+        clause.alias = Some(self.alias);
+        out.push(clause);
+    }
+
+    fn alias(&self) -> Option<&'static str> {
+        Some(self.alias)
     }
 }
 
@@ -53,22 +275,28 @@ pub trait Join<C: Model>: Copy {
     #[doc(hidden)]
     type Selection: QueryFragment<Db>;
     #[doc(hidden)]
-    fn selection() -> Self::Selection;
-    /// Appends its joins; `left` once an earlier hop of the chain was a LEFT JOIN.
+    fn selection(&self) -> Self::Selection;
+    /// Appends its joins; `left` once an earlier hop of the chain was a LEFT JOIN,
+    /// `from` the alias of the table its foreign key belongs to.
     #[doc(hidden)]
-    fn joins(&self, left: bool, out: &mut Vec<JoinClause>);
+    fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>);
+    /// The alias its table is joined under, if any (the next hop's `from`).
+    #[doc(hidden)]
+    fn alias(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl<C: Model, P: Model> Join<C> for ForeignKey<C, P> {
     type Output = P;
     type Selection = Columns<P>;
 
-    fn selection() -> Self::Selection {
+    fn selection(&self) -> Self::Selection {
         P::selection()
     }
 
-    fn joins(&self, left: bool, out: &mut Vec<JoinClause>) {
-        out.push(JoinClause::to::<P>(left, (self.link.column)()));
+    fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        out.push(JoinClause::to::<P>(left, (self.link.column)(), from));
     }
 }
 
@@ -80,12 +308,12 @@ where
     type Output = Option<P>;
     type Selection = Columns<Option<P>>;
 
-    fn selection() -> Self::Selection {
+    fn selection(&self) -> Self::Selection {
         <Option<P> as SelectableHelper<Db>>::as_select()
     }
 
-    fn joins(&self, _left: bool, out: &mut Vec<JoinClause>) {
-        out.push(JoinClause::to::<P>(true, (self.link.column)()));
+    fn joins(&self, _left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        out.push(JoinClause::to::<P>(true, (self.link.column)(), from));
     }
 }
 
@@ -115,13 +343,13 @@ where
     // any position of the row.
     type Selection = Columns<(P, N::Output)>;
 
-    fn selection() -> Self::Selection {
+    fn selection(&self) -> Self::Selection {
         <(P, N::Output) as SelectableHelper<Db>>::as_select()
     }
 
-    fn joins(&self, left: bool, out: &mut Vec<JoinClause>) {
-        Join::joins(&self.first, left, out);
-        self.next.joins(left, out);
+    fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        Join::joins(&self.first, left, from, out);
+        self.next.joins(left, None, out);
     }
 }
 
@@ -134,7 +362,7 @@ pub trait JoinSet<C: Model>: Copy {
     #[doc(hidden)]
     type Selection: QueryFragment<Db>;
     #[doc(hidden)]
-    fn selection() -> Self::Selection;
+    fn selection(&self) -> Self::Selection;
     #[doc(hidden)]
     fn joins(&self) -> Vec<JoinClause>;
     /// The `C` row of a loaded row.
@@ -151,13 +379,13 @@ macro_rules! single_join_set {
             type Row = (C, <Self as Join<C>>::Output);
             type Selection = (Columns<C>, <Self as Join<C>>::Selection);
 
-            fn selection() -> Self::Selection {
-                (C::selection(), <Self as Join<C>>::selection())
+            fn selection(&self) -> Self::Selection {
+                (C::selection(), <Self as Join<C>>::selection(self))
             }
 
             fn joins(&self) -> Vec<JoinClause> {
                 let mut out = Vec::new();
-                Join::joins(self, false, &mut out);
+                Join::joins(self, false, None, &mut out);
                 out
             }
 
@@ -168,7 +396,29 @@ macro_rules! single_join_set {
     )+};
 }
 
-single_join_set!(ForeignKey<P>, NullableForeignKey<P>, Then<P, N>);
+single_join_set!(ForeignKey<P>, NullableForeignKey<P>, Then<P, N>, AliasedThen<P, N>);
+
+impl<C: Model, R> JoinSet<C> for Aliased<R>
+where
+    Self: Join<C>,
+{
+    type Row = (C, <Self as Join<C>>::Output);
+    type Selection = (Columns<C>, <Self as Join<C>>::Selection);
+
+    fn selection(&self) -> Self::Selection {
+        (C::selection(), <Self as Join<C>>::selection(self))
+    }
+
+    fn joins(&self) -> Vec<JoinClause> {
+        let mut out = Vec::new();
+        Join::joins(self, false, None, &mut out);
+        out
+    }
+
+    fn root(row: &Self::Row) -> &C {
+        &row.0
+    }
+}
 
 macro_rules! tuple_join_set {
     ($($j:ident . $i:tt),+) => {
@@ -176,13 +426,13 @@ macro_rules! tuple_join_set {
             type Row = (C, $($j::Output),+);
             type Selection = (Columns<C>, $($j::Selection),+);
 
-            fn selection() -> Self::Selection {
-                (C::selection(), $($j::selection()),+)
+            fn selection(&self) -> Self::Selection {
+                (C::selection(), $(self.$i.selection()),+)
             }
 
             fn joins(&self) -> Vec<JoinClause> {
                 let mut out = Vec::new();
-                $(self.$i.joins(false, &mut out);)+
+                $(self.$i.joins(false, None, &mut out);)+
                 out
             }
 
@@ -345,14 +595,21 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         slice_first: bool,
     ) -> Result<SelectStatement<J::Selection>> {
         let clauses = self.joins.joins();
-        let mut seen = vec![TypeId::of::<C::Table>()];
+        // A table appears once under its own name and once under each alias.
+        let mut seen = vec![(TypeId::of::<C::Table>(), None)];
+        let mut aliases = Vec::new();
         for clause in &clauses {
-            if seen.contains(&clause.table_id) {
+            let twice = match clause.alias {
+                Some(alias) => aliases.contains(&alias),
+                None => seen.contains(&(clause.table_id, None)),
+            };
+            if twice {
                 return Err(Error::TableJoinedTwice {
                     model: clause.model,
                 });
             }
-            seen.push(clause.table_id);
+            seen.push((clause.table_id, clause.alias));
+            aliases.extend(clause.alias);
         }
         if slice_first && source.limit.is_some() && !source.distinct {
             // Slice first, then join: every join follows a key to the one row it
@@ -370,7 +627,7 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
             base: source.table,
             clauses,
         });
-        Ok(SelectStatement::new(J::selection(), source))
+        Ok(SelectStatement::new(self.joins.selection(), source))
     }
 
     pub(crate) fn statement(&self) -> Result<SelectStatement<J::Selection>> {
@@ -436,10 +693,14 @@ impl QueryFragment<Db> for Joined {
                 crate::Dialect::rendering(out.backend()).inner_join
             });
             clause.table.walk_ast(out.reborrow())?;
+            if let Some(alias) = clause.alias {
+                out.push_sql(" AS ");
+                out.push_identifier(alias)?;
+            }
             out.push_sql(" ON ");
-            clause.pk.qualified.walk_ast(out.reborrow())?;
+            walk_column(&clause.pk, clause.alias, &mut out)?;
             out.push_sql(" = ");
-            clause.fk.qualified.walk_ast(out.reborrow())?;
+            walk_column(&clause.fk, clause.fk_alias, &mut out)?;
         }
         Ok(())
     }

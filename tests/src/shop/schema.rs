@@ -54,6 +54,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    shop_transfer (id) {
+        id -> Int4,
+        from_customer_id -> Int4,
+        to_customer_id -> Int4,
+        amount_cents -> Int8,
+    }
+}
+
+diesel::table! {
     shop_warehouse (code) {
         code -> Int2,
         city -> Text,
@@ -72,6 +81,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     shop_event,
     shop_line,
     shop_product,
+    shop_transfer,
     shop_warehouse,
 );
 // @generated automatically by Diesel CLI.
