@@ -292,10 +292,10 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// A `select_related` reaches the same table twice (it would need a table alias):
-    /// prefetch one of the relations instead.
+    /// A `select_related` reaches the same table twice under one name: join one of
+    /// the relations under an alias of its own (`ForeignKey::aliased`), or prefetch it.
     #[error(
-        "select_related joins the table of {model} twice; prefetch one of those relations instead"
+        "select_related joins the table of {model} twice under one name; join one of those relations `.aliased(\"name\")`, or prefetch it"
     )]
     TableJoinedTwice {
         /// The model whose table is reached twice.

@@ -545,7 +545,8 @@ impl<C: Model> QuerySet<C> {
     ///
     /// # Errors
     /// The terminal methods return [`Error::TableJoinedTwice`] when two joins reach
-    /// the same table (it would need a table alias): prefetch one of them instead.
+    /// the same table under one name: join one of them
+    /// [`aliased`](crate::relations::ForeignKey::aliased), or prefetch it.
     pub fn select_related<J: JoinSet<C>>(self, joins: J) -> Related<C, J> {
         Related { qs: self, joins }
     }
