@@ -33,6 +33,8 @@ pub struct Dialect {
     /// constraints are checked per statement (PostgreSQL's
     /// `SET CONSTRAINTS ALL IMMEDIATE`); `None` where constraints are never deferred.
     pub constraints_immediate: Option<&'static str>,
+    /// The character a bind placeholder starts with (`?`, `$1`).
+    pub placeholder: char,
     /// How a statement is explained, and so which reader parses the plan.
     pub explain: ExplainFormat,
     /// Where the table statistics behind
@@ -69,6 +71,7 @@ const SQLITE: Dialect = Dialect {
     inner_join: " CROSS JOIN ",
     begin_write: Some("BEGIN IMMEDIATE"),
     constraints_immediate: None,
+    placeholder: '?',
     explain: ExplainFormat::SqliteQueryPlan,
     table_statistics: StatisticsSource::SqliteStat1,
 };
@@ -80,6 +83,7 @@ const POSTGRES: Dialect = Dialect {
     inner_join: " INNER JOIN ",
     begin_write: None,
     constraints_immediate: Some("SET CONSTRAINTS ALL IMMEDIATE"),
+    placeholder: '$',
     explain: ExplainFormat::PostgresJson,
     table_statistics: StatisticsSource::PgClass,
 };

@@ -485,6 +485,12 @@ impl From<diesel::result::Error> for Error {
                     feature: "rows with PostgreSQL-only columns",
                 };
             }
+            if cause.is::<crate::types::PostgresOnlyExpression>() {
+                return Error::Unsupported {
+                    backend: Backend::Sqlite,
+                    feature: "a PostgreSQL-only expression (orm::pg)",
+                };
+            }
         }
         // A note exists only for the failure it was made for (matched by identity).
         match crate::error_kind::take_note_for(&error) {

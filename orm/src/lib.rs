@@ -203,6 +203,7 @@ pub use queryset::{Deleted, QuerySet};
 pub use sql_type::{ColumnType, SqlTypeInfo, ValueKind};
 pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};
 pub use transaction::atomic;
+pub use types::pg;
 
 /// Used by the macros; not a public API.
 #[doc(hidden)]

@@ -307,3 +307,100 @@ impl std::fmt::Display for PostgresOnlyRows {
 }
 
 impl std::error::Error for PostgresOnlyRows {}
+
+// ---- PostgreSQL-only expressions -------------------------------------------------
+
+/// A PostgreSQL-only expression in a queryset: made by [`pg`].
+#[derive(Debug, Clone, Copy)]
+pub struct PostgresOnly<E>(E);
+
+/// Wraps an expression only PostgreSQL has, for a filter, an ordering or an update:
+/// `ilike`, array operators (`@>`, `&&`), jsonb operators (`@>`, `->>`), comparisons
+/// with a PostgreSQL-only type (an enum, an array). It renders as the expression on
+/// PostgreSQL; on SQLite the statement is [`Error::Unsupported`](crate::Error::Unsupported)
+/// before any SQL is sent.
+///
+/// ```
+/// # include!("../doctest_setup.rs");
+/// # fn main() -> orm::Result<()> {
+/// use diesel::PgTextExpressionMethods;
+/// use orm::prelude::*;
+/// let qs = Person::objects().filter(orm::pg(weave_person::first_name.ilike("a%")));
+/// assert!(qs.sql(Backend::Postgres)?.contains(r#"("weave_person"."first_name" ILIKE $1)"#));
+/// assert!(qs.sql(Backend::Sqlite).unwrap_err().is_unsupported());
+/// # Ok(()) }
+/// ```
+pub fn pg<E>(expression: E) -> PostgresOnly<E> {
+    PostgresOnly(expression)
+}
+
+impl<E: diesel::Expression> diesel::Expression for PostgresOnly<E> {
+    type SqlType = E::SqlType;
+}
+
+impl<E: diesel::expression::AppearsOnTable<QS>, QS: ?Sized> diesel::expression::AppearsOnTable<QS>
+    for PostgresOnly<E>
+{
+}
+
+impl<E: diesel::expression::SelectableExpression<QS>, QS: ?Sized>
+    diesel::expression::SelectableExpression<QS> for PostgresOnly<E>
+{
+}
+
+impl<E: diesel::expression::ValidGrouping<G>, G> diesel::expression::ValidGrouping<G>
+    for PostgresOnly<E>
+{
+    type IsAggregate = E::IsAggregate;
+}
+
+impl<E> diesel::query_builder::QueryId for PostgresOnly<E> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<E: diesel::query_builder::QueryFragment<Pg>> diesel::query_builder::QueryFragment<Pg>
+    for PostgresOnly<E>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+}
+
+impl<E> diesel::query_builder::QueryFragment<Sqlite> for PostgresOnly<E> {
+    fn walk_ast<'b>(
+        &'b self,
+        _: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+    ) -> diesel::QueryResult<()> {
+        Err(diesel::result::Error::QueryBuilderError(Box::new(
+            PostgresOnlyExpression,
+        )))
+    }
+}
+
+impl<E: diesel::query_builder::QueryFragment<Pg>> diesel::query_builder::QueryFragment<MultiBackend>
+    for PostgresOnly<E>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, MultiBackend>,
+    ) -> diesel::QueryResult<()> {
+        MultiBackend::walk_variant_ast(self, pass)
+    }
+}
+
+/// An expression wrapped by [`pg`] was rendered for SQLite: the typed cause that
+/// [`Error::Unsupported`](crate::Error::Unsupported) is made from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PostgresOnlyExpression;
+
+impl std::fmt::Display for PostgresOnlyExpression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a PostgreSQL-only expression")
+    }
+}
+
+impl std::error::Error for PostgresOnlyExpression {}

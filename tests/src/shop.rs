@@ -31,7 +31,8 @@ pub mod schema;
 
 pub use schema::shop_ledger::entry;
 pub use schema::{
-    order, shop_customer, shop_event, shop_line, shop_product, shop_transfer, shop_warehouse,
+    order, shop_customer, shop_event, shop_line, shop_note, shop_product, shop_transfer,
+    shop_warehouse,
 };
 
 /// The shop's migrations for both backends.
@@ -166,6 +167,74 @@ pub struct Transfer {
     pub amount_cents: i64,
 }
 
+/// A customer's mood: the PostgreSQL enum `shop_mood`, as `print-schema` declares
+/// its SQL type (`schema::sql_types::ShopMood`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = schema::sql_types::ShopMood)]
+pub enum Mood {
+    /// `calm`.
+    Calm,
+    /// `glad`.
+    Glad,
+    /// `cross`.
+    Cross,
+}
+
+impl diesel::serialize::ToSql<schema::sql_types::ShopMood, diesel::pg::Pg> for Mood {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+    ) -> diesel::serialize::Result {
+        use std::io::Write as _;
+        out.write_all(match self {
+            Mood::Calm => b"calm",
+            Mood::Glad => b"glad",
+            Mood::Cross => b"cross",
+        })?;
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
+impl diesel::deserialize::FromSql<schema::sql_types::ShopMood, diesel::pg::Pg> for Mood {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        match value.as_bytes() {
+            b"calm" => Ok(Mood::Calm),
+            b"glad" => Ok(Mood::Glad),
+            b"cross" => Ok(Mood::Cross),
+            other => Err(format!("not a shop_mood: {}", String::from_utf8_lossy(other)).into()),
+        }
+    }
+}
+
+// The enum is PostgreSQL's only: rows holding it load on PostgreSQL.
+impl orm::types::SqliteRead for schema::sql_types::ShopMood {
+    type Read = orm::types::NotOnSqlite;
+    type AsSqlite = Self;
+}
+
+/// A note on a customer: an enum and an array, so PostgreSQL-only.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_note, treat_none_as_default_value = false)]
+pub struct Note {
+    /// The key (`i32`).
+    pub id: i32,
+    /// About whom.
+    pub customer_id: i32,
+    /// The enum.
+    pub mood: Mood,
+    /// The array (`text[]`, whose elements may be NULL).
+    pub tags: Vec<Option<String>>,
+    /// The text.
+    pub body: String,
+}
+
+orm::model! {
+    Note => shop_note {
+        primary_key: id,
+        ordering: shop_note::id.asc(),
+    }
+}
+
 orm::model! {
     Transfer => shop_transfer {
         primary_key: id,
@@ -232,6 +301,7 @@ orm::model! {
 
 orm::relation! {
     Event.customer -> Customer (shop_event::customer_id), reverse Customer.events;
+    Note.customer -> Customer (shop_note::customer_id), reverse Customer.notes;
     Transfer.from_customer -> Customer (shop_transfer::from_customer_id), reverse Customer.transfers_sent;
     Transfer.to_customer -> Customer (shop_transfer::to_customer_id), reverse Customer.transfers_received;
     Event.follows -> Option<Event> (shop_event::follows_id), reverse Event.followers;
@@ -249,6 +319,7 @@ orm::insertable! { Order => Order }
 orm::insertable! { Line => Line }
 orm::insertable! { Entry => Entry }
 orm::insertable! { Transfer => Transfer }
+orm::insertable! { Note => Note, backend: postgres }
 orm::insertable! { Event => Event, timestamps: (created, updated) }
 
 /// A timestamp `minutes` after 2024-01-01 00:00.

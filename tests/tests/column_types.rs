@@ -120,6 +120,10 @@ fn seeded(db: &orm_tests::TestDb) -> orm::PooledConnection {
 /// Each follower's id with its followers' ids.
 type Followers = Vec<(Uuid, Vec<Uuid>)>;
 
+fn ids_of(events: &[Event]) -> Vec<Uuid> {
+    ids(events)
+}
+
 fn ids(events: &[Event]) -> Vec<Uuid> {
     events.iter().map(|e| e.id).collect()
 }
@@ -375,5 +379,74 @@ shop_on_both_backends! {
         // Without the alias: refused before any SQL.
         let err = Event::objects().select_related(Event::follows).all(conn).unwrap_err();
         assert!(matches!(err, orm::Error::TableJoinedTwice { .. }), "{err}");
+    }
+}
+
+shop_on_both_backends! {
+    fn postgresql_only_types_and_operators(db) {
+        use diesel::{PgArrayExpressionMethods, PgJsonbExpressionMethods, PgTextExpressionMethods};
+        use orm_tests::shop::{shop_customer, shop_note, Mood, Note};
+        let conn = &mut seeded(&db);
+        let note = |id, customer_id, mood, tags: &[&str], body: &str| Note {
+            id,
+            customer_id,
+            mood,
+            tags: tags.iter().map(|t| Some((*t).to_owned())).collect(),
+            body: body.into(),
+        };
+        let notes = vec![
+            note(1, 1, Mood::Glad, &["vip", "early"], "Hello there"),
+            note(2, 2, Mood::Cross, &["late"], "Refund please"),
+            note(3, 1, Mood::Calm, &[], "hello again"),
+        ];
+        let note_ids = |rows: &[Note]| rows.iter().map(|n| n.id).collect::<Vec<_>>();
+        match db.backend() {
+            Backend::Postgres => {
+                // One INSERT, and diesel's lookup of the enum's type (once per connection).
+                let ids = assert_num_queries!(2, Note::objects().bulk_create(conn, notes.clone())).unwrap();
+                assert_eq!(ids, [1, 2, 3]);
+                assert_eq!(Note::objects().all(conn).unwrap(), notes);
+                let vip = Note::objects()
+                    .filter(orm::pg(shop_note::tags.contains(vec![Some("vip".to_owned())])))
+                    .all(conn)
+                    .unwrap();
+                assert_eq!(note_ids(&vip), [1]);
+                let cross = Note::objects().filter(orm::pg(shop_note::mood.eq(Mood::Cross))).all(conn).unwrap();
+                assert_eq!(note_ids(&cross), [2]);
+                let hello = Note::objects().filter(orm::pg(shop_note::body.ilike("hello%"))).all(conn).unwrap();
+                assert_eq!(note_ids(&hello), [1, 3]);
+                assert_eq!(Note::objects().filter(orm::pg(shop_note::tags.overlaps_with(vec![Some("late".to_owned())]))).count(conn).unwrap(), 1);
+                // Relations of a PostgreSQL-only model.
+                let customers = assert_num_queries!(2, Customer::objects().prefetch(Customer::notes()).all(conn)).unwrap();
+                let of_ada: Vec<i32> = customers.iter().filter(|(c, _)| c.id == 1).flat_map(|(_, n)| note_ids(n)).collect();
+                assert_eq!(of_ada, [1, 3]);
+                let joined = assert_num_queries!(1, Note::objects().select_related(Note::customer).all(conn)).unwrap();
+                assert_eq!(joined.iter().map(|(n, c)| (n.id, c.name.as_str())).collect::<Vec<_>>(), [(1, "Ada"), (2, "Bo"), (3, "Ada")]);
+                // A jsonb operator on a portable model.
+                let orders = Event::objects()
+                    .filter(orm::pg(shop_event::payload.contains(serde_json::json!({"kind": "order"}))))
+                    .all(conn)
+                    .unwrap();
+                assert_eq!(ids_of(&orders), [id(5), id(2)]);
+            }
+            Backend::Sqlite => {
+                // No SQL reaches SQLite: each is refused while the statement is built.
+                let (rows, captured) = capture(|| Note::objects().all(conn));
+                assert!(rows.unwrap_err().is_unsupported());
+                let (created, captured_too) = capture(|| Note::objects().bulk_create(conn, notes));
+                assert!(created.unwrap_err().is_unsupported());
+                let (found, captured_three) = capture(|| {
+                    Customer::objects().filter(orm::pg(shop_customer::name.ilike("a%"))).all(conn)
+                });
+                assert!(found.unwrap_err().is_unsupported());
+                let all = [captured, captured_too, captured_three];
+                let statements: Vec<&str> = all
+                    .iter()
+                    .flat_map(|c| c.sql())
+                    .filter(|sql| !sql.starts_with("BEGIN") && !sql.starts_with("ROLLBACK") && !sql.starts_with("COMMIT"))
+                    .collect();
+                assert!(statements.is_empty(), "{statements:?}");
+            }
+        }
     }
 }

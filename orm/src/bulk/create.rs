@@ -382,7 +382,7 @@ impl<M: Model> QuerySet<M> {
                 reason: "no rows, no statement",
             });
         };
-        let chunk = rows_per_statement(backend, binds_per_row(first)?, options.batch_size);
+        let chunk = rows_per_statement(backend, binds_per_row(first, backend)?, options.batch_size);
         let statement = insert_statement::<M>(
             backend,
             rows.iter().take(chunk).map(NewRow::row_values).collect(),
@@ -450,7 +450,8 @@ impl<M: Model> QuerySet<M> {
                         if e.db_kind() == Some(crate::DbErrorKind::Other)
                             && total_rows <= COPY_DIAGNOSIS_ROWS =>
                     {
-                        let chunk = rows_per_statement(backend, binds_per_row(&rows[0])?, None);
+                        let chunk =
+                            rows_per_statement(backend, binds_per_row(&rows[0], backend)?, None);
                         let mut insert = |conn: &mut AnyConnection, n: usize| -> Result<usize> {
                             let mut written = 0;
                             for part in rows[..n].chunks(chunk) {
@@ -474,7 +475,11 @@ impl<M: Model> QuerySet<M> {
                 }
             });
         }
-        let chunk = rows_per_statement(backend, binds_per_row(&rows[0])?, options.batch_size);
+        let chunk = rows_per_statement(
+            backend,
+            binds_per_row(&rows[0], backend)?,
+            options.batch_size,
+        );
         let on_conflict = options.on_conflict();
         bulk_atomic(conn, |conn| {
             let mut ids = Vec::with_capacity(total_rows);
@@ -537,12 +542,13 @@ fn insert_statement<M: Model>(
     }
 }
 
-/// How many bind parameters one row takes: its values rendered for SQLite, where
-/// every bind is a `?`.
-fn binds_per_row<R: NewRow>(row: &R) -> Result<usize> {
+/// How many bind parameters one row takes: its values rendered for `backend` (a
+/// row's values list holds placeholders and `DEFAULT` only: `?` on SQLite, `$n` on
+/// PostgreSQL), so PostgreSQL-only rows count too.
+fn binds_per_row<R: NewRow>(row: &R, backend: Backend) -> Result<usize> {
     let values = row.row_values();
-    let sql = render(&values, Backend::Sqlite)?;
-    Ok(sql.matches('?').count().max(1))
+    let sql = render(&values, backend)?;
+    Ok(sql.matches(backend.dialect().placeholder).count().max(1))
 }
 
 /// Rows per statement: as many as the bind limit allows, at most `batch_size`.

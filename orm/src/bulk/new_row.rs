@@ -68,6 +68,17 @@ impl<'a> RowValues<'a> {
         RowValues(Box::new(Typed::<T, V>(values, PhantomData)))
     }
 
+    /// Wraps diesel's insert values of table `T` with types only PostgreSQL has
+    /// (arrays, enums): on SQLite the statement is
+    /// [`Error::Unsupported`](crate::Error::Unsupported) before any SQL.
+    pub fn postgres<T, V>(values: V) -> Self
+    where
+        T: Table + 'a,
+        V: InsertValues<diesel::pg::Pg, T> + Send + 'a,
+    {
+        RowValues(Box::new(PostgresValues::<T, V>(values, PhantomData)))
+    }
+
     /// `"a", "b", ...` (unqualified, as an INSERT's column list requires).
     pub(crate) fn walk_column_names(&self, out: AstPass<'_, '_, Db>) -> QueryResult<()> {
         self.0.walk_columns(out)
@@ -97,6 +108,56 @@ impl<T: Table, V: InsertValues<Db, T>> ErasedValues for Typed<T, V> {
     }
 }
 
+/// PostgreSQL-typed insert values, walked through the PostgreSQL arm of the
+/// multi-backend connection.
+struct PostgresValues<T, V>(V, PhantomData<fn() -> T>);
+
+impl<T: Table, V: InsertValues<diesel::pg::Pg, T>> QueryFragment<diesel::pg::Pg>
+    for PostgresValues<T, V>
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+}
+
+impl<T, V> QueryFragment<diesel::sqlite::Sqlite> for PostgresValues<T, V> {
+    fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+        Err(postgres_only())
+    }
+}
+
+/// The column names of PostgreSQL-typed insert values.
+struct PostgresColumns<'v, T, V>(&'v V, PhantomData<fn() -> T>);
+
+impl<T: Table, V: InsertValues<diesel::pg::Pg, T>> QueryFragment<diesel::pg::Pg>
+    for PostgresColumns<'_, T, V>
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        self.0.column_names(out)
+    }
+}
+
+fn postgres_only() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(Box::new(crate::types::PostgresOnlyRows))
+}
+
+impl<T: Table, V: InsertValues<diesel::pg::Pg, T>> ErasedValues for PostgresValues<T, V> {
+    fn walk_values<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        crate::MultiBackend::walk_variant_ast(self, out)
+    }
+
+    fn walk_columns(&self, mut out: AstPass<'_, '_, Db>) -> QueryResult<()> {
+        if crate::Backend::rendering(out.backend()) != crate::Backend::Postgres {
+            return Err(postgres_only());
+        }
+        // Identifiers only, as diesel quotes them for PostgreSQL: no values.
+        let mut builder = diesel::pg::PgQueryBuilder::default();
+        PostgresColumns::<T, V>(&self.0, PhantomData).to_sql(&mut builder, &diesel::pg::Pg)?;
+        out.push_sql(&diesel::query_builder::QueryBuilder::<diesel::pg::Pg>::finish(builder));
+        Ok(())
+    }
+}
+
 /// Declares a diesel `Insertable` struct as a [`NewRow`] of a model, so that
 /// `create`, `bulk_create` and COPY accept it.
 ///
@@ -112,7 +173,13 @@ impl<T: Table, V: InsertValues<Db, T>> ErasedValues for Typed<T, V> {
 /// many rows in one `INSERT`, and PostgreSQL's binary COPY does not compile.
 #[macro_export]
 macro_rules! insertable {
+    ($row:ty => $model:ty, backend: postgres $(, timestamps: ($created:ident, $updated:ident))? $(,)?) => {
+        $crate::insertable!(@impl $row => $model, postgres $(, timestamps: ($created, $updated))?);
+    };
     ($row:ty => $model:ty $(, timestamps: ($created:ident, $updated:ident))? $(,)?) => {
+        $crate::insertable!(@impl $row => $model, new $(, timestamps: ($created, $updated))?);
+    };
+    (@impl $row:ty => $model:ty, $values:ident $(, timestamps: ($created:ident, $updated:ident))?) => {
         impl $crate::bulk::NewRow for $row {
             type Model = $model;
 
@@ -125,7 +192,7 @@ macro_rules! insertable {
             }
 
             fn row_values(&self) -> $crate::bulk::RowValues<'_> {
-                $crate::bulk::RowValues::new::<<$model as $crate::Model>::Table, _>(
+                $crate::bulk::RowValues::$values::<<$model as $crate::Model>::Table, _>(
                     $crate::__private::diesel::Insertable::<<$model as $crate::Model>::Table>::values(self).values,
                 )
             }

@@ -360,7 +360,11 @@ impl CaptureInstrumentation {
             return;
         }
         let mut text = String::new();
-        let _ = write!(text, "{query:?}");
+        if write!(text, "{query:?}").is_err() {
+            // The statement could not be built (a PostgreSQL-only expression rendered
+            // for SQLite): nothing reached the database, so nothing is recorded.
+            return;
+        }
         let (sql, binds) = parse_debug_query(&text).unwrap_or_else(|| {
             text.clear();
             let _ = write!(text, "{query}");

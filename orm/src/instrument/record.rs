@@ -113,7 +113,12 @@ pub(crate) struct BindFacts {
 
 /// Reads the binds of `query` from its `Debug` form (run on failures only).
 pub(crate) fn bind_facts(query: &dyn diesel::connection::DebugQuery) -> BindFacts {
-    let debug = format!("{query:?}");
+    use std::fmt::Write as _;
+    let mut debug = String::new();
+    if write!(debug, "{query:?}").is_err() {
+        // A statement that could not be built has no binds to speak of.
+        return BindFacts::default();
+    }
     debug_parts(&debug)
         .map(|(_, binds)| BindFacts {
             count: split_binds(binds).len(),

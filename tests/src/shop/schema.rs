@@ -1,5 +1,11 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "shop_mood"))]
+    pub struct ShopMood;
+}
+
 diesel::table! {
     order (id) {
         id -> Int4,
@@ -45,6 +51,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::ShopMood;
+
+    shop_note (id) {
+        id -> Int4,
+        customer_id -> Int4,
+        mood -> ShopMood,
+        tags -> Array<Nullable<Text>>,
+        body -> Text,
+    }
+}
+
+diesel::table! {
     shop_product (sku) {
         sku -> Text,
         title -> Text,
@@ -73,6 +92,7 @@ diesel::joinable!(order -> shop_customer (customer_id));
 diesel::joinable!(shop_event -> shop_customer (customer_id));
 diesel::joinable!(shop_line -> order (order_id));
 diesel::joinable!(shop_line -> shop_product (product_sku));
+diesel::joinable!(shop_note -> shop_customer (customer_id));
 diesel::joinable!(shop_product -> shop_warehouse (warehouse_code));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -80,6 +100,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     shop_customer,
     shop_event,
     shop_line,
+    shop_note,
     shop_product,
     shop_transfer,
     shop_warehouse,

@@ -1,0 +1,2 @@
+DROP TABLE shop_note;
+DROP TYPE shop_mood;
