@@ -462,3 +462,33 @@ shop_on_both_backends! {
         assert_eq!(got, [(3, vec![3], vec![2]), (2, vec![2], vec![1]), (1, vec![1], vec![3])]);
     }
 }
+
+shop_on_both_backends! {
+    fn first_get_and_count_on_joined_and_prefetched_querysets(db) {
+        let conn = &mut seeded(&db);
+        // Joined: one statement each; count needs no join.
+        let joined = Order::objects().select_related(Order::customer);
+        let (order, customer) = assert_num_queries!(1, joined.first(conn)).unwrap().expect("an order");
+        assert_eq!((order.id, customer.name.as_str()), (4, "Cy"));
+        let (order, customer) =
+            assert_num_queries!(1, joined.clone().offset(1).first(conn)).unwrap().expect("a second order");
+        assert_eq!((order.id, customer.name.as_str()), (3, "Bo"));
+        let one = Order::objects().filter(order::id.eq(2)).select_related(Order::customer);
+        let (order, customer) = assert_num_queries!(1, one.get(conn)).unwrap();
+        assert_eq!((order.id, customer.id), (2, 1));
+        assert!(matches!(joined.get(conn).unwrap_err(), Error::MultipleObjectsReturned { model: "Order", count: 4 }));
+        let none = Order::objects().filter(order::id.eq(99)).select_related(Order::customer);
+        assert!(matches!(none.get(conn).unwrap_err(), Error::NotFound { model: "Order" }));
+        assert!(assert_num_queries!(1, none.first(conn)).unwrap().is_none());
+        assert_eq!(assert_num_queries!(1, joined.count(conn)).unwrap(), 4);
+        // Prefetched: the parent, then a query per hop; count is the parents'.
+        let lines = Order::objects().prefetch(Order::lines());
+        let (order, its_lines) = assert_num_queries!(2, lines.first(conn)).unwrap().expect("an order");
+        assert_eq!((order.id, its_lines.iter().map(|l| l.id).collect::<Vec<_>>()), (4, vec![6, 7]));
+        let (order, its_lines) = assert_num_queries!(2, Order::objects().filter(order::id.eq(1)).prefetch(Order::lines()).get(conn)).unwrap();
+        assert_eq!((order.id, its_lines.len()), (1, 2));
+        let many = assert_num_queries!(1, lines.get(conn)).unwrap_err();
+        assert!(matches!(many, Error::MultipleObjectsReturned { model: "Order", .. }), "{many}");
+        assert_eq!(assert_num_queries!(1, lines.count(conn)).unwrap(), 4);
+    }
+}

@@ -15,6 +15,18 @@ use crate::model::Model;
 /// How many rows `get()` reads before giving up counting duplicates (as Django).
 const MAX_GET_RESULTS: i64 = 21;
 
+/// The one row of `rows`, or `NotFound` / `MultipleObjectsReturned` for model `M`.
+pub(crate) fn exactly_one<M: Model, R>(mut rows: Vec<R>) -> Result<R> {
+    match rows.len() {
+        0 => Err(Error::NotFound { model: M::NAME }),
+        1 => Ok(rows.remove(0)),
+        count => Err(Error::MultipleObjectsReturned {
+            model: M::NAME,
+            count,
+        }),
+    }
+}
+
 impl<M: Model> QuerySet<M> {
     /// Loads every row (one query).
     ///
@@ -108,6 +120,28 @@ impl<M: Model> QuerySet<M> {
             .map(|rows| rows.into_iter().next())
     }
 
+    /// This queryset as `first` reads it: ordered (by primary key when it has no
+    /// ordering), at most one row.
+    pub(crate) fn for_first(&self) -> QuerySet<M> {
+        let mut qs = self.clone();
+        if qs.ordering().is_empty() {
+            qs = qs.order_by(M::PrimaryKey::default().asc());
+        }
+        qs.limit = Some(qs.limit.map_or(1, |limit| limit.min(1)));
+        qs
+    }
+
+    /// This queryset as `get` reads it: at most [`MAX_GET_RESULTS`] rows, enough to
+    /// say there is more than one.
+    pub(crate) fn for_get(&self) -> QuerySet<M> {
+        let mut qs = self.clone();
+        qs.limit = Some(
+            qs.limit
+                .map_or(MAX_GET_RESULTS, |limit| limit.min(MAX_GET_RESULTS)),
+        );
+        qs
+    }
+
     fn first_statement(
         &self,
         reverse: bool,
@@ -164,15 +198,8 @@ impl<M: Model> QuerySet<M> {
             Some(limit) => limit.min(MAX_GET_RESULTS),
             None => MAX_GET_RESULTS,
         });
-        let mut rows = run(Location::caller(), || M::load_rows(&statement, conn))?;
-        match rows.len() {
-            0 => Err(Error::NotFound { model: M::NAME }),
-            1 => Ok(rows.remove(0)),
-            count => Err(Error::MultipleObjectsReturned {
-                model: M::NAME,
-                count,
-            }),
-        }
+        let rows = run(Location::caller(), || M::load_rows(&statement, conn))?;
+        exactly_one::<M, _>(rows)
     }
 
     /// The number of rows, counted by the database (one query, never with

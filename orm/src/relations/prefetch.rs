@@ -239,4 +239,61 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
         let parents = run(site, || P::load_rows(&self.qs.select_statement(), conn))?;
         self.hops.attach(conn, parents, site)
     }
+
+    /// The first parent with its hops' rows, or `None` (the parent with `LIMIT 1`,
+    /// ordered as [`QuerySet::first`] orders, then one query per hop).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let qs = Thread::objects().prefetch(Thread::messages());
+    /// let (first, captured) = orm::capture(|| qs.first(&mut conn));
+    /// let (thread, messages) = first?.expect("a thread");
+    /// assert_eq!((thread.title.as_str(), messages.len(), captured.len()), ("Machines", 1, 2));
+    /// let (engines, _) = Thread::objects().filter(weave_thread::title.eq("Engines")).prefetch(Thread::messages()).get(&mut conn)?;
+    /// assert_eq!(engines.title, "Engines");
+    /// assert_eq!(qs.count(&mut conn)?, 2);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`all`](Self::all).
+    #[track_caller]
+    pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<(P, S::Out)>> {
+        let site = Location::caller();
+        let parents = run(site, || {
+            P::load_rows(&self.qs.for_first().select_statement(), conn)
+        })?;
+        Ok(self.hops.attach(conn, parents, site)?.into_iter().next())
+    }
+
+    /// The one parent with its hops' rows (the parent as [`QuerySet::get`] reads
+    /// it, then one query per hop).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound),
+    /// [`Error::MultipleObjectsReturned`](crate::Error::MultipleObjectsReturned), or
+    /// as [`all`](Self::all).
+    #[track_caller]
+    pub fn get(&self, conn: &mut AnyConnection) -> Result<(P, S::Out)> {
+        let site = Location::caller();
+        let parents = run(site, || {
+            P::load_rows(&self.qs.for_get().select_statement(), conn)
+        })?;
+        let parent = crate::queryset::run::exactly_one::<P, _>(parents)?;
+        let mut rows = self.hops.attach(conn, vec![parent], site)?;
+        Ok(rows.remove(0))
+    }
+
+    /// The number of parents: the queryset's count (one query; the hops add no
+    /// parents).
+    ///
+    /// # Errors
+    /// As [`QuerySet::count`].
+    #[track_caller]
+    pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
+        self.qs.count(conn)
+    }
 }

@@ -656,6 +656,73 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         let statement = self.statement()?;
         load(statement, conn, Location::caller())
     }
+
+    /// The first row with its related rows, or `None` (one query, `LIMIT 1`),
+    /// ordered as [`QuerySet::first`] orders.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let qs = Message::objects().select_related(Message::sent_by);
+    /// let ((first, sender), captured) = {
+    ///     let (row, captured) = orm::capture(|| qs.first(&mut conn));
+    ///     (row?.expect("a message"), captured)
+    /// };
+    /// assert_eq!((first.id, sender.first_name.as_str(), captured.len()), (3, "Alan", 1));
+    /// let (one, _) = Message::objects().filter(weave_message::id.eq(1)).select_related(Message::sent_by).get(&mut conn)?;
+    /// assert_eq!(one.id, 1);
+    /// assert_eq!(qs.count(&mut conn)?, 3);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`all`](Self::all).
+    #[track_caller]
+    pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<J::Row>>
+    where
+        J::Row: DirectRows<SelectStatement<J::Selection>>,
+    {
+        let first = Related {
+            qs: self.qs.for_first(),
+            joins: self.joins,
+        };
+        let statement = first.statement()?;
+        Ok(load(statement, conn, Location::caller())?
+            .into_iter()
+            .next())
+    }
+
+    /// The one row with its related rows (one query reading at most 21 rows), as
+    /// [`QuerySet::get`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::MultipleObjectsReturned`], or as
+    /// [`all`](Self::all).
+    #[track_caller]
+    pub fn get(&self, conn: &mut AnyConnection) -> Result<J::Row>
+    where
+        J::Row: DirectRows<SelectStatement<J::Selection>>,
+    {
+        let get = Related {
+            qs: self.qs.for_get(),
+            joins: self.joins,
+        };
+        let statement = get.statement()?;
+        crate::queryset::run::exactly_one::<C, _>(load(statement, conn, Location::caller())?)
+    }
+
+    /// The number of rows: the queryset's count (one query, no joins). Each join
+    /// follows a key to the one row it points at, so it neither adds rows nor, given
+    /// the foreign key constraint, removes any.
+    ///
+    /// # Errors
+    /// As [`QuerySet::count`].
+    #[track_caller]
+    pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
+        self.qs.count(conn)
+    }
 }
 
 /// Runs a joined statement (diesel checks the row type where `J` is concrete).
