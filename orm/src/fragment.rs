@@ -15,6 +15,21 @@ use crate::connection::Db;
 #[doc(hidden)]
 pub type Fragment = Arc<dyn QueryFragment<Db> + Send + Sync>;
 
+/// A whole statement (a [`Fragment`]) that rows are loaded from.
+#[doc(hidden)]
+pub struct Statement(pub(crate) Fragment);
+
+impl QueryFragment<Db> for Statement {
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+}
+
+impl diesel::query_builder::QueryId for Statement {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
 /// A column, known by its qualified fragment and its bare name.
 #[derive(Clone)]
 pub struct ColumnRef {

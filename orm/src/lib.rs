@@ -215,7 +215,7 @@ pub mod __private {
     pub fn key_in<K: crate::Key>(column: crate::ColumnRef, keys: Vec<K>) -> Fragment {
         crate::key::KeyIn::fragment(column, keys)
     }
-    pub use crate::fragment::Fragment;
+    pub use crate::fragment::{Fragment, Statement};
     pub use crate::ordering::client::orders_like_sql;
     pub use crate::queryset::statement::ModelSelect;
     pub use chrono;

@@ -109,6 +109,14 @@ pub trait Model:
         conn: &mut crate::AnyConnection,
     ) -> diesel::QueryResult<Vec<Self>>;
 
+    /// Loads rows of this model from any statement that returns its columns
+    /// (`INSERT ... RETURNING`). Implemented by [`model!`](crate::model).
+    #[doc(hidden)]
+    fn load_statement(
+        statement: &crate::__private::Statement,
+        conn: &mut crate::AnyConnection,
+    ) -> diesel::QueryResult<Vec<Self>>;
+
     /// Steps through the rows of a statement as the database returns them (SQLite;
     /// on PostgreSQL the multi-backend connection buffers the whole result).
     #[doc(hidden)]
@@ -232,6 +240,15 @@ macro_rules! model {
             ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
                 // Rows decode with the inner backend's own types (see `Direct`).
                 <Self as $crate::__private::DirectRows<$crate::__private::ModelSelect<Self>>>::load_direct(
+                    statement, conn,
+                )
+            }
+
+            fn load_statement(
+                statement: &$crate::__private::Statement,
+                conn: &mut $crate::AnyConnection,
+            ) -> $crate::__private::diesel::QueryResult<::std::vec::Vec<Self>> {
+                <Self as $crate::__private::DirectRows<$crate::__private::Statement>>::load_direct(
                     statement, conn,
                 )
             }

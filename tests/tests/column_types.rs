@@ -167,6 +167,13 @@ shop_on_both_backends! {
         let written = Event::objects().filter(shop_event::id.eq(id(9))).get(conn).unwrap();
         assert_eq!(written.created, written.updated);
         assert!((written.created - before).num_minutes().abs() < 30, "{} vs {before}", written.created);
+        // `create_returning`: the row as stored, in the same statement.
+        let row = Event { id: id(10), follows_id: Some(id(9)), ..events().remove(1) };
+        let returned = assert_num_queries!(1, Event::objects().create_returning(conn, row)).unwrap();
+        let stored = Event::objects().filter(shop_event::id.eq(id(10))).get(conn).unwrap();
+        assert_eq!(returned, stored);
+        assert_eq!((returned.follows_id, returned.day), (Some(id(9)), day(2)));
+        assert!((returned.created - before).num_minutes().abs() < 30, "{}", returned.created);
     }
 
     fn filters_take_values_of_each_type(db) {

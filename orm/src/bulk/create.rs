@@ -232,6 +232,62 @@ impl<M: Model> QuerySet<M> {
             .ok_or(Error::Query(diesel::result::Error::NotFound))
     }
 
+    /// Inserts one row and returns it as the database stored it: its key, column
+    /// defaults and `created`/`updated` (Django's `create`). One statement,
+    /// `INSERT INTO t (...) VALUES (...) RETURNING <the model's columns>`:
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    ///
+    /// #[derive(diesel::Insertable)]
+    /// #[diesel(table_name = weave_thread, treat_none_as_default_value = false)]
+    /// struct NewThread { title: String, deleted: bool, created: chrono::NaiveDateTime, updated: chrono::NaiveDateTime }
+    /// orm::insertable! { NewThread => Thread, timestamps: (created, updated) }
+    ///
+    /// let row = NewThread { title: "Looms".into(), deleted: false, created: Default::default(), updated: Default::default() };
+    /// let (thread, captured) = orm::capture(|| Thread::objects().create_returning(&mut conn, row));
+    /// let thread = thread?;
+    /// assert_eq!((thread.id, thread.title.as_str(), captured.len()), (3, "Looms", 1));
+    /// assert!(thread.created > chrono::NaiveDateTime::default()); // set to now by the write
+    /// assert!(captured.sql()[0].ends_with(
+    ///     "RETURNING `weave_thread`.`id`, `weave_thread`.`created`, `weave_thread`.`updated`, `weave_thread`.`deleted`, `weave_thread`.`title`"
+    /// ));
+    /// // PostgreSQL: ... RETURNING "weave_thread"."id", "weave_thread"."created", ...
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    #[track_caller]
+    pub fn create_returning<R: NewRow<Model = M>>(
+        &self,
+        conn: &mut AnyConnection,
+        mut row: R,
+    ) -> Result<M> {
+        let capability = conn.backend().capability();
+        capability.require(capability.returning, "INSERT ... RETURNING")?;
+        row.set_timestamps(chrono::Utc::now().naive_utc());
+        let mut statement =
+            insert_statement::<M>(conn.backend(), vec![row.into_row_values()], None);
+        statement.returning_row = Some(Arc::new(
+            <M as diesel::Selectable<crate::Db>>::construct_selection(),
+        ));
+        let statement = crate::fragment::Statement(Arc::new(statement));
+        let site = Location::caller();
+        let insert = |conn: &mut AnyConnection| run(site, || M::load_statement(&statement, conn));
+        let rows = if capability.database_write_lock {
+            crate::atomic(conn, insert)?
+        } else {
+            insert(conn)?
+        };
+        rows.into_iter()
+            .next()
+            .ok_or(Error::Query(diesel::result::Error::NotFound))
+    }
+
     /// Inserts many rows, as few statements as the bind limit allows, all in one
     /// transaction; returns their primary keys in input order (see [`Created::ids`]). `created` and
     /// `updated` are set to now (see [`BulkCreate::keep_timestamps`]).
@@ -539,6 +595,7 @@ fn insert_statement<M: Model>(
             .capability()
             .returning
             .then_some(<M::PrimaryKey as Column>::NAME),
+        returning_row: None,
     }
 }
 

@@ -30,6 +30,10 @@ pub trait NewRow: Sized + Send {
     #[doc(hidden)]
     fn row_values(&self) -> RowValues<'_>;
 
+    /// The same, owning the row's values (a statement that outlives the row).
+    #[doc(hidden)]
+    fn into_row_values(self) -> RowValues<'static>;
+
     /// Sends the rows with binary `COPY ... FROM STDIN` on PostgreSQL.
     #[doc(hidden)]
     fn copy_in(rows: &[Self], conn: &mut diesel::PgConnection) -> QueryResult<usize>;
@@ -56,14 +60,14 @@ impl WriteTime for chrono::DateTime<chrono::Utc> {
 
 /// One row's column names and values, type-erased (made by [`insertable!`](crate::insertable)).
 #[doc(hidden)]
-pub struct RowValues<'a>(Box<dyn ErasedValues + Send + 'a>);
+pub struct RowValues<'a>(Box<dyn ErasedValues + Send + Sync + 'a>);
 
 impl<'a> RowValues<'a> {
     /// Wraps diesel's insert values of table `T`.
     pub fn new<T, V>(values: V) -> Self
     where
         T: Table + 'a,
-        V: InsertValues<Db, T> + Send + 'a,
+        V: InsertValues<Db, T> + Send + Sync + 'a,
     {
         RowValues(Box::new(Typed::<T, V>(values, PhantomData)))
     }
@@ -74,7 +78,7 @@ impl<'a> RowValues<'a> {
     pub fn postgres<T, V>(values: V) -> Self
     where
         T: Table + 'a,
-        V: InsertValues<diesel::pg::Pg, T> + Send + 'a,
+        V: InsertValues<diesel::pg::Pg, T> + Send + Sync + 'a,
     {
         RowValues(Box::new(PostgresValues::<T, V>(values, PhantomData)))
     }
@@ -192,6 +196,12 @@ macro_rules! insertable {
             }
 
             fn row_values(&self) -> $crate::bulk::RowValues<'_> {
+                $crate::bulk::RowValues::$values::<<$model as $crate::Model>::Table, _>(
+                    $crate::__private::diesel::Insertable::<<$model as $crate::Model>::Table>::values(self).values,
+                )
+            }
+
+            fn into_row_values(self) -> $crate::bulk::RowValues<'static> {
                 $crate::bulk::RowValues::$values::<<$model as $crate::Model>::Table, _>(
                     $crate::__private::diesel::Insertable::<<$model as $crate::Model>::Table>::values(self).values,
                 )

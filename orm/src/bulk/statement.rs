@@ -29,6 +29,8 @@ pub(crate) struct InsertRows<'a> {
     pub(crate) rows: Vec<RowValues<'a>>,
     pub(crate) on_conflict: Option<OnConflict>,
     pub(crate) returning: Option<&'static str>,
+    /// `RETURNING` these (a model's columns) instead of the key.
+    pub(crate) returning_row: Option<Fragment>,
 }
 
 impl QueryFragment<Db> for InsertRows<'_> {
@@ -74,7 +76,10 @@ impl QueryFragment<Db> for InsertRows<'_> {
                 }
             }
         }
-        if let Some(pk) = self.returning {
+        if let Some(row) = &self.returning_row {
+            out.push_sql(" RETURNING ");
+            row.walk_ast(out.reborrow())?;
+        } else if let Some(pk) = self.returning {
             out.push_sql(" RETURNING ");
             out.push_identifier(pk)?;
         }
