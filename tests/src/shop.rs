@@ -242,6 +242,28 @@ orm::model! {
     }
 }
 
+/// A new event without timestamp fields: each insert adds `created` and `updated`.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = shop_event, treat_none_as_default_value = false)]
+pub struct NewEvent {
+    /// The key.
+    pub id: uuid::Uuid,
+    /// Whose.
+    pub customer_id: i32,
+    /// The event it follows.
+    pub follows_id: Option<uuid::Uuid>,
+    /// When.
+    pub happened_at: DateTime<Utc>,
+    /// Its day.
+    pub day: NaiveDate,
+    /// Its time of day.
+    pub at_time: NaiveTime,
+    /// A JSON document.
+    pub payload: serde_json::Value,
+    /// An exact decimal.
+    pub amount: BigDecimal,
+}
+
 orm::model! {
     Warehouse => shop_warehouse {
         primary_key: code,
@@ -321,6 +343,7 @@ orm::insertable! { Entry => Entry }
 orm::insertable! { Transfer => Transfer }
 orm::insertable! { Note => Note, backend: postgres }
 orm::insertable! { Event => Event, timestamps: (created, updated) }
+orm::insertable! { NewEvent => Event, add_timestamps }
 
 /// A timestamp `minutes` after 2024-01-01 00:00.
 fn at(minutes: i64) -> NaiveDateTime {

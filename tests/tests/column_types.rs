@@ -457,3 +457,38 @@ shop_on_both_backends! {
         }
     }
 }
+
+shop_on_both_backends! {
+    fn rows_without_timestamp_fields_get_them_from_the_write(db) {
+        use orm::bulk::InsertMethod;
+        use orm_tests::shop::NewEvent;
+        let conn = &mut seeded(&db);
+        let new_event = |n, minutes| NewEvent {
+            id: id(n),
+            customer_id: 2,
+            follows_id: None,
+            happened_at: when(minutes),
+            day: day(5),
+            at_time: time(7, 0, 0),
+            payload: serde_json::json!({"kind": "new"}),
+            amount: amount("1.50"),
+        };
+        let before = Utc::now();
+        let (event, captured) = capture(|| Event::objects().create_returning(conn, new_event(20, 60)));
+        let event = event.unwrap();
+        assert_eq!(captured.len(), 1);
+        assert!(captured.sql()[0].contains("\"created\", \"updated\")") || captured.sql()[0].contains("`created`, `updated`)"), "{}", captured.sql()[0]);
+        assert_eq!(event.created, event.updated);
+        assert!((event.created - before).num_minutes().abs() < 30, "{}", event.created);
+        let ids = assert_num_queries!(1, Event::objects().bulk_create(conn, vec![new_event(21, 61), new_event(22, 62)])).unwrap();
+        assert_eq!(ids, [id(21), id(22)]);
+        let stamped = Event::objects().filter(shop_event::day.eq(day(5))).all(conn).unwrap();
+        assert_eq!(stamped.len(), 3);
+        assert!(stamped.iter().all(|e| e.created == e.updated && (e.created - before).num_minutes().abs() < 30));
+        // They are inserted, never copied.
+        let err = Event::objects()
+            .bulk_create_with(conn, vec![new_event(23, 63)], &BulkCreate::new().method(InsertMethod::Copy))
+            .unwrap_err();
+        assert!(matches!(err, orm::Error::InvalidArgument { argument: "method", .. }), "{err}");
+    }
+}

@@ -164,9 +164,13 @@ impl<M: Model> BulkCreate<M> {
         }
     }
 
-    fn uses_copy(&self, backend: Backend, rows: usize) -> Result<bool> {
+    fn uses_copy(&self, backend: Backend, rows: usize, adds_timestamps: bool) -> Result<bool> {
         match self.method {
             InsertMethod::Insert => Ok(false),
+            InsertMethod::Copy if adds_timestamps => Err(Error::InvalidArgument {
+                argument: "method",
+                reason: "rows without timestamp fields (add_timestamps) are inserted, not copied",
+            }),
             InsertMethod::Copy => {
                 backend
                     .capability()
@@ -180,6 +184,7 @@ impl<M: Model> BulkCreate<M> {
                 Ok(true)
             }
             InsertMethod::Auto => Ok(backend.capability().copy_from
+                && !adds_timestamps
                 && self.conflict == Conflict::Error
                 && rows >= COPY_THRESHOLD),
         }
@@ -461,7 +466,7 @@ impl<M: Model> QuerySet<M> {
             });
         }
         let backend = conn.backend();
-        let use_copy = options.uses_copy(backend, rows.len())?;
+        let use_copy = options.uses_copy(backend, rows.len(), R::ADDS_TIMESTAMPS)?;
         if rows.is_empty() {
             return Ok(Created {
                 rows: 0,

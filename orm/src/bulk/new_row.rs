@@ -37,6 +37,10 @@ pub trait NewRow: Sized + Send {
     /// Sends the rows with binary `COPY ... FROM STDIN` on PostgreSQL.
     #[doc(hidden)]
     fn copy_in(rows: &[Self], conn: &mut diesel::PgConnection) -> QueryResult<usize>;
+
+    /// Whether the row has no timestamp fields and the write adds the model's
+    /// `created`/`updated` columns itself (`insertable!(.., add_timestamps)`).
+    const ADDS_TIMESTAMPS: bool = false;
 }
 
 /// The type of a row's `created` and `updated` fields: `chrono::NaiveDateTime` (UTC)
@@ -83,6 +87,19 @@ impl<'a> RowValues<'a> {
         RowValues(Box::new(PostgresValues::<T, V>(values, PhantomData)))
     }
 
+    /// These values followed by model `M`'s `created` and `updated` columns, both
+    /// now (bound as the columns' type), for a row type without those fields.
+    pub fn stamped<M: Model>(self) -> Self {
+        match (M::created_column(), M::updated_column()) {
+            (Some(created), Some(updated)) => RowValues(Box::new(Stamped {
+                inner: self,
+                names: [created.name, updated.name],
+                now: crate::bulk::statement::Stamp::now::<M>(),
+            })),
+            _ => self,
+        }
+    }
+
     /// `"a", "b", ...` (unqualified, as an INSERT's column list requires).
     pub(crate) fn walk_column_names(&self, out: AstPass<'_, '_, Db>) -> QueryResult<()> {
         self.0.walk_columns(out)
@@ -109,6 +126,33 @@ impl<T: Table, V: InsertValues<Db, T>> ErasedValues for Typed<T, V> {
 
     fn walk_columns(&self, out: AstPass<'_, '_, Db>) -> QueryResult<()> {
         self.0.column_names(out)
+    }
+}
+
+/// A row's values with the model's timestamp columns added.
+struct Stamped<'a> {
+    inner: RowValues<'a>,
+    names: [&'static str; 2],
+    now: crate::bulk::statement::Stamp,
+}
+
+impl ErasedValues for Stamped<'_> {
+    fn walk_values<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.inner.0.walk_values(out.reborrow())?;
+        for _ in self.names {
+            out.push_sql(", ");
+            self.now.walk(&mut out)?;
+        }
+        Ok(())
+    }
+
+    fn walk_columns(&self, mut out: AstPass<'_, '_, Db>) -> QueryResult<()> {
+        self.inner.0.walk_columns(out.reborrow())?;
+        for name in self.names {
+            out.push_sql(", ");
+            out.push_identifier(name)?;
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +213,10 @@ impl<T: Table, V: InsertValues<diesel::pg::Pg, T>> ErasedValues for PostgresValu
 /// orm::insertable! { NewMessage => Message, timestamps: (created, updated) }
 /// ```
 ///
+/// `add_timestamps` (instead of `timestamps`) is for a row type without those
+/// fields: each INSERT adds the model's `created` and `updated` columns, set to now
+/// (no placeholder values to write); such rows are inserted, never copied.
+///
 /// `timestamps` names the struct's `created` and `updated` fields
 /// (`chrono::NaiveDateTime` in UTC or `chrono::DateTime<Utc>`, see [`WriteTime`]),
 /// which every write sets to now; leave it out for a row
@@ -180,8 +228,42 @@ macro_rules! insertable {
     ($row:ty => $model:ty, backend: postgres $(, timestamps: ($created:ident, $updated:ident))? $(,)?) => {
         $crate::insertable!(@impl $row => $model, postgres $(, timestamps: ($created, $updated))?);
     };
+    ($row:ty => $model:ty, add_timestamps $(,)?) => {
+        $crate::insertable!(@impl $row => $model, new, add);
+    };
     ($row:ty => $model:ty $(, timestamps: ($created:ident, $updated:ident))? $(,)?) => {
         $crate::insertable!(@impl $row => $model, new $(, timestamps: ($created, $updated))?);
+    };
+    (@impl $row:ty => $model:ty, $values:ident, add) => {
+        impl $crate::bulk::NewRow for $row {
+            type Model = $model;
+            const ADDS_TIMESTAMPS: bool = true;
+
+            fn set_timestamps(&mut self, _now: $crate::__private::chrono::NaiveDateTime) {}
+
+            fn row_values(&self) -> $crate::bulk::RowValues<'_> {
+                $crate::bulk::RowValues::$values::<<$model as $crate::Model>::Table, _>(
+                    $crate::__private::diesel::Insertable::<<$model as $crate::Model>::Table>::values(self).values,
+                )
+                .stamped::<$model>()
+            }
+
+            fn into_row_values(self) -> $crate::bulk::RowValues<'static> {
+                $crate::bulk::RowValues::$values::<<$model as $crate::Model>::Table, _>(
+                    $crate::__private::diesel::Insertable::<<$model as $crate::Model>::Table>::values(self).values,
+                )
+                .stamped::<$model>()
+            }
+
+            fn copy_in(
+                _rows: &[Self],
+                _conn: &mut $crate::__private::diesel::PgConnection,
+            ) -> $crate::__private::diesel::QueryResult<usize> {
+                ::std::result::Result::Err($crate::__private::diesel::result::Error::QueryBuilderError(
+                    "rows without timestamp fields are inserted, not copied".into(),
+                ))
+            }
+        }
     };
     (@impl $row:ty => $model:ty, $values:ident $(, timestamps: ($created:ident, $updated:ident))?) => {
         impl $crate::bulk::NewRow for $row {
