@@ -31,6 +31,8 @@ pub enum ValueKind {
     Time,
     /// `CursorValue::Uuid`.
     Uuid,
+    /// `CursorValue::Decimal`.
+    Decimal,
     /// No cursor value stands for it.
     Other,
 }
@@ -63,7 +65,7 @@ sql_type_info! {
     sql_types::Binary => Other,
     sql_types::Date => Date,
     sql_types::Time => Time,
-    sql_types::Numeric => Other,
+    sql_types::Numeric => Decimal,
     sql_types::Timestamptz => Timestamptz,
     sql_types::Uuid => Uuid,
     sql_types::Json => Other,

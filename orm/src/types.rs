@@ -314,7 +314,8 @@ impl std::error::Error for PostgresOnlyRows {}
 #[derive(Debug, Clone, Copy)]
 pub struct PostgresOnly<E>(E);
 
-/// Wraps an expression only PostgreSQL has, for a filter, an ordering or an update:
+/// Wraps an expression only PostgreSQL has, for a filter, an ordering or an update
+/// (`update(conn, orm::pg(column.eq(value)))` for a PostgreSQL-only column):
 /// `ilike`, array operators (`@>`, `&&`), jsonb operators (`@>`, `->>`), comparisons
 /// with a PostgreSQL-only type (an enum, an array). It renders as the expression on
 /// PostgreSQL; on SQLite the statement is [`Error::Unsupported`](crate::Error::Unsupported)
@@ -352,6 +353,16 @@ impl<E: diesel::expression::ValidGrouping<G>, G> diesel::expression::ValidGroupi
     for PostgresOnly<E>
 {
     type IsAggregate = E::IsAggregate;
+}
+
+/// `update(conn, orm::pg(column.eq(value)))`: a changeset of a PostgreSQL-only column.
+impl<E: diesel::AsChangeset> diesel::AsChangeset for PostgresOnly<E> {
+    type Target = E::Target;
+    type Changeset = PostgresOnly<E::Changeset>;
+
+    fn as_changeset(self) -> Self::Changeset {
+        PostgresOnly(self.0.as_changeset())
+    }
 }
 
 impl<E> diesel::query_builder::QueryId for PostgresOnly<E> {

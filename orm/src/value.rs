@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// `model!`'s `cursor_columns` converts fields with `From`: integers, floats,
 /// `bool`, `String`, `chrono::NaiveDateTime`, `DateTime<Utc>` (as its UTC time),
-/// `NaiveDate`, `NaiveTime`, `uuid::Uuid`, and `Option` of those (`None` is
+/// `NaiveDate`, `NaiveTime`, `uuid::Uuid`, `bigdecimal::BigDecimal`, and `Option` of those (`None` is
 /// [`CursorValue::Null`]). A field of a type of your own becomes a cursor column with
 /// `impl From<MyType> for orm::paginate::CursorValue` (one of these variants), and
 /// its SQL type's [`SqlTypeInfo::KIND`](crate::SqlTypeInfo::KIND) saying which.
@@ -36,6 +36,8 @@ pub enum CursorValue {
     Time(NaiveTime),
     /// A UUID.
     Uuid(uuid::Uuid),
+    /// An exact decimal (`Numeric`).
+    Decimal(bigdecimal::BigDecimal),
 }
 
 macro_rules! cursor_value_from {
@@ -62,6 +64,7 @@ cursor_value_from! {
     NaiveDate => Date(std::convert::identity),
     NaiveTime => Time(std::convert::identity),
     uuid::Uuid => Uuid(std::convert::identity),
+    bigdecimal::BigDecimal => Decimal(std::convert::identity),
 }
 
 impl<T: Into<CursorValue>> From<Option<T>> for CursorValue {

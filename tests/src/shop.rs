@@ -317,7 +317,7 @@ orm::model! {
         primary_key: id,
         ordering: (shop_event::happened_at.desc(), shop_event::id.desc()),
         timestamps: (created, updated),
-        cursor_columns: (happened_at, day, at_time),
+        cursor_columns: (happened_at, day, at_time, amount),
     }
 }
 

@@ -214,6 +214,10 @@ shop_on_both_backends! {
         let pages = Event::objects().order_by((shop_event::at_time.desc(), shop_event::id.asc())).keyset(1, &secret);
         assert_eq!(walk(&pages, conn), [5, 3, 2, 1, 4].map(id));
 
+        // (amount DESC, id ASC): a decimal cursor.
+        let pages = Event::objects().order_by((shop_event::amount.desc(), shop_event::id.asc())).keyset(2, &secret);
+        assert_eq!(walk(&pages, conn), [5, 2, 1, 3, 4].map(id));
+
         // Chunks after the last uuid of each: three statements for five rows by two.
         let by_key = Event::objects().order_by(shop_event::id.asc());
         assert_eq!(by_key.stream_sql(db.backend(), 2).unwrap().0, StreamStrategy::Keyset);
@@ -429,6 +433,14 @@ shop_on_both_backends! {
                 assert_eq!(of_ada, [1, 3]);
                 let joined = assert_num_queries!(1, Note::objects().select_related(Note::customer).all(conn)).unwrap();
                 assert_eq!(joined.iter().map(|(n, c)| (n.id, c.name.as_str())).collect::<Vec<_>>(), [(1, "Ada"), (2, "Bo"), (3, "Ada")]);
+                // An update of a PostgreSQL-only column.
+                let changed = Note::objects()
+                    .filter(shop_note::id.eq(2))
+                    .update(conn, orm::pg((shop_note::mood.eq(Mood::Calm), shop_note::tags.eq(vec![Some("done".to_owned())]))))
+                    .unwrap();
+                assert_eq!(changed, 1);
+                let two = Note::objects().filter(shop_note::id.eq(2)).get(conn).unwrap();
+                assert_eq!((two.mood, two.tags), (Mood::Calm, vec![Some("done".to_owned())]));
                 // A jsonb operator on a portable model.
                 let orders = Event::objects()
                     .filter(orm::pg(shop_event::payload.contains(serde_json::json!({"kind": "order"}))))

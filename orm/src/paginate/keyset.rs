@@ -5,7 +5,9 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::sql_types::{BigInt, Bool, Date, Double, Text, Time, Timestamp, Timestamptz, Uuid};
+use diesel::sql_types::{
+    BigInt, Bool, Date, Double, Numeric, Text, Time, Timestamp, Timestamptz, Uuid,
+};
 use diesel::QueryResult;
 use serde::Serialize;
 
@@ -510,6 +512,7 @@ fn check_values(
             CursorValue::Date(_) => column_type.kind == ValueKind::Date,
             CursorValue::Time(_) => column_type.kind == ValueKind::Time,
             CursorValue::Uuid(_) => column_type.kind == ValueKind::Uuid,
+            CursorValue::Decimal(_) => column_type.kind == ValueKind::Decimal,
         };
         if !fits {
             return Err(CursorError::Mistyped {
@@ -595,5 +598,6 @@ fn bind<'b>(
         CursorValue::Date(v) => out.push_bind_param::<Date, chrono::NaiveDate>(v),
         CursorValue::Time(v) => out.push_bind_param::<Time, chrono::NaiveTime>(v),
         CursorValue::Uuid(v) => out.push_bind_param::<Uuid, uuid::Uuid>(v),
+        CursorValue::Decimal(v) => out.push_bind_param::<Numeric, bigdecimal::BigDecimal>(v),
     }
 }
