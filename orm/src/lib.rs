@@ -184,7 +184,7 @@ pub mod types;
 mod value;
 
 pub use capability::Capability;
-pub use connection::{AnyConnection, Backend, Db, MultiBackend};
+pub use connection::{AnyConnection, AsConnection, Backend, Db, MultiBackend};
 pub use database::{
     redact as redact_url, ConnectionManager, Database, DatabaseBuilder, PooledConnection,
 };

@@ -1,7 +1,7 @@
 //! `use orm::prelude::*;` brings the traits and types querysets need, and diesel's
 //! expression methods (`eq`, `like`, `desc`, ...).
 
-pub use crate::connection::{AnyConnection, Backend};
+pub use crate::connection::{AnyConnection, AsConnection, Backend};
 pub use crate::count::Count;
 pub use crate::database::Database;
 pub use crate::explain::ExplainOptions;

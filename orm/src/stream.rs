@@ -11,6 +11,7 @@
 //! The PostgreSQL driver buffers a whole result in the client, so a single
 //! `SELECT` is never used there to stream.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -531,9 +532,10 @@ impl<M: Model> QuerySet<M> {
     #[doc(alias = "iterator")]
     pub fn stream<'c>(
         &self,
-        conn: &'c mut AnyConnection,
+        conn: &'c mut impl AsConnection,
         chunk_size: u32,
     ) -> Result<Stream<'c, M>> {
+        let conn = conn.connection();
         let chunks = self.chunks_at(conn, chunk_size, Location::caller())?;
         let strategy = chunks.strategy();
         Ok(Stream::new(chunks, strategy))
@@ -544,9 +546,10 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn chunks<'c>(
         &self,
-        conn: &'c mut AnyConnection,
+        conn: &'c mut impl AsConnection,
         chunk_size: u32,
     ) -> Result<Chunks<'c, M>> {
+        let conn = conn.connection();
         self.chunks_at(conn, chunk_size, Location::caller())
     }
 
@@ -657,9 +660,10 @@ where
     #[track_caller]
     pub fn stream<'c>(
         &self,
-        conn: &'c mut AnyConnection,
+        conn: &'c mut impl AsConnection,
         chunk_size: u32,
     ) -> Result<Stream<'c, J::Row>> {
+        let conn = conn.connection();
         let chunks = self.chunks_at(conn, chunk_size, Location::caller())?;
         let strategy = chunks.strategy();
         Ok(Stream::new(chunks, strategy))
@@ -669,9 +673,10 @@ where
     #[track_caller]
     pub fn chunks<'c>(
         &self,
-        conn: &'c mut AnyConnection,
+        conn: &'c mut impl AsConnection,
         chunk_size: u32,
     ) -> Result<Chunks<'c, J::Row>> {
+        let conn = conn.connection();
         self.chunks_at(conn, chunk_size, Location::caller())
     }
 
@@ -705,12 +710,13 @@ impl<P: Model, S: PrefetchSet<P> + 'static> Prefetched<P, S> {
     #[track_caller]
     pub fn stream<'c>(
         &self,
-        conn: &'c mut AnyConnection,
+        conn: &'c mut impl AsConnection,
         chunk_size: u32,
     ) -> Result<Stream<'c, (P, S::Out)>>
     where
         S::Out: 'c,
     {
+        let conn = conn.connection();
         let chunks = self.chunks_at(conn, chunk_size, Location::caller())?;
         let strategy = chunks.parents.strategy();
         Ok(Stream::new(chunks, strategy))
@@ -720,9 +726,10 @@ impl<P: Model, S: PrefetchSet<P> + 'static> Prefetched<P, S> {
     #[track_caller]
     pub fn chunks<'c>(
         &self,
-        conn: &'c mut AnyConnection,
+        conn: &'c mut impl AsConnection,
         chunk_size: u32,
     ) -> Result<PrefetchChunks<'c, P, S>> {
+        let conn = conn.connection();
         self.chunks_at(conn, chunk_size, Location::caller())
     }
 

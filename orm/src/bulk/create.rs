@@ -1,5 +1,6 @@
 //! `create` and `bulk_create`: chunked multi-row `INSERT`, or binary `COPY`.
 
+use crate::connection::AsConnection;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
@@ -214,9 +215,10 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn create<R: NewRow<Model = M>>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         mut row: R,
     ) -> Result<M::Key> {
+        let conn = conn.connection();
         let capability = conn.backend().capability();
         capability.require(capability.returning, "INSERT ... RETURNING")?;
         row.set_timestamps(chrono::Utc::now().naive_utc());
@@ -269,9 +271,10 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn create_returning<R: NewRow<Model = M>>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         mut row: R,
     ) -> Result<M> {
+        let conn = conn.connection();
         let capability = conn.backend().capability();
         capability.require(capability.returning, "INSERT ... RETURNING")?;
         row.set_timestamps(chrono::Utc::now().naive_utc());
@@ -346,9 +349,10 @@ impl<M: Model> QuerySet<M> {
     #[doc(alias = "insert_many")]
     pub fn bulk_create<R: NewRow<Model = M>>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         rows: Vec<R>,
     ) -> Result<Vec<M::Key>> {
+        let conn = conn.connection();
         self.bulk_create_at(conn, rows, &BulkCreate::new(), Location::caller())
             .map(|created| created.ids)
     }
@@ -399,10 +403,11 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn bulk_create_with<R: NewRow<Model = M>>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         rows: Vec<R>,
         options: &BulkCreate<M>,
     ) -> Result<Created<M::Key>> {
+        let conn = conn.connection();
         self.bulk_create_at(conn, rows, options, Location::caller())
     }
 

@@ -1,5 +1,6 @@
 //! `bulk_update`: per-row values for chosen columns, one statement per chunk.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -63,13 +64,14 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn bulk_update<C, V>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         columns: C,
         rows: Vec<(M::Key, V)>,
     ) -> Result<usize>
     where
         C: UpdateColumns<M::Table, V>,
     {
+        let conn = conn.connection();
         let site = Location::caller();
         let (names, updated) = update_columns::<M, _, _>(&columns)?;
         if rows.is_empty() {

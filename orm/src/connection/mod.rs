@@ -124,3 +124,22 @@ macro_rules! with_inner {
         }
     };
 }
+
+/// What a terminal method runs on: an [`AnyConnection`], or a pooled one straight
+/// from the pool (`qs.count(&mut db.get()?)`).
+pub trait AsConnection {
+    /// The connection.
+    fn connection(&mut self) -> &mut AnyConnection;
+}
+
+impl AsConnection for AnyConnection {
+    fn connection(&mut self) -> &mut AnyConnection {
+        self
+    }
+}
+
+impl AsConnection for crate::PooledConnection {
+    fn connection(&mut self) -> &mut AnyConnection {
+        self
+    }
+}

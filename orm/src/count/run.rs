@@ -1,5 +1,6 @@
 //! `QuerySet::count_with`: runs a [`Count`] strategy.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +105,12 @@ impl<M: Model> QuerySet<M> {
     /// [`QueryKind::Session`](crate::instrument::QueryKind) statements.
     #[track_caller]
     #[doc(alias = "estimate")]
-    pub fn count_with(&self, conn: &mut AnyConnection, strategy: &Count) -> Result<CountResult> {
+    pub fn count_with(
+        &self,
+        conn: &mut impl AsConnection,
+        strategy: &Count,
+    ) -> Result<CountResult> {
+        let conn = conn.connection();
         let site = Location::caller();
         self.count_chain(conn, strategy, site)
     }

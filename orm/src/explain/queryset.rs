@@ -1,5 +1,6 @@
 //! `explain()` on querysets, their counts and writes, joins and prefetch hops.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 
 use diesel::query_builder::{AsChangeset, QueryFragment};
@@ -74,7 +75,8 @@ impl<M: Model> QuerySet<M> {
     /// [`Error::Query`](crate::Error::Query) when the database rejects the statement,
     /// [`Error::PlanFormat`](crate::Error::PlanFormat) when its output cannot be read.
     #[track_caller]
-    pub fn explain(&self, conn: &mut AnyConnection) -> Result<Plan> {
+    pub fn explain(&self, conn: &mut impl AsConnection) -> Result<Plan> {
+        let conn = conn.connection();
         self.explain_at(conn, ExplainOptions::new(), Location::caller())
     }
 
@@ -90,13 +92,19 @@ impl<M: Model> QuerySet<M> {
     /// |---|---|
     /// | actual rows, loops, times, buffers | `Unsupported` |
     #[track_caller]
-    pub fn explain_analyze(&self, conn: &mut AnyConnection) -> Result<Plan> {
+    pub fn explain_analyze(&self, conn: &mut impl AsConnection) -> Result<Plan> {
+        let conn = conn.connection();
         self.explain_at(conn, ExplainOptions::analyze(), Location::caller())
     }
 
     /// The plan of [`all`](Self::all)'s statement with chosen options.
     #[track_caller]
-    pub fn explain_with(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+    pub fn explain_with(
+        &self,
+        conn: &mut impl AsConnection,
+        options: ExplainOptions,
+    ) -> Result<Plan> {
+        let conn = conn.connection();
         self.explain_at(conn, options, Location::caller())
     }
 
@@ -141,7 +149,12 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn explain_count(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+    pub fn explain_count(
+        &self,
+        conn: &mut impl AsConnection,
+        options: ExplainOptions,
+    ) -> Result<Plan> {
+        let conn = conn.connection();
         let statement = self.count_statement();
         explain_fragment(
             conn,
@@ -171,9 +184,10 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn explain_delete(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         options: ExplainOptions,
     ) -> Result<Plan> {
+        let conn = conn.connection();
         let statement = self.delete_statement();
         explain_fragment(
             conn,
@@ -189,9 +203,10 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn explain_hard_delete(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         options: ExplainOptions,
     ) -> Result<Plan> {
+        let conn = conn.connection();
         let statement = self.hard_delete_statement();
         explain_fragment(
             conn,
@@ -211,7 +226,7 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn explain_update<C>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         changes: C,
         options: ExplainOptions,
     ) -> Result<Plan>
@@ -219,6 +234,7 @@ impl<M: Model> QuerySet<M> {
         C: AsChangeset<Target = M::Table>,
         C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
     {
+        let conn = conn.connection();
         let backend = conn.backend();
         let Some(statement) = self.update_statement(backend, changes)? else {
             return Err(crate::Error::Unsupported {
@@ -251,7 +267,8 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn explain(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Plan> {
+    pub fn explain(&self, conn: &mut impl AsConnection, options: ExplainOptions) -> Result<Plan> {
+        let conn = conn.connection();
         let statement = self.statement()?;
         explain_fragment(
             conn,
@@ -286,7 +303,12 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn explain(&self, conn: &mut AnyConnection, options: ExplainOptions) -> Result<Vec<Plan>> {
+    pub fn explain(
+        &self,
+        conn: &mut impl AsConnection,
+        options: ExplainOptions,
+    ) -> Result<Vec<Plan>> {
+        let conn = conn.connection();
         let site = Location::caller();
         let (qs, _) = self.parts();
         let parents_statement = qs.select_statement();
@@ -331,10 +353,11 @@ impl<M: Model> crate::paginate::KeysetPaginator<M> {
     #[track_caller]
     pub fn explain_page(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         cursor: Option<&str>,
         options: ExplainOptions,
     ) -> Result<Plan> {
+        let conn = conn.connection();
         let site = Location::caller();
         let (statement, _) = self.statement(cursor, conn.backend())?;
         explain_fragment(

@@ -5,6 +5,7 @@
 //! bound again with their SQL type; anything else refuses, rather than explain
 //! another query than the one that ran.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 
 use diesel::query_builder::QueryFragment;
@@ -93,10 +94,11 @@ enum Value {
 /// [`QuerySet::explain`](crate::QuerySet::explain).
 #[track_caller]
 pub fn explain_recorded(
-    conn: &mut AnyConnection,
+    conn: &mut impl AsConnection,
     record: &QueryRecord,
     options: ExplainOptions,
 ) -> Result<Plan> {
+    let conn = conn.connection();
     let refuse = |reason| Error::NotReplayable { reason };
     if record.kind != QueryKind::Data || !is_select(&record.sql) {
         return Err(refuse(ReplayRefusal::NotASelect));

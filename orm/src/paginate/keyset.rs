@@ -1,6 +1,7 @@
 //! Keyset (cursor) pagination: `WHERE (ordering) after (last row's values)`, no
 //! OFFSET, no COUNT.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use super::cursor::{decode, encode, fingerprint, Cursor, CursorSecret, CursorVal
 use super::page_number::DEFAULT_MAX_PER_PAGE;
 use super::CursorError;
 use super::{check_pageable, deterministic_ordering};
-use crate::connection::{AnyConnection, Backend, Db};
+use crate::connection::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::fragment::{is_qualified, render, ColumnRef, Fragment};
 use crate::model::Model;
@@ -128,7 +129,12 @@ impl<M: Model> KeysetPaginator<M> {
     /// - [`Error::Unsupported`] for a sliced queryset;
     /// - [`Error::Query`] when the database rejects the statement.
     #[track_caller]
-    pub fn page(&self, conn: &mut AnyConnection, cursor: Option<&str>) -> Result<KeysetPage<M>> {
+    pub fn page(
+        &self,
+        conn: &mut impl AsConnection,
+        cursor: Option<&str>,
+    ) -> Result<KeysetPage<M>> {
+        let conn = conn.connection();
         let site = Location::caller();
         let (statement, cursor) = self.statement(cursor, conn.backend())?;
         let mut results = run(site, || M::load_rows(&statement, conn))?;

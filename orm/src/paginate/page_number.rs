@@ -1,5 +1,6 @@
 //! Page-number pagination with a count, in Django REST framework's shape.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 
 use serde::Serialize;
@@ -187,7 +188,8 @@ impl<M: Model> Paginator<M> {
     /// # Errors
     /// As [`parse_page_number`] and [`page_number`](Self::page_number).
     #[track_caller]
-    pub fn page(&self, conn: &mut AnyConnection, raw: &str) -> Result<Page<M>> {
+    pub fn page(&self, conn: &mut impl AsConnection, raw: &str) -> Result<Page<M>> {
+        let conn = conn.connection();
         let number = parse_page_number(raw)?;
         self.page_at(conn, number, Location::caller())
     }
@@ -202,7 +204,8 @@ impl<M: Model> Paginator<M> {
     /// - [`Error::Unsupported`] for a sliced queryset;
     /// - the count strategy's errors ([`QuerySet::count_with`]).
     #[track_caller]
-    pub fn page_number(&self, conn: &mut AnyConnection, number: u64) -> Result<Page<M>> {
+    pub fn page_number(&self, conn: &mut impl AsConnection, number: u64) -> Result<Page<M>> {
+        let conn = conn.connection();
         self.page_at(conn, number, Location::caller())
     }
 
@@ -255,10 +258,11 @@ impl<M: Model> Paginator<M> {
     #[track_caller]
     pub fn page_with<T>(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut impl AsConnection,
         raw: &str,
         load: impl FnOnce(QuerySet<M>, &mut AnyConnection) -> Result<Vec<T>>,
     ) -> Result<Page<T>> {
+        let conn = conn.connection();
         let number = parse_page_number(raw)?;
         let site = Location::caller();
         // Validates the page size, the slice and the number before anything runs.

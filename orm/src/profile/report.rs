@@ -1,3 +1,4 @@
+use crate::connection::AsConnection;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -5,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::profiler::PlanPolicy;
-use crate::connection::{AnyConnection, Backend};
+use crate::connection::Backend;
 use crate::error::{Error, Result};
 use crate::explain::{explain_recorded, Advice, ExplainOptions, Plan};
 use crate::instrument::{BudgetExceeded, Captured, QueryGroup, QueryKind, Repeated};
@@ -224,7 +225,8 @@ impl Profile {
     /// Run it after the scope, on a connection of the same database: the EXPLAIN
     /// statements are not part of the profile. Calling it again explains only the
     /// statements not explained yet.
-    pub fn collect_plans(&mut self, conn: &mut AnyConnection) -> usize {
+    pub fn collect_plans(&mut self, conn: &mut impl AsConnection) -> usize {
+        let conn = conn.connection();
         let mut collected = 0;
         for index in self.selected() {
             if self.plans.iter().any(|p| p.query == index) {

@@ -1,5 +1,6 @@
 //! Terminal methods that read: each sends exactly one statement.
 
+use crate::connection::AsConnection;
 use std::collections::HashMap;
 use std::panic::Location;
 
@@ -46,7 +47,8 @@ impl<M: Model> QuerySet<M> {
     /// # Errors
     /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
-    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<M>> {
+    pub fn all(&self, conn: &mut impl AsConnection) -> Result<Vec<M>> {
+        let conn = conn.connection();
         let statement = self.select_statement();
         run(Location::caller(), || M::load_rows(&statement, conn))
     }
@@ -77,7 +79,8 @@ impl<M: Model> QuerySet<M> {
     /// # Errors
     /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
-    pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<M>> {
+    pub fn first(&self, conn: &mut impl AsConnection) -> Result<Option<M>> {
+        let conn = conn.connection();
         let statement = self.first_statement(false);
         run(Location::caller(), || M::load_rows(&statement, conn))
             .map(|rows| rows.into_iter().next())
@@ -108,7 +111,8 @@ impl<M: Model> QuerySet<M> {
     /// [`Error::Unsupported`] on a sliced queryset (its last row depends on the
     /// slice; reverse the ordering instead), as Django.
     #[track_caller]
-    pub fn last(&self, conn: &mut AnyConnection) -> Result<Option<M>> {
+    pub fn last(&self, conn: &mut impl AsConnection) -> Result<Option<M>> {
+        let conn = conn.connection();
         if self.is_sliced() {
             return Err(Error::Unsupported {
                 backend: conn.backend(),
@@ -192,7 +196,8 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn get(&self, conn: &mut AnyConnection) -> Result<M> {
+    pub fn get(&self, conn: &mut impl AsConnection) -> Result<M> {
+        let conn = conn.connection();
         let mut statement = self.select_statement();
         statement.limit_override = Some(match self.limit {
             Some(limit) => limit.min(MAX_GET_RESULTS),
@@ -227,7 +232,8 @@ impl<M: Model> QuerySet<M> {
     /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
     #[doc(alias = "len")]
-    pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
+    pub fn count(&self, conn: &mut impl AsConnection) -> Result<i64> {
+        let conn = conn.connection();
         let statement = self.count_statement();
         run(Location::caller(), || {
             CountQuery(&*statement).get_result::<i64>(conn)
@@ -258,7 +264,8 @@ impl<M: Model> QuerySet<M> {
     /// # Errors
     /// [`Error::Query`] when the database rejects the statement.
     #[track_caller]
-    pub fn exists(&self, conn: &mut AnyConnection) -> Result<bool> {
+    pub fn exists(&self, conn: &mut impl AsConnection) -> Result<bool> {
+        let conn = conn.connection();
         let statement = self.exists_statement();
         run(Location::caller(), || statement.load::<i32>(conn)).map(|rows| !rows.is_empty())
     }
@@ -285,7 +292,12 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn in_bulk(&self, conn: &mut AnyConnection, ids: &[M::Key]) -> Result<HashMap<M::Key, M>> {
+    pub fn in_bulk(
+        &self,
+        conn: &mut impl AsConnection,
+        ids: &[M::Key],
+    ) -> Result<HashMap<M::Key, M>> {
+        let conn = conn.connection();
         let site = Location::caller();
         let mut ids = ids.to_vec();
         ids.sort_unstable();

@@ -1,5 +1,6 @@
 //! Terminal methods that write: soft delete, hard delete, update.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -38,7 +39,8 @@ impl<M: Model> QuerySet<M> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn delete(&self, conn: &mut AnyConnection) -> Result<usize> {
+    pub fn delete(&self, conn: &mut impl AsConnection) -> Result<usize> {
+        let conn = conn.connection();
         let statement = self.delete_statement();
         run(Location::caller(), || statement.execute(conn))
     }
@@ -64,7 +66,8 @@ impl<M: Model> QuerySet<M> {
     /// returns how many. Only the rows the queryset sees are removed: chain
     /// `with_deleted()` to include soft-deleted ones.
     #[track_caller]
-    pub fn hard_delete(&self, conn: &mut AnyConnection) -> Result<usize> {
+    pub fn hard_delete(&self, conn: &mut impl AsConnection) -> Result<usize> {
+        let conn = conn.connection();
         self.hard_delete_at(conn, Location::caller())
     }
 
@@ -107,11 +110,12 @@ impl<M: Model> QuerySet<M> {
     /// On a sliced queryset the rows are chosen by a subquery:
     /// `UPDATE t SET ... WHERE "t"."id" IN (SELECT "t"."id" FROM t ... LIMIT ?)`.
     #[track_caller]
-    pub fn update<C>(&self, conn: &mut AnyConnection, changes: C) -> Result<usize>
+    pub fn update<C>(&self, conn: &mut impl AsConnection, changes: C) -> Result<usize>
     where
         C: AsChangeset<Target = M::Table>,
         C::Changeset: QueryFragment<Db> + Send + Sync + 'static,
     {
+        let conn = conn.connection();
         let Some(statement) = self.update_statement(conn.backend(), changes)? else {
             return Ok(0);
         };

@@ -1,3 +1,4 @@
+use crate::connection::AsConnection;
 use std::marker::PhantomData;
 use std::panic::Location;
 
@@ -180,7 +181,8 @@ impl<C: Model, P: Model> ForeignKey<C, P> {
     /// key without a database constraint); [`Error::Query`](crate::Error::Query) when
     /// the database fails.
     #[track_caller]
-    pub fn get(&self, child: &C, conn: &mut AnyConnection) -> Result<P> {
+    pub fn get(&self, child: &C, conn: &mut impl AsConnection) -> Result<P> {
+        let conn = conn.connection();
         match self.link.get_at(child, conn, Location::caller())? {
             Some(parent) => Ok(parent),
             None => Err(crate::Error::NotFound { model: P::NAME }),
@@ -250,7 +252,8 @@ impl<C: Model, P: Model> NullableForeignKey<C, P> {
     /// [`Error::NotFound`](crate::Error::NotFound) when the key points at no row;
     /// [`Error::Query`](crate::Error::Query) when the database fails.
     #[track_caller]
-    pub fn get(&self, child: &C, conn: &mut AnyConnection) -> Result<Option<P>> {
+    pub fn get(&self, child: &C, conn: &mut impl AsConnection) -> Result<Option<P>> {
+        let conn = conn.connection();
         self.link.get_at(child, conn, Location::caller())
     }
 }

@@ -1,5 +1,6 @@
 //! `QuerySet::prefetch`: the parents, then one query per hop.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 
 use super::hop::{attach, Hop, HopOutput};
@@ -234,7 +235,8 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
     /// # Errors
     /// [`Error::Query`](crate::Error::Query) when the database fails.
     #[track_caller]
-    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<(P, S::Out)>> {
+    pub fn all(&self, conn: &mut impl AsConnection) -> Result<Vec<(P, S::Out)>> {
+        let conn = conn.connection();
         let site = Location::caller();
         let parents = run(site, || P::load_rows(&self.qs.select_statement(), conn))?;
         self.hops.attach(conn, parents, site)
@@ -246,9 +248,14 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
     /// ```
     /// # include!("../../doctest_setup.rs");
     /// # fn main() -> orm::Result<()> {
-    /// # let (_db, mut conn) = setup();
+    /// # let (db, mut conn) = setup();
     /// use orm::prelude::*;
     /// let qs = Thread::objects().prefetch(Thread::messages());
+    /// // A connection straight from the pool works wherever one is taken (this
+    /// // in-memory pool holds one connection: give it back first).
+    /// drop(conn);
+    /// assert_eq!(qs.count(&mut db.get()?)?, 2);
+    /// let mut conn = db.get()?;
     /// let (first, captured) = orm::capture(|| qs.first(&mut conn));
     /// let (thread, messages) = first?.expect("a thread");
     /// assert_eq!((thread.title.as_str(), messages.len(), captured.len()), ("Machines", 1, 2));
@@ -261,7 +268,8 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
     /// # Errors
     /// As [`all`](Self::all).
     #[track_caller]
-    pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<(P, S::Out)>> {
+    pub fn first(&self, conn: &mut impl AsConnection) -> Result<Option<(P, S::Out)>> {
+        let conn = conn.connection();
         let site = Location::caller();
         let parents = run(site, || {
             P::load_rows(&self.qs.for_first().select_statement(), conn)
@@ -277,7 +285,8 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
     /// [`Error::MultipleObjectsReturned`](crate::Error::MultipleObjectsReturned), or
     /// as [`all`](Self::all).
     #[track_caller]
-    pub fn get(&self, conn: &mut AnyConnection) -> Result<(P, S::Out)> {
+    pub fn get(&self, conn: &mut impl AsConnection) -> Result<(P, S::Out)> {
+        let conn = conn.connection();
         let site = Location::caller();
         let parents = run(site, || {
             P::load_rows(&self.qs.for_get().select_statement(), conn)
@@ -293,7 +302,8 @@ impl<P: Model, S: PrefetchSet<P>> Prefetched<P, S> {
     /// # Errors
     /// As [`QuerySet::count`].
     #[track_caller]
-    pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
+    pub fn count(&self, conn: &mut impl AsConnection) -> Result<i64> {
+        let conn = conn.connection();
         self.qs.count(conn)
     }
 }

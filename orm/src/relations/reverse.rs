@@ -1,6 +1,7 @@
 //! Reverse hops: the rows pointing at each parent (a thread's messages), with their
 //! own queryset, optional JOINs and an optional per-parent limit.
 
+use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -186,7 +187,8 @@ impl<P: Model, C: Model> Reverse<P, C> {
     /// # Errors
     /// [`Error::Query`](crate::Error::Query) when the database fails.
     #[track_caller]
-    pub fn all_for(&self, parent: &P, conn: &mut AnyConnection) -> Result<Vec<C>> {
+    pub fn all_for(&self, parent: &P, conn: &mut impl AsConnection) -> Result<Vec<C>> {
+        let conn = conn.connection();
         let site = Location::caller();
         note_fix(site, || format!("prefetch `{}::{}`", P::NAME, self.name));
         let filter = (self.link.key_in)(vec![parent.pk()]);

@@ -1,3 +1,4 @@
+use crate::connection::AsConnection;
 use std::any::TypeId;
 use std::panic::Location;
 use std::sync::Arc;
@@ -649,10 +650,11 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     /// [`Error::TableJoinedTwice`] when two joins reach the same table;
     /// [`Error::Query`] when the database fails.
     #[track_caller]
-    pub fn all(&self, conn: &mut AnyConnection) -> Result<Vec<J::Row>>
+    pub fn all(&self, conn: &mut impl AsConnection) -> Result<Vec<J::Row>>
     where
         J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
+        let conn = conn.connection();
         let statement = self.statement()?;
         load(statement, conn, Location::caller())
     }
@@ -680,10 +682,11 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     /// # Errors
     /// As [`all`](Self::all).
     #[track_caller]
-    pub fn first(&self, conn: &mut AnyConnection) -> Result<Option<J::Row>>
+    pub fn first(&self, conn: &mut impl AsConnection) -> Result<Option<J::Row>>
     where
         J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
+        let conn = conn.connection();
         let first = Related {
             qs: self.qs.for_first(),
             joins: self.joins,
@@ -701,10 +704,11 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     /// [`Error::NotFound`], [`Error::MultipleObjectsReturned`], or as
     /// [`all`](Self::all).
     #[track_caller]
-    pub fn get(&self, conn: &mut AnyConnection) -> Result<J::Row>
+    pub fn get(&self, conn: &mut impl AsConnection) -> Result<J::Row>
     where
         J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
+        let conn = conn.connection();
         let get = Related {
             qs: self.qs.for_get(),
             joins: self.joins,
@@ -720,7 +724,8 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
     /// # Errors
     /// As [`QuerySet::count`].
     #[track_caller]
-    pub fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
+    pub fn count(&self, conn: &mut impl AsConnection) -> Result<i64> {
+        let conn = conn.connection();
         self.qs.count(conn)
     }
 }
