@@ -128,6 +128,10 @@ pub mod client {
     /// field listed in `model!`'s `cursor_columns` implements it; for a type of your
     /// own, `impl orm::SqlOrder for MyType {}` (not exact, so hops ordered by it keep
     /// `ORDER BY`).
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is listed in `cursor_columns` but does not say how it orders",
+        note = "implement `orm::SqlOrder` for it (`const EXACT: bool = true;` when its cursor value is an integer, boolean, timestamp, date or time) and `From<{Self}> for orm::paginate::CursorValue`"
+    )]
     pub trait SqlOrder {
         /// `true` for integers, booleans, timestamps, dates and times (and `Option`s of
         /// them).

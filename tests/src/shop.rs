@@ -153,6 +153,48 @@ pub struct Event {
     pub updated: DateTime<Utc>,
 }
 
+/// An amount in cents: a type of the application's own, a `BigInt` column, and a
+/// keyset cursor column through `From<Cents> for CursorValue`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, diesel::AsExpression, diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::BigInt)]
+pub struct Cents(pub i64);
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::BigInt, DB> for Cents
+where
+    DB: diesel::backend::Backend,
+    i64: diesel::deserialize::FromSql<diesel::sql_types::BigInt, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        i64::from_sql(value).map(Cents)
+    }
+}
+
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::BigInt, DB> for Cents
+where
+    DB: diesel::backend::Backend,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
+    ) -> diesel::serialize::Result {
+        self.0.to_sql(out)
+    }
+}
+
+// Its cursor value is an integer, which Rust orders as SQL does.
+impl orm::SqlOrder for Cents {
+    const EXACT: bool = true;
+}
+
+impl From<Cents> for orm::paginate::CursorValue {
+    fn from(cents: Cents) -> Self {
+        orm::paginate::CursorValue::Int(cents.0)
+    }
+}
+
 /// A transfer between two customers: two foreign keys to one table.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = shop_transfer, treat_none_as_default_value = false)]
@@ -163,8 +205,8 @@ pub struct Transfer {
     pub from_customer_id: i32,
     /// Who is paid.
     pub to_customer_id: i32,
-    /// How much.
-    pub amount_cents: i64,
+    /// How much (a type of the application's own).
+    pub amount_cents: Cents,
 }
 
 /// A customer's mood: the PostgreSQL enum `shop_mood`, as `print-schema` declares
@@ -239,6 +281,7 @@ orm::model! {
     Transfer => shop_transfer {
         primary_key: id,
         ordering: shop_transfer::id.asc(),
+        cursor_columns: (amount_cents),
     }
 }
 

@@ -369,9 +369,9 @@ fn an_attached_database_is_sqlite_only() {
 
 shop_on_both_backends! {
     fn two_keys_to_one_table_join_under_their_own_names(db) {
-        use orm_tests::shop::{shop_transfer, Transfer};
+        use orm_tests::shop::{shop_transfer, Cents, Transfer};
         let conn = &mut seeded(&db);
-        let transfer = |id, from_customer_id, to_customer_id, amount_cents| Transfer { id, from_customer_id, to_customer_id, amount_cents };
+        let transfer = |id, from_customer_id, to_customer_id, amount_cents| Transfer { id, from_customer_id, to_customer_id, amount_cents: Cents(amount_cents) };
         Transfer::objects()
             .bulk_create(conn, vec![transfer(1, 1, 2, 100), transfer(2, 2, 3, 50), transfer(3, 3, 1, 7)])
             .unwrap();
@@ -405,9 +405,12 @@ shop_on_both_backends! {
             })
             .collect();
         assert_eq!(streamed, [(1, "Bo".into()), (2, "Cy".into()), (3, "Ada".into())]);
+        // Keyset pages over a column of the application's own type (Cents).
+        let pages = Transfer::objects().order_by((shop_transfer::amount_cents.desc(), shop_transfer::id.asc())).keyset(1, &secret());
+        assert_eq!(walk(&pages, conn), [1, 2, 3]);
         // Both aliased; sliced before the join; filtered on the base table.
         let both = Transfer::objects()
-            .filter(shop_transfer::amount_cents.gt(10))
+            .filter(shop_transfer::amount_cents.gt(Cents(10)))
             .limit(1)
             .select_related((Transfer::from_customer.aliased("payer"), Transfer::to_customer.aliased("payee")));
         let rows = assert_num_queries!(1, both.all(conn)).unwrap();
