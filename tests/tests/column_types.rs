@@ -117,6 +117,9 @@ fn seeded(db: &orm_tests::TestDb) -> orm::PooledConnection {
     conn
 }
 
+/// An event's followed event and the one that follows in turn, by id.
+type Chain = Option<(Uuid, Option<Uuid>)>;
+
 /// Each follower's id with its followers' ids.
 type Followers = Vec<(Uuid, Vec<Uuid>)>;
 
@@ -387,6 +390,36 @@ shop_on_both_backends! {
         // Sliced first, then joined to itself.
         let two = assert_num_queries!(1, qs.clone().limit(2).all(conn)).unwrap();
         assert_eq!(two.iter().map(|(e, _)| e.id).collect::<Vec<_>>(), [id(5), id(4)]);
+        // A chain from the nullable key: the followed event's customer, LEFT JOINs.
+        let chain = Event::objects().select_related(Event::follows.aliased("f").then(Event::customer));
+        let rows = assert_num_queries!(1, chain.all(conn)).unwrap();
+        let got: Vec<(Uuid, Option<(Uuid, &str)>)> = rows
+            .iter()
+            .map(|(e, f)| (e.id, f.as_ref().map(|(f, c)| (f.id, c.name.as_str()))))
+            .collect();
+        assert_eq!(
+            got,
+            [(id(5), Some((id(2), "Ada"))), (id(4), Some((id(3), "Bo"))), (id(3), None), (id(2), Some((id(1), "Ada"))), (id(1), None)]
+        );
+        let sql = chain.sql(db.backend()).unwrap();
+        match db.backend() {
+            Backend::Postgres => assert!(sql.contains(r#"LEFT JOIN "shop_event" AS "f" ON "f"."id" = "shop_event"."follows_id" LEFT JOIN "shop_customer" ON "shop_customer"."id" = "f"."customer_id""#), "{sql}"),
+            Backend::Sqlite => assert!(sql.contains("LEFT JOIN `shop_event` AS `f` ON `f`.`id` = `shop_event`.`follows_id` LEFT JOIN `shop_customer` ON `shop_customer`.`id` = `f`.`customer_id`"), "{sql}"),
+        }
+        // Two levels of the same key (an employee, their manager, the manager's).
+        let twice = Event::objects().select_related(Event::follows.aliased("f").then(Event::follows.aliased("ff")));
+        let rows = assert_num_queries!(1, twice.all(conn)).unwrap();
+        let got: Vec<(Uuid, Chain)> = rows
+            .iter()
+            .map(|(e, f)| (e.id, f.as_ref().map(|(f, ff)| (f.id, ff.as_ref().map(|ff| ff.id)))))
+            .collect();
+        assert_eq!(
+            got,
+            [(id(5), Some((id(2), Some(id(1))))), (id(4), Some((id(3), None))), (id(3), None), (id(2), Some((id(1), None))), (id(1), None)]
+        );
+        // A plain nullable chain into the same table needs the alias too.
+        let err = Event::objects().select_related(Event::follows.then(Event::customer)).all(conn).unwrap_err();
+        assert!(matches!(err, orm::Error::TableJoinedTwice { model: "Event" }), "{err}");
         // Without the alias: refused before any SQL.
         let err = Event::objects().select_related(Event::follows).all(conn).unwrap_err();
         assert!(matches!(err, orm::Error::TableJoinedTwice { .. }), "{err}");

@@ -22,5 +22,5 @@ pub use nested::Nested;
 pub use prefetch::{Also, PrefetchSet, Prefetched, Single};
 pub use reverse::{Reverse, ReverseRelated};
 pub use select_related::{
-    Aliased, AliasedThen, ColumnNames, Join, JoinClause, JoinSet, Related, Then,
+    Aliased, AliasedThen, ColumnNames, Join, JoinClause, JoinSet, NullableThen, Related, Then,
 };

@@ -154,6 +154,145 @@ impl<P> QueryFragment<Db> for NullableAliasedColumns<P> {
     }
 }
 
+/// A selection read as `NULL` where a LEFT JOIN found no row: the columns of a chain
+/// that starts from a nullable key.
+/// Its SQL type is that of the rows `R` it loads (`Option<R>`), whatever names
+/// its columns are read under.
+#[doc(hidden)]
+pub struct NullableSelection<S, R>(S, std::marker::PhantomData<fn() -> R>);
+
+impl<S, R> diesel::Expression for NullableSelection<S, R>
+where
+    Option<R>: diesel::Selectable<Db>,
+    <Option<R> as diesel::Selectable<Db>>::SelectExpression: diesel::Expression,
+{
+    type SqlType = diesel::dsl::SqlTypeOf<<Option<R> as diesel::Selectable<Db>>::SelectExpression>;
+}
+
+impl<S: QueryFragment<Db>, R> QueryFragment<Db> for NullableSelection<S, R> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+}
+
+/// A chain for [`select_related`](crate::QuerySet::select_related) from a nullable
+/// key: `LEFT JOIN`s all the way, loads `Option<(P, ...)>` (`None` where the key is
+/// NULL). Made by [`NullableForeignKey::then`] (plain) and [`Aliased::then`] on an
+/// aliased nullable key.
+pub struct NullableThen<C, P: Model, F, N> {
+    first: F,
+    next: N,
+    _models: std::marker::PhantomData<fn() -> (C, P)>,
+}
+
+impl<C, P: Model, F: Copy, N: Copy> Clone for NullableThen<C, P, F, N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C, P: Model, F: Copy, N: Copy> Copy for NullableThen<C, P, F, N> {}
+
+impl<C: Model, P: Model> NullableForeignKey<C, P> {
+    /// A chain from this nullable key: `next` follows from the row it reaches, by
+    /// `LEFT JOIN`; loads `Option<(P, ...)>`.
+    pub fn then<N: Join<P>>(self, next: N) -> NullableThen<C, P, Self, N> {
+        NullableThen {
+            first: self,
+            next,
+            _models: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<C: Model, P: Model> Aliased<NullableForeignKey<C, P>> {
+    /// A chain from this aliased nullable key: `next` follows from the row joined
+    /// as `alias`, by `LEFT JOIN`; loads `Option<(P, ...)>`.
+    pub fn then<N: Join<P>>(self, next: N) -> NullableThen<C, P, Self, N> {
+        NullableThen {
+            first: self,
+            next,
+            _models: std::marker::PhantomData,
+        }
+    }
+}
+
+/// The selection of a nullable chain's first hop as a required one would read it.
+#[doc(hidden)]
+pub trait FirstHop<C: Model, P: Model>: Copy {
+    type Columns: QueryFragment<Db>;
+    fn columns(&self) -> Self::Columns;
+    fn hop_joins(&self, from: Option<&'static str>, out: &mut Vec<JoinClause>);
+    fn hop_alias(&self) -> Option<&'static str>;
+}
+
+impl<C: Model, P: Model> FirstHop<C, P> for NullableForeignKey<C, P>
+where
+    Columns<P>: diesel::Expression,
+{
+    type Columns = Columns<P>;
+
+    fn columns(&self) -> Self::Columns {
+        P::selection()
+    }
+
+    fn hop_joins(&self, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        out.push(JoinClause::to::<P>(true, (self.link.column)(), from));
+    }
+
+    fn hop_alias(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl<C: Model, P: Model> FirstHop<C, P> for Aliased<NullableForeignKey<C, P>>
+where
+    <P as diesel::Selectable<Db>>::SelectExpression: ColumnNames + diesel::Expression,
+{
+    type Columns = AliasedColumns<P>;
+
+    fn columns(&self) -> Self::Columns {
+        AliasedColumns {
+            alias: self.alias,
+            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
+            nullable: false,
+            _model: std::marker::PhantomData,
+        }
+    }
+
+    fn hop_joins(&self, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        let mut clause = JoinClause::to::<P>(true, (self.relation.link.column)(), from);
+        clause.alias = Some(self.alias);
+        out.push(clause);
+    }
+
+    fn hop_alias(&self) -> Option<&'static str> {
+        Some(self.alias)
+    }
+}
+
+impl<C: Model, P: Model, F: FirstHop<C, P>, N: Join<P>> Join<C> for NullableThen<C, P, F, N>
+where
+    NullableSelection<(F::Columns, N::Selection), (P, N::Output)>:
+        diesel::Expression + QueryFragment<Db>,
+{
+    type Output = Option<(P, N::Output)>;
+    type Selection = NullableSelection<(F::Columns, N::Selection), (P, N::Output)>;
+
+    fn selection(&self) -> Self::Selection {
+        NullableSelection(
+            (self.first.columns(), self.next.selection()),
+            std::marker::PhantomData,
+        )
+    }
+
+    fn joins(&self, _left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
+        self.first.hop_joins(from, out);
+        // Every hop after a nullable one is a LEFT JOIN, so a NULL key keeps its row.
+        self.next.joins(true, self.first.hop_alias(), out);
+    }
+}
+
 /// A relation joined under a name of its own (`INNER JOIN "t" AS "alias"`), so a
 /// table can be joined twice in one `select_related` (a transfer's two accounts)
 /// or joined to itself (an event and the event it follows). Made by
@@ -397,7 +536,7 @@ macro_rules! single_join_set {
     )+};
 }
 
-single_join_set!(ForeignKey<P>, NullableForeignKey<P>, Then<P, N>, AliasedThen<P, N>);
+single_join_set!(ForeignKey<P>, NullableForeignKey<P>, Then<P, N>, AliasedThen<P, N>, NullableThen<P, F, N>);
 
 impl<C: Model, R> JoinSet<C> for Aliased<R>
 where
