@@ -108,7 +108,6 @@ type ColumnsSqlType<P> = diesel::dsl::SqlTypeOf<<P as diesel::Selectable<Db>>::S
 pub struct AliasedColumns<P> {
     alias: &'static str,
     names: Vec<&'static str>,
-    nullable: bool,
     _model: std::marker::PhantomData<fn() -> P>,
 }
 
@@ -121,7 +120,6 @@ where
 
 impl<P> QueryFragment<Db> for AliasedColumns<P> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        let _ = self.nullable;
         for (i, name) in self.names.iter().enumerate() {
             if i > 0 {
                 out.push_sql(", ");
@@ -131,6 +129,20 @@ impl<P> QueryFragment<Db> for AliasedColumns<P> {
             out.push_identifier(name)?;
         }
         Ok(())
+    }
+}
+
+impl<P: Model> AliasedColumns<P>
+where
+    <P as diesel::Selectable<Db>>::SelectExpression: ColumnNames,
+{
+    /// `P`'s columns under `alias`.
+    fn new(alias: &'static str) -> Self {
+        AliasedColumns {
+            alias,
+            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
+            _model: std::marker::PhantomData,
+        }
     }
 }
 
@@ -252,12 +264,7 @@ where
     type Columns = AliasedColumns<P>;
 
     fn columns(&self) -> Self::Columns {
-        AliasedColumns {
-            alias: self.alias,
-            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
-            nullable: false,
-            _model: std::marker::PhantomData,
-        }
+        AliasedColumns::new(self.alias)
     }
 
     fn hop_joins(&self, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
@@ -319,12 +326,7 @@ where
     type Selection = AliasedColumns<P>;
 
     fn selection(&self) -> Self::Selection {
-        AliasedColumns {
-            alias: self.alias,
-            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
-            nullable: false,
-            _model: std::marker::PhantomData,
-        }
+        AliasedColumns::new(self.alias)
     }
 
     fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
@@ -385,12 +387,7 @@ where
     type Selection = NullableAliasedColumns<P>;
 
     fn selection(&self) -> Self::Selection {
-        NullableAliasedColumns(AliasedColumns {
-            alias: self.alias,
-            names: <<P as diesel::Selectable<Db>>::SelectExpression as ColumnNames>::names(),
-            nullable: true,
-            _model: std::marker::PhantomData,
-        })
+        NullableAliasedColumns(AliasedColumns::new(self.alias))
     }
 
     fn joins(&self, _left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
