@@ -466,6 +466,14 @@ shop_on_both_backends! {
                 assert_eq!(of_ada, [1, 3]);
                 let joined = assert_num_queries!(1, Note::objects().select_related(Note::customer).all(conn)).unwrap();
                 assert_eq!(joined.iter().map(|(n, c)| (n.id, c.name.as_str())).collect::<Vec<_>>(), [(1, "Ada"), (2, "Bo"), (3, "Ada")]);
+                // Pages, keyset pages and streams of a PostgreSQL-only model.
+                let page = Note::objects().paginate(2).page(conn, "2").unwrap();
+                assert_eq!(note_ids(&page.results), [3]);
+                let secret = CursorSecret::new("the column types' secret for the tests").unwrap();
+                let first = Note::objects().keyset(2, &secret).page(conn, None).unwrap();
+                assert_eq!(note_ids(&first.results), [1, 2]);
+                let streamed: Vec<i32> = Note::objects().stream(conn, 2).unwrap().map(|n| n.unwrap().id).collect();
+                assert_eq!(streamed, [1, 2, 3]);
                 // An update of a PostgreSQL-only column.
                 let changed = Note::objects()
                     .filter(shop_note::id.eq(2))
