@@ -349,9 +349,9 @@ impl<ST: KeyType> ColumnKey for diesel::sql_types::Nullable<ST> {
 /// `eq_any` for key columns of every key type.
 ///
 /// diesel's own `eq_any` on the multi-backend connection needs the column's type on
-/// both backends, which a `Uuid` column does not have on SQLite. This one renders
-/// the same SQL for any key type: one array bind on PostgreSQL, one placeholder per
-/// key on SQLite.
+/// both backends, which a `Uuid` column does not have on SQLite. This one takes any
+/// key type and any number of keys in one bound value: an array on PostgreSQL, a
+/// JSON list on SQLite (as prefetch key lists are).
 ///
 /// ```
 /// # include!("../doctest_setup.rs");
@@ -359,7 +359,7 @@ impl<ST: KeyType> ColumnKey for diesel::sql_types::Nullable<ST> {
 /// use orm::prelude::*;
 /// let qs = Message::objects().filter(weave_message::id.eq_any_key([1, 2]));
 /// assert!(qs.sql(Backend::Postgres)?.contains(r#"("weave_message"."id" = ANY($1))"#));
-/// assert!(qs.sql(Backend::Sqlite)?.contains("(`weave_message`.`id` IN (?, ?))"));
+/// assert!(qs.sql(Backend::Sqlite)?.contains("(`weave_message`.`id` IN (SELECT value FROM json_each(?)))"));
 /// # Ok(()) }
 /// ```
 pub trait KeyExpressionMethods: diesel::Column + Expression + Sized
@@ -372,10 +372,12 @@ where
         I: IntoIterator<Item = <Self::SqlType as ColumnKey>::Key>,
         Self: QueryFragment<Db> + Send + Sync + 'static,
     {
+        let keys: Vec<_> = keys.into_iter().collect();
         AnyKey {
+            json: json_list(&keys),
             inner: KeyIn {
                 column: ColumnRef::of(self),
-                keys: KeyList(keys.into_iter().collect()),
+                keys: KeyList(keys),
             },
             _column: PhantomData,
         }
@@ -392,6 +394,8 @@ where
 /// The expression [`KeyExpressionMethods::eq_any_key`] builds.
 pub struct AnyKey<C, K> {
     inner: KeyIn<K>,
+    /// The keys as one JSON list, for a backend without arrays.
+    json: String,
     _column: PhantomData<fn() -> C>,
 }
 
@@ -406,8 +410,17 @@ impl<C: ValidGrouping<()>, K> ValidGrouping<()> for AnyKey<C, K> {
 }
 
 impl<C, K: Key> QueryFragment<Db> for AnyKey<C, K> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
-        self.inner.walk_ast(out)
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        let capability = crate::Backend::rendering(out.backend()).capability();
+        if capability.array_binds || !capability.json_key_lists {
+            return self.inner.walk_ast(out);
+        }
+        out.push_sql("(");
+        self.inner.column.qualified.walk_ast(out.reborrow())?;
+        out.push_sql(" IN (SELECT value FROM json_each(");
+        out.push_bind_param::<Text, String>(&self.json)?;
+        out.push_sql(")))");
+        Ok(())
     }
 }
 

@@ -87,9 +87,22 @@ impl ToSql<PortableTimestamptz, Sqlite> for DateTime<Utc> {
 }
 
 impl FromSql<PortableTimestamptz, Sqlite> for NaiveDateTime {
-    fn from_sql(value: SqliteValue<'_>) -> deserialize::Result<Self> {
+    fn from_sql(mut value: SqliteValue<'_>) -> deserialize::Result<Self> {
+        // The library writes UTC without an offset (the fast path); text written with
+        // one by another program is converted to UTC, as a `DateTime<Utc>` read is.
+        if has_offset(value.read_text()) {
+            let instant: DateTime<Utc> = FromSql::<TimestamptzSqlite, Sqlite>::from_sql(value)?;
+            return Ok(instant.naive_utc());
+        }
         FromSql::<Timestamp, Sqlite>::from_sql(value)
     }
+}
+
+/// Whether a timestamp's text carries a UTC offset (`+09:00`, `-05:00`, `Z`) after
+/// its date.
+fn has_offset(text: &str) -> bool {
+    text.get(10..)
+        .is_some_and(|time| time.contains(['+', '-', 'Z']))
 }
 
 impl FromSql<PortableTimestamptz, Sqlite> for DateTime<Utc> {
@@ -314,7 +327,7 @@ impl std::error::Error for PostgresOnlyRows {}
 #[derive(Debug, Clone, Copy)]
 pub struct PostgresOnly<E>(E);
 
-/// Wraps an expression only PostgreSQL has, for a filter, an ordering or an update
+/// Wraps an expression only PostgreSQL has, for a filter or an update
 /// (`update(conn, orm::pg(column.eq(value)))` for a PostgreSQL-only column):
 /// `ilike`, array operators (`@>`, `&&`), jsonb operators (`@>`, `->>`), comparisons
 /// with a PostgreSQL-only type (an enum, an array). It renders as the expression on
@@ -415,3 +428,28 @@ impl std::fmt::Display for PostgresOnlyExpression {
 }
 
 impl std::error::Error for PostgresOnlyExpression {}
+
+#[cfg(test)]
+mod tests {
+    use super::has_offset;
+
+    #[test]
+    fn an_offset_is_told_from_a_utc_time() {
+        for text in [
+            "2024-01-01 09:00:00",
+            "2024-01-01 09:00:00.123456",
+            "2024-01-01T09:00",
+            "2460310.5",
+        ] {
+            assert!(!has_offset(text), "{text}");
+        }
+        for text in [
+            "2024-01-01 09:00:00+09:00",
+            "2024-01-01 09:00:00.5-05:00",
+            "2024-01-01T09:00:00Z",
+            "2024-01-01 09:00+01:00",
+        ] {
+            assert!(has_offset(text), "{text}");
+        }
+    }
+}

@@ -196,6 +196,10 @@ shop_on_both_backends! {
         assert_eq!(ids(&after_two), [id(5)]);
         let some = qs.clone().filter(shop_event::id.eq_any_key([id(2), id(4), id(7)])).all(conn).unwrap();
         assert_eq!(ids(&some), [id(4), id(2)]);
+        // Any number of keys in one bound value (an array; SQLite: a JSON list).
+        let many: Vec<Uuid> = (100..40_100).map(id).chain([id(2)]).collect();
+        let found = assert_num_queries!(1, qs.clone().filter(shop_event::id.eq_any_key(many)).all(conn)).unwrap();
+        assert_eq!(ids(&found), [id(2)]);
         let found = assert_num_queries!(1, qs.in_bulk(conn, &[id(1), id(3), id(8)])).unwrap();
         let mut keys: Vec<_> = found.keys().copied().collect();
         keys.sort();
@@ -361,6 +365,16 @@ orm_tests::on_both_backends! {
         assert!((ada.updated - before).num_minutes().abs() < 30, "{} vs {before}", ada.updated);
         let found = Person::objects().filter(weave_person::created.eq(ada.created)).count(conn).unwrap();
         assert_eq!(found, 1);
+        if db.backend() == Backend::Sqlite {
+            // Text another program wrote with an offset is read as its UTC instant.
+            conn.batch_execute(
+                "INSERT INTO weave_person (id, created, updated, deleted, first_name, last_name, email_address) \
+                 VALUES (90, '2024-01-01 09:00:00+09:00', '2024-01-01 00:00:00', false, 'Kenji', 'Sato', 'kenji@example.org')",
+            )
+            .unwrap();
+            let kenji = Person::objects().filter(weave_person::id.eq(90)).get(conn).unwrap();
+            assert_eq!(kenji.created, kenji.updated);
+        }
     }
 }
 

@@ -427,12 +427,27 @@ shop_on_both_backends! {
             Backend::Postgres => assert!(sql.contains(r#"AS "o" ON "o"."id" = "shop_line"."order_id" INNER JOIN "shop_customer" ON "shop_customer"."id" = "o"."customer_id""#), "{sql}"),
             Backend::Sqlite => assert!(sql.contains("AS `o` ON `o`.`id` = `shop_line`.`order_id` CROSS JOIN `shop_customer` ON `shop_customer`.`id` = `o`.`customer_id`"), "{sql}"),
         }
+        // A chain whose second hop is aliased reads that hop's columns from the alias.
+        let chained = Line::objects()
+            .filter(shop_line::id.le(3))
+            .select_related(Line::order.then(Order::customer.aliased("c")));
+        let rows = assert_num_queries!(1, chained.all(conn)).unwrap();
+        let got: Vec<(i32, i32, &str)> = rows.iter().map(|(l, (o, c))| (l.id, o.id, c.name.as_str())).collect();
+        assert_eq!(got, [(1, 1, "Ada"), (2, 1, "Ada"), (3, 2, "Ada")]);
+        let streamed = chained.stream(conn, 2).unwrap().count();
+        assert_eq!(streamed, 3);
         // Without an alias the second join is refused before any SQL.
         let (err, captured) = capture(|| {
             Transfer::objects().select_related((Transfer::from_customer, Transfer::to_customer)).all(conn)
         });
         assert!(matches!(err.unwrap_err(), Error::TableJoinedTwice { model: "Customer" }));
         assert_eq!(captured.len(), 0);
+        // An alias that is a table's own name in the statement is refused too.
+        let err = Transfer::objects()
+            .select_related((Transfer::from_customer, Transfer::to_customer.aliased("shop_customer")))
+            .all(conn)
+            .unwrap_err();
+        assert!(matches!(err, Error::TableJoinedTwice { .. }), "{err}");
         // The same alias twice is refused too.
         let err = Transfer::objects()
             .select_related((Transfer::from_customer.aliased("c"), Transfer::to_customer.aliased("c")))

@@ -166,6 +166,25 @@ impl<P> QueryFragment<Db> for NullableAliasedColumns<P> {
     }
 }
 
+/// A chain's selection, typed as the rows `R` it loads, whatever names its columns
+/// are read under.
+#[doc(hidden)]
+pub struct PairSelection<S, R>(S, std::marker::PhantomData<fn() -> R>);
+
+impl<S, R> diesel::Expression for PairSelection<S, R>
+where
+    R: diesel::Selectable<Db>,
+    Columns<R>: diesel::Expression,
+{
+    type SqlType = diesel::dsl::SqlTypeOf<Columns<R>>;
+}
+
+impl<S: QueryFragment<Db>, R> QueryFragment<Db> for PairSelection<S, R> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+}
+
 /// A selection read as `NULL` where a LEFT JOIN found no row: the columns of a chain
 /// that starts from a nullable key.
 /// Its SQL type is that of the rows `R` it loads (`Option<R>`), whatever names
@@ -367,10 +386,13 @@ where
     Aliased<ForeignKey<C, P>>: Join<C, Output = P, Selection = AliasedColumns<P>>,
 {
     type Output = (P, N::Output);
-    type Selection = (AliasedColumns<P>, N::Selection);
+    type Selection = PairSelection<(AliasedColumns<P>, N::Selection), (P, N::Output)>;
 
     fn selection(&self) -> Self::Selection {
-        (Join::selection(&self.first), self.next.selection())
+        PairSelection(
+            (Join::selection(&self.first), self.next.selection()),
+            std::marker::PhantomData,
+        )
     }
 
     fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
@@ -476,12 +498,16 @@ where
     Columns<(P, N::Output)>: QueryFragment<Db>,
 {
     type Output = (P, N::Output);
-    // One selectable for the pair (not a tuple of selections), so diesel reads it at
-    // any position of the row.
-    type Selection = Columns<(P, N::Output)>;
+    // The pair's columns, each hop's own (the next one's under its alias, if it has
+    // one), typed as one selectable for the pair, so diesel reads it at any position
+    // of the row.
+    type Selection = PairSelection<(Columns<P>, N::Selection), (P, N::Output)>;
 
     fn selection(&self) -> Self::Selection {
-        <(P, N::Output) as SelectableHelper<Db>>::as_select()
+        PairSelection(
+            (P::selection(), self.next.selection()),
+            std::marker::PhantomData,
+        )
     }
 
     fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
@@ -733,21 +759,33 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         slice_first: bool,
     ) -> Result<SelectStatement<J::Selection>> {
         let clauses = self.joins.joins();
-        // A table appears once under its own name and once under each alias.
-        let mut seen = vec![(TypeId::of::<C::Table>(), None)];
-        let mut aliases = Vec::new();
-        for clause in &clauses {
-            let twice = match clause.alias {
-                Some(alias) => aliases.contains(&alias),
-                None => seen.contains(&(clause.table_id, None)),
-            };
-            if twice {
-                return Err(Error::TableJoinedTwice {
-                    model: clause.model,
-                });
+        if clauses.iter().all(|clause| clause.alias.is_none()) {
+            // Each table once, under its own name.
+            let mut seen = vec![TypeId::of::<C::Table>()];
+            for clause in &clauses {
+                if seen.contains(&clause.table_id) {
+                    return Err(Error::TableJoinedTwice {
+                        model: clause.model,
+                    });
+                }
+                seen.push(clause.table_id);
             }
-            seen.push((clause.table_id, clause.alias));
-            aliases.extend(clause.alias);
+        } else {
+            // Each name in the FROM list once: a table's own, or its join's alias
+            // (an alias equal to a table's name would be ambiguous as well).
+            let mut names = vec![crate::fragment::TableName::of(&C::Table::default())?.name];
+            for clause in &clauses {
+                let name = match clause.alias {
+                    Some(alias) => alias.to_owned(),
+                    None => crate::fragment::TableName::of(&*clause.table)?.name,
+                };
+                if names.contains(&name) {
+                    return Err(Error::TableJoinedTwice {
+                        model: clause.model,
+                    });
+                }
+                names.push(name);
+            }
         }
         if slice_first && source.limit.is_some() && !source.distinct {
             // Slice first, then join: every join follows a key to the one row it
