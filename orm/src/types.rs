@@ -88,9 +88,14 @@ impl ToSql<PortableTimestamptz, Sqlite> for DateTime<Utc> {
 
 impl FromSql<PortableTimestamptz, Sqlite> for NaiveDateTime {
     fn from_sql(mut value: SqliteValue<'_>) -> deserialize::Result<Self> {
-        // The library writes UTC without an offset (the fast path); text written with
-        // one by another program is converted to UTC, as a `DateTime<Utc>` read is.
-        if has_offset(value.read_text()) {
+        // The library writes UTC without an offset, in diesel's own format: one parse.
+        let text = value.read_text();
+        if let Ok(time) = NaiveDateTime::parse_from_str(text, SQLITE_UTC) {
+            return Ok(time);
+        }
+        // Text written with an offset by another program is converted to UTC, as a
+        // `DateTime<Utc>` read is; any other text goes through diesel's formats.
+        if has_offset(text) {
             let instant: DateTime<Utc> = FromSql::<TimestamptzSqlite, Sqlite>::from_sql(value)?;
             return Ok(instant.naive_utc());
         }
