@@ -77,6 +77,15 @@ pub trait Model:
         false
     }
 
+    /// Whether the `created` column is a `Timestamptz` (as [`timestamps_zoned`]
+    /// says of `updated`).
+    ///
+    /// [`timestamps_zoned`]: Self::timestamps_zoned
+    #[doc(hidden)]
+    fn created_zoned() -> bool {
+        Self::timestamps_zoned()
+    }
+
     /// The value of `column` in this row, for keyset pagination cursors.
     /// [`model!`](crate::model) implements it for the fields listed in
     /// `cursor_columns`; the primary key is read through [`pk`](Self::pk).
@@ -297,6 +306,12 @@ macro_rules! model {
 
                 fn timestamps_zoned() -> bool {
                     <<$table::$updated as $crate::__private::diesel::Expression>::SqlType
+                        as $crate::SqlTypeInfo>::KIND
+                        == $crate::ValueKind::Timestamptz
+                }
+
+                fn created_zoned() -> bool {
+                    <<$table::$created as $crate::__private::diesel::Expression>::SqlType
                         as $crate::SqlTypeInfo>::KIND
                         == $crate::ValueKind::Timestamptz
                 }

@@ -91,11 +91,17 @@ impl<'a> RowValues<'a> {
     /// now (bound as the columns' type), for a row type without those fields.
     pub fn stamped<M: Model>(self) -> Self {
         match (M::created_column(), M::updated_column()) {
-            (Some(created), Some(updated)) => RowValues(Box::new(Stamped {
-                inner: self,
-                names: [created.name, updated.name],
-                now: crate::bulk::statement::Stamp::now::<M>(),
-            })),
+            (Some(created), Some(updated)) => {
+                let updated_stamp = crate::bulk::statement::Stamp::now::<M>();
+                let created_stamp = crate::bulk::statement::Stamp {
+                    zoned: M::created_zoned(),
+                    ..updated_stamp
+                };
+                RowValues(Box::new(Stamped {
+                    inner: self,
+                    stamps: [(created.name, created_stamp), (updated.name, updated_stamp)],
+                }))
+            }
             _ => self,
         }
     }
@@ -132,23 +138,23 @@ impl<T: Table, V: InsertValues<Db, T>> ErasedValues for Typed<T, V> {
 /// A row's values with the model's timestamp columns added.
 struct Stamped<'a> {
     inner: RowValues<'a>,
-    names: [&'static str; 2],
-    now: crate::bulk::statement::Stamp,
+    /// `created` and `updated`, each with the time bound as its column's type.
+    stamps: [(&'static str, crate::bulk::statement::Stamp); 2],
 }
 
 impl ErasedValues for Stamped<'_> {
     fn walk_values<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         self.inner.0.walk_values(out.reborrow())?;
-        for _ in self.names {
+        for (_, stamp) in &self.stamps {
             out.push_sql(", ");
-            self.now.walk(&mut out)?;
+            stamp.walk(&mut out)?;
         }
         Ok(())
     }
 
     fn walk_columns(&self, mut out: AstPass<'_, '_, Db>) -> QueryResult<()> {
         self.inner.0.walk_columns(out.reborrow())?;
-        for name in self.names {
+        for (name, _) in self.stamps {
             out.push_sql(", ");
             out.push_identifier(name)?;
         }
