@@ -50,6 +50,21 @@ impl JoinClause {
     }
 }
 
+impl JoinClause {
+    /// The join of `P` under `alias`.
+    fn aliased<P: Model>(
+        left: bool,
+        fk: ColumnRef,
+        from: Option<&'static str>,
+        alias: &'static str,
+    ) -> Self {
+        Self {
+            alias: Some(alias),
+            ..Self::to::<P>(left, fk, from)
+        }
+    }
+}
+
 /// `"alias"."column"` when `alias` is given, else the column as diesel qualifies it.
 fn walk_column<'b>(
     column: &'b ColumnRef,
@@ -287,9 +302,12 @@ where
     }
 
     fn hop_joins(&self, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
-        let mut clause = JoinClause::to::<P>(true, (self.relation.link.column)(), from);
-        clause.alias = Some(self.alias);
-        out.push(clause);
+        out.push(JoinClause::aliased::<P>(
+            true,
+            (self.relation.link.column)(),
+            from,
+            self.alias,
+        ));
     }
 
     fn hop_alias(&self) -> Option<&'static str> {
@@ -349,9 +367,12 @@ where
     }
 
     fn joins(&self, left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
-        let mut clause = JoinClause::to::<P>(left, (self.relation.link.column)(), from);
-        clause.alias = Some(self.alias);
-        out.push(clause);
+        out.push(JoinClause::aliased::<P>(
+            left,
+            (self.relation.link.column)(),
+            from,
+            self.alias,
+        ));
     }
 
     fn alias(&self) -> Option<&'static str> {
@@ -413,9 +434,12 @@ where
     }
 
     fn joins(&self, _left: bool, from: Option<&'static str>, out: &mut Vec<JoinClause>) {
-        let mut clause = JoinClause::to::<P>(true, (self.relation.link.column)(), from);
-        clause.alias = Some(self.alias);
-        out.push(clause);
+        out.push(JoinClause::aliased::<P>(
+            true,
+            (self.relation.link.column)(),
+            from,
+            self.alias,
+        ));
     }
 
     fn alias(&self) -> Option<&'static str> {
@@ -534,8 +558,8 @@ pub trait JoinSet<C: Model>: Copy {
 }
 
 macro_rules! single_join_set {
-    ($($ty:ident<P $(, $param:ident)*>),+) => {$(
-        impl<C: Model, P: Model $(, $param)*> JoinSet<C> for $ty<C, P $(, $param)*>
+    ($([$($generics:tt)*] $ty:ty),+ $(,)?) => {$(
+        impl<C: Model, $($generics)*> JoinSet<C> for $ty
         where
             Self: Join<C>,
         {
@@ -559,28 +583,13 @@ macro_rules! single_join_set {
     )+};
 }
 
-single_join_set!(ForeignKey<P>, NullableForeignKey<P>, Then<P, N>, AliasedThen<P, N>, NullableThen<P, F, N>);
-
-impl<C: Model, R> JoinSet<C> for Aliased<R>
-where
-    Self: Join<C>,
-{
-    type Row = (C, <Self as Join<C>>::Output);
-    type Selection = (Columns<C>, <Self as Join<C>>::Selection);
-
-    fn selection(&self) -> Self::Selection {
-        (C::selection(), <Self as Join<C>>::selection(self))
-    }
-
-    fn joins(&self) -> Vec<JoinClause> {
-        let mut out = Vec::new();
-        Join::joins(self, false, None, &mut out);
-        out
-    }
-
-    fn root(row: &Self::Row) -> &C {
-        &row.0
-    }
+single_join_set! {
+    [P: Model] ForeignKey<C, P>,
+    [P: Model] NullableForeignKey<C, P>,
+    [P: Model, N] Then<C, P, N>,
+    [P: Model, N] AliasedThen<C, P, N>,
+    [P: Model, F, N] NullableThen<C, P, F, N>,
+    [R] Aliased<R>,
 }
 
 macro_rules! tuple_join_set {
