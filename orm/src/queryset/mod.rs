@@ -52,6 +52,34 @@ pub enum Deleted {
 /// // b::id is a column of another table: does not compile.
 /// let qs = A::objects().filter(b::id.eq(1));
 /// ```
+///
+/// A queryset owns the values in its filters, so that it can be cloned, stored and
+/// run on another thread (the async face runs it on a blocking worker). A value
+/// borrowed from a local does not live long enough:
+///
+/// ```compile_fail,E0597
+/// # diesel::table! { a (id) { id -> BigInt, name -> Text, } }
+/// # #[derive(diesel::Queryable, diesel::Selectable)] #[diesel(table_name = a)] struct A { id: i64, name: String }
+/// # orm::model! { A => a { primary_key: id } }
+/// use orm::prelude::*;
+/// fn named(name: &str) -> QuerySet<A> {
+///     let local = name.to_uppercase();
+///     A::objects().filter(a::name.eq(local.as_str()))
+/// }
+/// ```
+///
+/// Hand it over owned (a `&'static str` literal needs nothing):
+///
+/// ```
+/// # diesel::table! { a (id) { id -> BigInt, name -> Text, } }
+/// # #[derive(diesel::Queryable, diesel::Selectable)] #[diesel(table_name = a)] struct A { id: i64, name: String }
+/// # orm::model! { A => a { primary_key: id } }
+/// use orm::prelude::*;
+/// fn named(name: &str) -> QuerySet<A> {
+///     A::objects().filter(a::name.eq(name.to_owned())).exclude(a::name.eq("Ada"))
+/// }
+/// # let _ = named("Grace");
+/// ```
 pub struct QuerySet<M> {
     filters: Vec<Fragment>,
     ordering: Option<Vec<OrderTerm>>,
