@@ -14,12 +14,27 @@ pub struct OrderTerm {
     pub(crate) column: ColumnRef,
     pub(crate) column_type: ColumnType,
     pub(crate) descending: bool,
+    /// The relation the column is read through (`Message::sent_by.by(..)`): the
+    /// column belongs to another table, so no row of the model holds its value.
+    pub(crate) via: Option<&'static str>,
 }
 
 impl OrderTerm {
     /// The column's bare name.
     pub fn column_name(&self) -> &'static str {
         self.column.name
+    }
+
+    /// The relation a related model's column is read through (`Some("sent_by")` for
+    /// `Message::sent_by.by(weave_person::last_name.asc())`), `None` for the model's
+    /// own column.
+    pub fn via(&self) -> Option<&'static str> {
+        self.via
+    }
+
+    /// The column's name when it is one of the model's own columns.
+    pub(crate) fn own_column(&self) -> Option<&'static str> {
+        self.via.is_none().then_some(self.column.name)
     }
 
     /// True for `DESC`.
@@ -38,6 +53,7 @@ impl OrderTerm {
             column: self.column.clone(),
             column_type: self.column_type,
             descending: !self.descending,
+            via: self.via,
         }
     }
 }
@@ -79,6 +95,7 @@ macro_rules! impl_column_ordering {
                     column: ColumnRef::of(C::default()),
                     column_type: ColumnType::of::<C::SqlType>(),
                     descending: $desc,
+                    via: None,
                 }]
             }
         }
@@ -183,7 +200,9 @@ pub mod client {
         !order.is_empty()
             && order.len() <= MAX_TERMS
             && order.iter().all(|term| {
-                if term.column.name == <M::PrimaryKey as Column>::NAME {
+                if term.via.is_some() {
+                    false
+                } else if term.column.name == <M::PrimaryKey as Column>::NAME {
                     <M::Key as crate::Key>::ORDERS_LIKE_SQL
                 } else {
                     M::orders_like_sql(term.column.name)

@@ -433,7 +433,7 @@ fn keyset_direction<M: Model>(qs: &QuerySet<M>) -> Option<bool> {
     match qs.ordering().as_slice() {
         [] => Some(false),
         // `IntoOrdering<M::Table>` admits only columns of M's table.
-        [term] if term.column_name() == pk => Some(term.is_descending()),
+        [term] if term.own_column() == Some(pk) => Some(term.is_descending()),
         _ => None,
     }
 }

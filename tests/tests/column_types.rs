@@ -13,7 +13,7 @@ use orm::bulk::BulkCreate;
 use orm::paginate::CursorSecret;
 use orm::prelude::*;
 use orm::{assert_num_queries, capture, AnyConnection, StreamStrategy};
-use orm_tests::shop::{seed, shop_event, Customer, Event};
+use orm_tests::shop::{seed, shop_customer, shop_event, Customer, Event};
 use orm_tests::shop_on_both_backends;
 use uuid::Uuid;
 
@@ -272,6 +272,35 @@ shop_on_both_backends! {
         // The lazy accessor binds the uuid.
         let followed = assert_num_queries!(1, Event::follows.get(&joined[0].0, conn)).unwrap();
         assert_eq!(followed.map(|e| e.id), Some(id(2)));
+    }
+
+    fn lookups_and_orderings_through_a_self_referential_key(db) {
+        let conn = &mut seeded(&db);
+        // Events following one of customer 1's: 2 follows 1, 5 follows 2.
+        let after_ones = Event::objects().filter(Event::follows.is(shop_event::customer_id.eq(1)));
+        assert_eq!(ids(&assert_num_queries!(1, after_ones.all(conn)).unwrap()), [5, 2].map(id));
+        // Two hops on the same table: events following an event that follows event 1.
+        let second = Event::objects().filter(Event::follows.is(Event::follows.is(shop_event::id.eq(id(1)))));
+        assert_eq!(ids(&second.all(conn).unwrap()), [id(5)]);
+        // Exclude keeps the events that follow nothing (a NULL key).
+        let others = Event::objects().exclude(Event::follows.is(shop_event::customer_id.eq(1)));
+        assert_eq!(ids(&others.all(conn).unwrap()), [4, 3, 1].map(id));
+        // Reverse: events someone follows, and the others.
+        let followed = Event::objects().filter(Event::followers().exists());
+        assert_eq!(ids(&assert_num_queries!(1, followed.all(conn)).unwrap()), [3, 2, 1].map(id));
+        let last = Event::objects().exclude(Event::followers().exists());
+        assert_eq!(ids(&last.all(conn).unwrap()), [5, 4].map(id));
+        let sql = followed.sql(db.backend()).unwrap();
+        assert!(sql.contains(" IS NOT NULL AND ") && !sql.contains("EXISTS"), "{sql}");
+        // Ordered by the followed event's time: 2 (after 1, at 10), 5 (after 2, at
+        // 20), 4 (after 3, at 30); the related table is read under an alias.
+        let by_followed = Event::objects()
+            .filter(shop_event::follows_id.is_not_null())
+            .order_by((Event::follows.by(shop_event::happened_at.asc()), shop_event::id.asc()));
+        assert_eq!(ids(&assert_num_queries!(1, by_followed.all(conn)).unwrap()), [2, 5, 4].map(id));
+        // Through another table: events by their customer's name, Z to A.
+        let by_name = Event::objects().order_by((Event::customer.by(shop_customer::name.desc()), shop_event::id.asc()));
+        assert_eq!(ids(&by_name.all(conn).unwrap()), [5, 3, 4, 1, 2].map(id));
     }
 
     fn writes_key_by_uuid_and_stamp_a_timestamptz(db) {

@@ -21,9 +21,11 @@ fn context_of<M: Model>(qs: &QuerySet<M>, ordered: bool) -> PlanContext {
         table: name.as_ref().map(|n| n.name.clone()),
         schema: name.and_then(|n| n.schema),
         order: if ordered {
+            // An index on the model's table serves its own columns only; the
+            // ordering is advised up to the first related column.
             qs.ordering()
                 .iter()
-                .map(|t| (t.column_name().to_owned(), t.is_descending()))
+                .map_while(|t| Some((t.own_column()?.to_owned(), t.is_descending())))
                 .collect()
         } else {
             Vec::new()

@@ -92,6 +92,10 @@ pub(crate) fn fingerprint(model: &str, terms: &[OrderTerm]) -> [u8; FINGERPRINT_
     hash.update(model.as_bytes());
     for term in terms {
         hash.update([0]);
+        if let Some(via) = term.via() {
+            hash.update(via.as_bytes());
+            hash.update(b".");
+        }
         hash.update(term.column_name().as_bytes());
         hash.update(if term.is_descending() { b"-" } else { b"+" });
     }

@@ -126,7 +126,8 @@ impl<M: Model> KeysetPaginator<M> {
     /// - [`Error::InvalidPageSize`] for a page size of 0 or above the maximum;
     /// - [`Error::CursorColumnUnavailable`] when an ordering column is not in the
     ///   model's `cursor_columns`;
-    /// - [`Error::Unsupported`] for a sliced queryset;
+    /// - [`Error::Unsupported`] for a sliced queryset, or one ordered by a related
+    ///   model's column;
     /// - [`Error::Query`] when the database rejects the statement.
     #[track_caller]
     pub fn page(
@@ -226,6 +227,14 @@ impl<M: Model> KeysetPaginator<M> {
             "keyset pagination of a sliced queryset",
         )?;
         let terms = deterministic_ordering(&self.queryset);
+        if terms.iter().any(|term| term.via().is_some()) {
+            // A token holds the last row's ordering values, and a related model's
+            // column is not in the row.
+            return Err(Error::Unsupported {
+                backend,
+                feature: "keyset pagination ordered by a related model's column",
+            });
+        }
         let cursor = cursor
             .map(|token| decode(token, fingerprint(M::NAME, &terms), self.secret.key()))
             .transpose()
@@ -319,7 +328,7 @@ fn row_values<M: Model>(row: &M, terms: &[OrderTerm]) -> Result<Vec<CursorValue>
         .iter()
         .map(|term| {
             let column = term.column_name();
-            if column == pk {
+            if column == pk && term.via().is_none() {
                 return Ok(crate::Key::cursor_value(&row.pk()));
             }
             row.cursor_value(column)

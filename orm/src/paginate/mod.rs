@@ -29,7 +29,7 @@ use crate::queryset::QuerySet;
 pub(crate) fn deterministic_ordering<M: Model>(queryset: &QuerySet<M>) -> Vec<OrderTerm> {
     let mut terms = queryset.ordering();
     let pk = <M::PrimaryKey as diesel::Column>::NAME;
-    if !terms.iter().any(|t| t.column_name() == pk) {
+    if !terms.iter().any(|t| t.own_column() == Some(pk)) {
         terms.extend(IntoOrdering::<M::Table>::into_ordering(
             M::PrimaryKey::default().asc(),
         ));

@@ -30,7 +30,7 @@ impl Source {
         self.limit.is_some() || self.offset.is_some()
     }
 
-    fn walk_from_where<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+    pub(crate) fn walk_from_where<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
         out.push_sql(" FROM ");
         self.table.walk_ast(out.reborrow())?;
         walk_where(&self.filters, out)
@@ -45,7 +45,7 @@ impl Source {
     }
 
     /// ` FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?`: the rows of a slice.
-    fn walk_slice<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+    pub(crate) fn walk_slice<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
         self.walk_from_where(out)?;
         self.walk_order(out)?;
         self.walk_limit_offset(self.limit.as_ref(), out)

@@ -63,6 +63,16 @@ impl<P: Model, C: Model> Reverse<P, C> {
         }
     }
 
+    /// The foreign key the hop follows back.
+    pub(crate) fn link(&self) -> &Link<C, P> {
+        &self.link
+    }
+
+    /// The hop's queryset over `C`.
+    pub(crate) fn queryset(&self) -> &QuerySet<C> {
+        &self.qs
+    }
+
     /// Keeps the hop's rows where `predicate` holds.
     #[must_use]
     pub fn filter<E>(mut self, predicate: E) -> Self
