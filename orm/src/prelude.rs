@@ -7,6 +7,7 @@ pub use crate::database::Database;
 pub use crate::explain::ExplainOptions;
 pub use crate::key::KeyExpressionMethods;
 pub use crate::model::Model;
+pub use crate::queryset::values::InValuesMethods;
 pub use crate::queryset::QuerySet;
 pub use diesel::{
     BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, TextExpressionMethods,

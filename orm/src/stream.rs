@@ -14,6 +14,7 @@
 use crate::connection::AsConnection;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use diesel::connection::TransactionManager;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -26,6 +27,7 @@ use crate::key::{Compare, KeyCompare};
 use crate::model::Model;
 use crate::queryset::run::run;
 use crate::queryset::statement::{CursorFetch, SelectStatement};
+use crate::queryset::values::Values;
 use crate::queryset::QuerySet;
 use crate::relations::{JoinSet, PrefetchSet, Prefetched, Related};
 
@@ -105,6 +107,10 @@ trait Loader<R> {
     fn step<'c>(&self, conn: &'c mut AnyConnection) -> QueryResult<RowIter<'c, R>>;
     /// The filter for the rows after `row` in primary-key order (`"id" > $1`).
     fn after(&self, row: &R, descending: bool) -> Fragment;
+    /// Whether its rows hold the primary key, which keyset chunks continue from.
+    fn has_key(&self) -> bool {
+        true
+    }
 }
 
 /// `pk > key` (`pk < key` descending), bound with the key column's type.
@@ -171,6 +177,92 @@ impl<M: Model> Loader<M> for Models<M> {
 
     fn after(&self, row: &M, descending: bool) -> Fragment {
         after_key::<M>(row.pk(), descending)
+    }
+}
+
+/// Some columns of a queryset's rows: no primary key to continue from, so a cursor
+/// (PostgreSQL) or a stepped `SELECT` (SQLite) reads them.
+struct Projected<M, S, U>(Values<M, S, U>);
+
+impl<M: Model, S, U> Loader<U> for Projected<M, S, U>
+where
+    S: diesel::Expression + QueryFragment<Db> + Clone + Send + Sync + 'static,
+    SelectStatement<S>: diesel::query_dsl::LoadQuery<'static, AnyConnection, U>,
+    U: 'static,
+{
+    fn keyset_chunk(
+        &self,
+        _: &mut AnyConnection,
+        _: Option<Fragment>,
+        _: bool,
+        _: u32,
+    ) -> QueryResult<Vec<U>> {
+        // `has_key` is false: `Chunks::new` never chooses keyset chunks for it.
+        Err(diesel::result::Error::QueryBuilderError(
+            "keyset chunks of rows without their primary key".into(),
+        ))
+    }
+
+    fn declare(&self, conn: &mut AnyConnection, name: &str) -> QueryResult<usize> {
+        Declare {
+            name,
+            query: Box::new(self.0.statement()),
+        }
+        .execute(conn)
+    }
+
+    fn fetch(&self, conn: &mut AnyConnection, fetch: CursorFetch) -> QueryResult<Vec<U>> {
+        let mut statement = self.0.statement();
+        statement.cursor_fetch = Some(fetch);
+        statement.load(conn)
+    }
+
+    fn step<'c>(&self, conn: &'c mut AnyConnection) -> QueryResult<RowIter<'c, U>> {
+        let rows = self
+            .0
+            .statement()
+            .load_iter::<U, diesel::connection::DefaultLoadingMode>(conn)?;
+        Ok(Box::new(rows))
+    }
+
+    fn after(&self, _: &U, _: bool) -> Fragment {
+        // Never called: see `keyset_chunk`.
+        Arc::new(crate::queryset::statement::One)
+    }
+
+    fn has_key(&self) -> bool {
+        false
+    }
+}
+
+impl<M: Model, S, U> Values<M, S, U>
+where
+    S: diesel::Expression + QueryFragment<Db> + Clone + Send + Sync + 'static,
+    SelectStatement<S>: diesel::query_dsl::LoadQuery<'static, AnyConnection, U>,
+    U: 'static,
+{
+    /// Iterates the rows' values, `chunk_size` at a time: through a cursor on
+    /// PostgreSQL, by stepping one `SELECT` on SQLite (the rows hold no primary key
+    /// to continue a keyset from). As [`QuerySet::stream`] otherwise.
+    ///
+    /// # Errors
+    /// As [`QuerySet::stream`].
+    #[track_caller]
+    pub fn stream<'c>(
+        &self,
+        conn: &'c mut impl AsConnection,
+        chunk_size: u32,
+    ) -> Result<Stream<'c, U>> {
+        let conn = conn.connection();
+        let chunks = Chunks::new(
+            conn,
+            self.queryset(),
+            Box::new(Projected(self.clone())),
+            chunk_size,
+            Location::caller(),
+        )?;
+        let strategy = chunks.strategy();
+        Ok(Stream::new(chunks, strategy))
     }
 }
 
@@ -279,7 +371,17 @@ impl<'c, R> Chunks<'c, R> {
                 reason: "must be at least 1",
             });
         }
-        let (strategy, descending) = choose(qs, conn.backend());
+        let backend = conn.backend();
+        let (strategy, descending) = match choose(qs, backend) {
+            (StreamStrategy::Keyset, _) if !loader.has_key() => {
+                if backend.capability().server_side_cursors {
+                    (StreamStrategy::Cursor, false)
+                } else {
+                    (StreamStrategy::Step, false)
+                }
+            }
+            chosen => chosen,
+        };
         let state = match strategy {
             StreamStrategy::Keyset => State::Keyset {
                 after: None,

@@ -17,7 +17,7 @@ mod page_number;
 pub use cursor::{check_cursor_token, CursorError, CursorSecret, CursorValue};
 pub use keyset::{KeysetPage, KeysetPaginator};
 pub use link::PageLink;
-pub use page_number::{parse_page_number, Page, Paginator, DEFAULT_MAX_PER_PAGE};
+pub use page_number::{parse_page_number, Page, Paginator, ValuesPaginator, DEFAULT_MAX_PER_PAGE};
 
 use diesel::ExpressionMethods;
 

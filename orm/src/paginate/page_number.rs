@@ -3,6 +3,7 @@
 use crate::connection::AsConnection;
 use std::panic::Location;
 
+use diesel::RunQueryDsl;
 use serde::Serialize;
 
 use super::link::{with_query_param, PageLink};
@@ -380,5 +381,88 @@ impl<M: Model> Paginator<M> {
                 PageLink::Url(with_query_param(base, &self.page_param, value))
             }
         }
+    }
+}
+
+/// Numbered pages of some columns of a queryset's rows (see
+/// [`Values::paginate`](crate::Values::paginate)): the same count and pages as
+/// [`Paginator`], rows of the projection.
+pub struct ValuesPaginator<M, S, U> {
+    pages: Paginator<M>,
+    values: crate::Values<M, S, U>,
+}
+
+impl<M: Model, S, U> crate::Values<M, S, U>
+where
+    S: diesel::Expression + diesel::query_builder::QueryFragment<crate::Db>,
+    S: Clone + Send + Sync + 'static,
+    crate::queryset::statement::SelectStatement<S>:
+        diesel::query_dsl::LoadQuery<'static, AnyConnection, U>,
+    U: 'static,
+{
+    /// Pages of `per_page` rows, ordered as the queryset (by primary key last, so
+    /// pages do not overlap), counted as [`QuerySet::paginate`] counts.
+    pub fn paginate(&self, per_page: u64) -> ValuesPaginator<M, S, U> {
+        ValuesPaginator {
+            pages: self.queryset().paginate(per_page),
+            values: self.clone(),
+        }
+    }
+}
+
+impl<M: Model, S, U> ValuesPaginator<M, S, U>
+where
+    S: diesel::Expression + diesel::query_builder::QueryFragment<crate::Db>,
+    S: Clone + Send + Sync + 'static,
+    crate::queryset::statement::SelectStatement<S>:
+        diesel::query_dsl::LoadQuery<'static, AnyConnection, U>,
+    U: 'static,
+{
+    /// As [`Paginator::max_per_page`].
+    #[must_use]
+    pub fn max_per_page(mut self, max: u64) -> Self {
+        self.pages = self.pages.max_per_page(max);
+        self
+    }
+
+    /// As [`Paginator::count`].
+    #[must_use]
+    pub fn count(mut self, strategy: Count) -> Self {
+        self.pages = self.pages.count(strategy);
+        self
+    }
+
+    /// As [`Paginator::links`].
+    #[must_use]
+    pub fn links(mut self, base_url: &str) -> Self {
+        self.pages = self.pages.links(base_url);
+        self
+    }
+
+    /// The page whose number is the query-string text `raw`: the count strategy's
+    /// queries, then one query for the page's rows.
+    ///
+    /// # Errors
+    /// As [`Paginator::page`], and [`Error::Unsupported`] for distinct values.
+    #[track_caller]
+    pub fn page(&self, conn: &mut impl AsConnection, raw: &str) -> Result<Page<U>> {
+        let conn = conn.connection();
+        let site = Location::caller();
+        let number = super::parse_page_number(raw)?;
+        if self.values.queryset().source().distinct {
+            // Pages are ordered by the primary key last, which a distinct selection
+            // of other columns cannot be ordered by.
+            return Err(Error::Unsupported {
+                backend: conn.backend(),
+                feature: "paginating distinct values",
+            });
+        }
+        let rows = self.pages.rows_statement(number, conn.backend())?;
+        let mut statement = self.values.statement();
+        statement.source = rows.source;
+        statement.limit_override = rows.limit_override;
+        self.pages.assemble(conn, number, site, |conn| {
+            run(site, || statement.load(conn))
+        })
     }
 }

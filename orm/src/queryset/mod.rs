@@ -6,6 +6,7 @@
 
 pub(crate) mod run;
 pub mod statement;
+pub(crate) mod values;
 mod write;
 
 use std::marker::PhantomData;
@@ -236,6 +237,11 @@ impl<M: Model> QuerySet<M> {
     /// True once `limit` or `offset` was set.
     pub fn is_sliced(&self) -> bool {
         self.limit.is_some() || self.offset.is_some()
+    }
+
+    /// True while `order_by` or `unordered` has not been called.
+    pub(crate) fn has_default_ordering(&self) -> bool {
+        self.ordering.is_none()
     }
 
     /// The ordering in effect: `order_by`'s, else the model's default.

@@ -14,7 +14,7 @@ use crate::instrument::{note_rows, with_call_site};
 use crate::model::Model;
 
 /// How many rows `get()` reads before giving up counting duplicates (as Django).
-const MAX_GET_RESULTS: i64 = 21;
+pub(crate) const MAX_GET_RESULTS: i64 = 21;
 
 /// The one row of `rows`, or `NotFound` / `MultipleObjectsReturned` for model `M`.
 pub(crate) fn exactly_one<M: Model, R>(mut rows: Vec<R>) -> Result<R> {
@@ -373,6 +373,13 @@ impl RowCount for usize {
 
 /// Adapts a boxed count fragment to diesel's `Query` (`SELECT COUNT(*)` is a BigInt).
 struct CountQuery<'a>(&'a dyn diesel::query_builder::QueryFragment<crate::Db>);
+
+/// `statement` (a `SELECT COUNT(*)`) as a query whose one row is an `i64`.
+pub(crate) fn count_query(
+    statement: &dyn diesel::query_builder::QueryFragment<crate::Db>,
+) -> impl RunQueryDsl<AnyConnection> + diesel::query_dsl::LoadQuery<'_, AnyConnection, i64> + '_ {
+    CountQuery(statement)
+}
 
 impl diesel::query_builder::QueryFragment<crate::Db> for CountQuery<'_> {
     fn walk_ast<'b>(
