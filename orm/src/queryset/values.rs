@@ -124,7 +124,8 @@ impl<M: Model> QuerySet<M> {
 
 impl<M: Model> QuerySet<M> {
     /// Aggregates over the queryset's rows, in one row (Django's `aggregate`):
-    /// diesel's `count_star()`, `count_distinct(col)`, `sum`, `avg`, `min`, `max`, or
+    /// diesel's `count_star()`, `count(col)`, `count(col).aggregate_distinct()`,
+    /// `sum`, `avg`, `min`, `max`, or
     /// a tuple of them, typed as diesel types them (`sum` and `avg` of an integer
     /// column are `Option<i64>` / `Option<BigDecimal>`, and NULL, so `None`, over no
     /// rows). A sliced queryset is aggregated over its slice, through a derived
@@ -135,11 +136,12 @@ impl<M: Model> QuerySet<M> {
     /// # fn main() -> orm::Result<()> {
     /// # let (_db, mut conn) = setup();
     /// use orm::prelude::*;
-    /// use diesel::dsl::{count_distinct, count_star, max, min};
+    /// use diesel::dsl::{count, count_star, max, min};
+    /// use diesel::AggregateExpressionMethods as _;
     /// let live = Message::objects();
     /// let (rows, senders, first, last): (i64, i64, Option<i64>, Option<i64>) = live.aggregate(
     ///     &mut conn,
-    ///     (count_star(), count_distinct(weave_message::sent_by_id), min(weave_message::id), max(weave_message::id)),
+    ///     (count_star(), count(weave_message::sent_by_id).aggregate_distinct(), min(weave_message::id), max(weave_message::id)),
     /// )?;
     /// assert_eq!((rows, senders, first, last), (3, 2, Some(1), Some(3)));
     /// let none: Option<i64> = live.filter(weave_message::id.gt(99)).aggregate(&mut conn, max(weave_message::id))?;
