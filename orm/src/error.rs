@@ -485,6 +485,12 @@ impl From<diesel::result::Error> for Error {
                     feature: "rows with PostgreSQL-only columns",
                 };
             }
+            if let Some(crate::relations::Unrenderable(reason)) = cause.downcast_ref() {
+                return Error::InvalidArgument {
+                    argument: "relation",
+                    reason,
+                };
+            }
             if cause.is::<crate::types::PostgresOnlyExpression>() {
                 return Error::Unsupported {
                     backend: Backend::Sqlite,

@@ -199,7 +199,7 @@ pub use model::Model;
 pub use ordering::client::SqlOrder;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use profile::{profile, Profile, Profiler};
-pub use queryset::values::{InValuesMethods, Values};
+pub use queryset::values::{Grouped, InValuesMethods, Values};
 pub use queryset::{Deleted, QuerySet};
 pub use sql_type::{ColumnType, SqlTypeInfo, ValueKind};
 pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};

@@ -298,6 +298,10 @@ shop_on_both_backends! {
             .filter(shop_event::follows_id.is_not_null())
             .order_by((Event::follows.by(shop_event::happened_at.asc()), shop_event::id.asc()));
         assert_eq!(ids(&assert_num_queries!(1, by_followed.all(conn)).unwrap()), [2, 5, 4].map(id));
+        // An aggregate through a key to the same table cannot name the outer row:
+        // a typed error before anything is sent.
+        let refused = assert_num_queries!(0, Event::objects().annotate::<_, (Event, i64)>(Event::followers().count()).all(conn));
+        assert!(matches!(refused, Err(orm::Error::InvalidArgument { argument: "relation", .. })), "{refused:?}");
         // Through another table: events by their customer's name, Z to A.
         let by_name = Event::objects().order_by((Event::customer.by(shop_customer::name.desc()), shop_event::id.asc()));
         assert_eq!(ids(&by_name.all(conn).unwrap()), [5, 3, 4, 1, 2].map(id));

@@ -5,6 +5,7 @@
 use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
+use chrono::NaiveDateTime;
 use diesel::dsl::{avg, count, count_star, max, min, sum};
 use diesel::AggregateExpressionMethods as _;
 use orm::assert_num_queries;
@@ -142,5 +143,68 @@ shop_on_both_backends! {
         assert_eq!(orders, 4);
         let first_three: Option<i64> = lines.order_by(shop_line::id.asc()).limit(3).aggregate(conn, sum(shop_line::quantity)).unwrap();
         assert_eq!(first_three, Some(6));
+    }
+
+    fn annotations_count_and_aggregate_related_rows(db) {
+        let conn = &mut seeded(&db);
+        Customer::objects()
+            .create(conn, Customer { id: 5, name: "Ed".into(), type_: "retail".into(), deleted: false, updated: orm_tests::at(50) })
+            .unwrap();
+        let latest = || Customer::orders().aggregate(max(order::placed_at));
+        let annotated = Customer::objects()
+            .order_by(shop_customer::id.asc())
+            .annotate((Customer::orders().count(), latest()));
+        let rows: Vec<(Customer, (i64, Option<NaiveDateTime>))> = assert_num_queries!(1, annotated.all(conn)).unwrap();
+        let got: Vec<(i32, i64, Option<NaiveDateTime>)> = rows.iter().map(|(c, (n, at))| (c.id, *n, *at)).collect();
+        let at = |m| Some(orm_tests::at(m));
+        // Bo's order 5 is soft-deleted: not counted; Ed has none (0, NULL).
+        assert_eq!(got, [(1, 2, at(2)), (2, 1, at(3)), (3, 1, at(4)), (5, 0, None)]);
+        assert_eq!(annotated.count(conn).unwrap(), 4);
+        let page = assert_num_queries!(2, annotated.paginate(3).page(conn, "2")).unwrap();
+        assert_eq!((page.count, page.results.iter().map(|(c, _)| c.id).collect::<Vec<_>>()), (4, vec![5]));
+        // The hop's own queryset decides what is counted.
+        let with_deleted: Vec<(Customer, i64)> = Customer::objects()
+            .filter(shop_customer::id.eq(2))
+            .annotate(Customer::orders().with_deleted().count())
+            .all(conn)
+            .unwrap();
+        assert_eq!(with_deleted[0].1, 2);
+        // Filter and order by an aggregate of related rows.
+        let regulars = Customer::objects().filter(Customer::orders().count().ge(2));
+        assert_eq!(regulars.all(conn).unwrap().iter().map(|c| c.id).collect::<Vec<_>>(), [1]);
+        let busiest = Customer::objects().order_by((Customer::orders().count().desc(), shop_customer::id.asc()));
+        assert_eq!(busiest.all(conn).unwrap().iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2, 3, 5]);
+        let quiet = Customer::objects().exclude(Customer::orders().exists()).annotate::<_, (Customer, i64)>(Customer::orders().count());
+        assert_eq!(quiet.all(conn).unwrap().iter().map(|(c, n)| (c.id, *n)).collect::<Vec<_>>(), [(5, 0)]);
+    }
+
+    fn grouped_values_aggregate_each_group(db) {
+        let conn = &mut seeded(&db);
+        // Di (retail) is soft-deleted: not in her group.
+        let per_type = Customer::objects()
+            .order_by(shop_customer::type_.asc())
+            .group_by(shop_customer::type_)
+            .values_list((shop_customer::type_, count_star()));
+        let rows: Vec<(String, i64)> = assert_num_queries!(1, per_type.all(conn)).unwrap();
+        assert_eq!(rows, [("retail".to_owned(), 2), ("wholesale".to_owned(), 1)]);
+        assert_eq!(per_type.count(conn).unwrap(), 2);
+        let crowded = Customer::objects()
+            .group_by(shop_customer::type_)
+            .having(count_star().gt(1))
+            .values_list::<_, (String, i64)>((shop_customer::type_, count_star()));
+        assert_eq!(crowded.all(conn).unwrap(), [("retail".to_owned(), 2)]);
+        assert_eq!(crowded.count(conn).unwrap(), 1);
+        // The quantity of each live order's lines (order 5's line is a line of a
+        // deleted order, but lines have no soft delete of their own).
+        let per_order: Vec<(i32, Option<i64>)> = Line::objects()
+            .order_by(shop_line::order_id.asc())
+            .group_by(shop_line::order_id)
+            .values_list((shop_line::order_id, sum(shop_line::quantity)))
+            .all(conn)
+            .unwrap();
+        assert_eq!(per_order, [(1, Some(3)), (2, Some(3)), (3, Some(2)), (4, Some(6)), (5, Some(2))]);
+        // Groups have no primary key to order pages by.
+        let refused = per_type.paginate(1).page(conn, "1");
+        assert!(matches!(refused, Err(orm::Error::Unsupported { .. })), "{refused:?}");
     }
 }

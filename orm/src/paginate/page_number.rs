@@ -449,12 +449,12 @@ where
         let conn = conn.connection();
         let site = Location::caller();
         let number = super::parse_page_number(raw)?;
-        if self.values.queryset().source().distinct {
+        if self.values.queryset().source().distinct || self.values.is_grouped() {
             // Pages are ordered by the primary key last, which a distinct selection
             // of other columns cannot be ordered by.
             return Err(Error::Unsupported {
                 backend: conn.backend(),
-                feature: "paginating distinct values",
+                feature: "paginating distinct or grouped values",
             });
         }
         let rows = self.pages.rows_statement(number, conn.backend())?;

@@ -224,6 +224,28 @@ pub struct SelectStatement<S> {
     pub(crate) with_order: bool,
     /// Read the next rows of this statement's open cursor instead (`FETCH`).
     pub(crate) cursor_fetch: Option<CursorFetch>,
+    /// `GROUP BY ... HAVING ...`.
+    pub(crate) group: Option<Grouping>,
+}
+
+/// ` GROUP BY <columns> HAVING (a) AND (b)`.
+#[derive(Clone)]
+pub(crate) struct Grouping {
+    pub(crate) columns: Fragment,
+    pub(crate) having: Vec<Fragment>,
+}
+
+impl Grouping {
+    fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql(" GROUP BY ");
+        self.columns.walk_ast(out.reborrow())?;
+        for (i, predicate) in self.having.iter().enumerate() {
+            out.push_sql(if i == 0 { " HAVING (" } else { " AND (" });
+            predicate.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
 }
 
 impl<S> SelectStatement<S> {
@@ -234,6 +256,7 @@ impl<S> SelectStatement<S> {
             limit_override: None,
             with_order: true,
             cursor_fetch: None,
+            group: None,
         }
     }
 }
@@ -249,6 +272,9 @@ impl<S: QueryFragment<Db>> QueryFragment<Db> for SelectStatement<S> {
         }
         self.selection.walk_ast(out.reborrow())?;
         self.source.walk_from_where(&mut out)?;
+        if let Some(group) = &self.group {
+            group.walk(&mut out)?;
+        }
         if self.with_order {
             self.source.walk_order(&mut out)?;
         }
@@ -283,7 +309,7 @@ pub(crate) struct CountStatement<S> {
 impl<S: QueryFragment<Db>> QueryFragment<Db> for CountStatement<S> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
         let source = &self.inner.source;
-        if source.is_sliced() || source.distinct {
+        if source.is_sliced() || source.distinct || self.inner.group.is_some() {
             out.push_sql("SELECT COUNT(*) FROM (");
             self.inner.walk_ast(out.reborrow())?;
             out.push_sql(") AS ");

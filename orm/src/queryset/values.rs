@@ -13,7 +13,7 @@ use diesel::sql_types::{IntoNullable, SingleValue, SqlType};
 use diesel::{Column, Expression, QueryResult, RunQueryDsl};
 
 use super::run::run;
-use super::statement::{CountStatement, SelectStatement, Source};
+use super::statement::{CountStatement, Grouping, SelectStatement, Source};
 use super::QuerySet;
 use crate::connection::{AnyConnection, AsConnection, Backend, Db};
 use crate::error::Result;
@@ -28,6 +28,7 @@ use crate::relations::Condition;
 pub struct Values<M, S, U> {
     qs: QuerySet<M>,
     selection: S,
+    group: Option<Grouping>,
     _row: PhantomData<fn() -> U>,
 }
 
@@ -36,6 +37,85 @@ impl<M, S: Clone, U> Clone for Values<M, S, U> {
         Self {
             qs: self.qs.clone(),
             selection: self.selection.clone(),
+            group: self.group.clone(),
+            _row: PhantomData,
+        }
+    }
+}
+
+/// A queryset's rows in groups by the columns `G` (Django's `values("type")`
+/// before `annotate`): made by [`QuerySet::group_by`]; select the groups' values
+/// with [`values_list`](Self::values_list).
+pub struct Grouped<M, G> {
+    qs: QuerySet<M>,
+    columns: G,
+    having: Vec<Fragment>,
+}
+
+impl<M: Model, G> Grouped<M, G>
+where
+    G: Expression + QueryFragment<Db> + Clone + Send + Sync + 'static,
+{
+    /// Keeps the groups where `predicate` holds (`HAVING`): an expression of the
+    /// grouped columns and aggregates, `count_star().gt(1)`.
+    #[must_use]
+    pub fn having<E>(mut self, predicate: E) -> Self
+    where
+        E: Expression + AppearsOnTable<M::Table> + QueryFragment<Db>,
+        E: ValidGrouping<G, IsAggregate = is_aggregate::Yes>,
+        E: Send + Sync + 'static,
+        E::SqlType: diesel::sql_types::BoolOrNullableBool,
+    {
+        self.having.push(Arc::new(predicate));
+        self
+    }
+
+    /// One row per group: the grouped columns and aggregates of `selection`
+    /// (a column that is neither grouped nor aggregated does not compile).
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// use diesel::dsl::count_star;
+    /// let per_sender = Message::objects()
+    ///     .order_by(weave_message::sent_by_id.asc())
+    ///     .group_by(weave_message::sent_by_id)
+    ///     .values_list((weave_message::sent_by_id, count_star()));
+    /// let rows: Vec<(i64, i64)> = per_sender.all(&mut conn)?;
+    /// assert_eq!(rows, [(1, 1), (2, 2)]);
+    /// assert_eq!(
+    ///     per_sender.sql(Backend::Postgres)?,
+    ///     r#"SELECT "weave_message"."sent_by_id", COUNT(*) FROM "weave_message" WHERE ("weave_message"."deleted" = false) GROUP BY "weave_message"."sent_by_id" ORDER BY "weave_message"."sent_by_id" ASC"#
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A column neither grouped nor aggregated does not compile:
+    ///
+    /// ```compile_fail,E0271
+    /// # include!("../../doctest_setup.rs");
+    /// use orm::prelude::*;
+    /// use diesel::dsl::count_star;
+    /// let _ = Message::objects()
+    ///     .group_by(weave_message::sent_by_id)
+    ///     .values_list::<_, (String, i64)>((weave_message::text, count_star()));
+    /// # fn main() {}
+    /// ```
+    pub fn values_list<S, U>(&self, selection: S) -> Values<M, S, U>
+    where
+        S: Expression + AppearsOnTable<M::Table> + QueryFragment<Db>,
+        S: ValidGrouping<G, IsAggregate = is_aggregate::Yes>,
+        S: Clone + Send + Sync + 'static,
+    {
+        Values {
+            qs: self.qs.clone(),
+            selection,
+            group: Some(Grouping {
+                columns: Arc::new(self.columns.clone()),
+                having: self.having.clone(),
+            }),
             _row: PhantomData,
         }
     }
@@ -81,6 +161,7 @@ impl<M: Model> QuerySet<M> {
         Values {
             qs: self.clone(),
             selection,
+            group: None,
             _row: PhantomData,
         }
     }
@@ -117,7 +198,35 @@ impl<M: Model> QuerySet<M> {
         Values {
             qs: self.clone(),
             selection: <R as diesel::SelectableHelper<Db>>::as_select(),
+            group: None,
             _row: PhantomData,
+        }
+    }
+
+    /// Each row with the value of `annotation` beside it (Django's `annotate`):
+    /// `Thread::messages().count()`, a tuple of such aggregates over relations, or
+    /// any expression over the row. See [`Reverse::count`](crate::relations::Reverse::count).
+    pub fn annotate<A, U>(&self, annotation: A) -> Values<M, (diesel::dsl::AsSelect<M, Db>, A), U>
+    where
+        (diesel::dsl::AsSelect<M, Db>, A):
+            Expression + AppearsOnTable<M::Table> + QueryFragment<Db>,
+        (diesel::dsl::AsSelect<M, Db>, A): ValidGrouping<(), IsAggregate = is_aggregate::No>,
+        (diesel::dsl::AsSelect<M, Db>, A): Clone + Send + Sync + 'static,
+    {
+        self.values_list((M::selection(), annotation))
+    }
+
+    /// The rows in groups by `columns` (a column or a tuple of columns), for one
+    /// row of aggregates per group (`GROUP BY`).
+    pub fn group_by<G>(&self, columns: G) -> Grouped<M, G>
+    where
+        G: Expression + AppearsOnTable<M::Table> + QueryFragment<Db>,
+        G: Clone + Send + Sync + 'static,
+    {
+        Grouped {
+            qs: self.clone(),
+            columns,
+            having: Vec::new(),
         }
     }
 }
@@ -211,10 +320,17 @@ where
     /// columns in a distinct selection); an `order_by` of the queryset stays.
     pub(crate) fn statement(&self) -> SelectStatement<S> {
         let mut source = self.qs.source();
-        if source.distinct && self.qs.has_default_ordering() {
+        if (source.distinct || self.group.is_some()) && self.qs.has_default_ordering() {
             source.order.clear();
         }
-        SelectStatement::new(self.selection.clone(), source)
+        let mut statement = SelectStatement::new(self.selection.clone(), source);
+        statement.group = self.group.clone();
+        statement
+    }
+
+    /// Whether the rows are groups (`group_by`).
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.group.is_some()
     }
 
     /// The queryset the values are read from.

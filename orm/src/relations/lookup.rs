@@ -219,9 +219,8 @@ impl QueryFragment<Db> for RelatedValue {
         out.push_sql("(SELECT ");
         if self.aliased {
             if self.value.via.is_some() {
-                return Err(diesel::result::Error::QueryBuilderError(
-                    "an ordering through a self-referential key cannot go on through another relation"
-                        .into(),
+                return Err(Unrenderable::error(
+                    "an ordering through a key from a table to itself cannot go on through another relation",
                 ));
             }
             out.push_identifier(ORDER_ALIAS)?;
@@ -430,3 +429,193 @@ impl<P: Model, C: Model> Reverse<P, C> {
         self.link().child_in(self.queryset())
     }
 }
+
+/// An aggregate over each row's related rows through a reverse relation, as one
+/// value of the row: `(SELECT COUNT(*) FROM message WHERE message.thread_id =
+/// thread.id AND ...)`. Made by [`Reverse::count`] and [`Reverse::aggregate`]; a
+/// diesel expression of SQL type `ST` on the parent's table `T`, so it goes into
+/// [`QuerySet::annotate`](crate::QuerySet::annotate), `filter` (`.gt(5)`) and
+/// `order_by` (`.desc()`).
+pub struct RelatedAggregate<T, ST> {
+    fragment: Fragment,
+    via: &'static str,
+    _types: PhantomData<fn() -> (T, ST)>,
+}
+
+impl<T, ST> Clone for RelatedAggregate<T, ST> {
+    fn clone(&self) -> Self {
+        Self {
+            fragment: self.fragment.clone(),
+            via: self.via,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<T, ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType> Expression
+    for RelatedAggregate<T, ST>
+{
+    type SqlType = ST;
+}
+
+impl<T, ST> AppearsOnTable<T> for RelatedAggregate<T, ST> where Self: Expression {}
+
+impl<T, ST> SelectableExpression<T> for RelatedAggregate<T, ST> where Self: Expression {}
+
+impl<T, ST, G> ValidGrouping<G> for RelatedAggregate<T, ST> {
+    // A value per outer row, computed by its own subquery: never an aggregate of
+    // the outer statement.
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl<T, ST> QueryFragment<Db> for RelatedAggregate<T, ST> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        self.fragment.walk_ast(out)
+    }
+}
+
+impl<T, ST> QueryId for RelatedAggregate<T, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<T, ST: crate::SqlTypeInfo> RelatedAggregate<T, ST> {
+    /// Ascending by this aggregate, for `order_by` (alone or in a tuple).
+    pub fn asc(self) -> RelatedOrdering<T> {
+        self.ordering(false)
+    }
+
+    /// Descending by this aggregate, for `order_by` (alone or in a tuple).
+    pub fn desc(self) -> RelatedOrdering<T> {
+        self.ordering(true)
+    }
+
+    fn ordering(self, descending: bool) -> RelatedOrdering<T> {
+        RelatedOrdering {
+            terms: vec![OrderTerm {
+                column: ColumnRef {
+                    qualified: self.fragment,
+                    name: "aggregate",
+                },
+                column_type: ColumnType::of::<ST>(),
+                descending,
+                via: Some(self.via),
+            }],
+            _table: PhantomData,
+        }
+    }
+}
+
+/// `(SELECT <aggregate> FROM child WHERE child.fk = parent.pk AND ...)`.
+struct AggregateOf {
+    aggregate: Fragment,
+    source: Source,
+}
+
+impl QueryFragment<Db> for AggregateOf {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        out.push_sql("(SELECT ");
+        self.aggregate.walk_ast(out.reborrow())?;
+        self.source.walk_from_where(&mut out)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<P: Model, C: Model> Reverse<P, C> {
+    /// The number of each parent's rows in this hop (its filters and soft delete
+    /// applied; a per-parent limit is not): `Thread::messages().count()`, 0 for a
+    /// parent without any. Annotate rows with it, filter or order by it:
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// let counted = Thread::objects()
+    ///     .filter(Thread::messages().count().gt(0))
+    ///     .order_by((Thread::messages().count().desc(), weave_thread::id.asc()));
+    /// let rows: Vec<(Thread, i64)> = counted.annotate(Thread::messages().count()).all(&mut conn)?;
+    /// let got: Vec<(i64, i64)> = rows.iter().map(|(t, n)| (t.id, *n)).collect();
+    /// assert_eq!(got, [(1, 2), (2, 1)]);
+    /// assert_eq!(
+    ///     Thread::objects().annotate::<_, (Thread, i64)>(Thread::messages().count()).sql(Backend::Postgres)?,
+    ///     r#"SELECT "weave_thread"."id", "weave_thread"."created", "weave_thread"."updated", "weave_thread"."deleted", "weave_thread"."title", (SELECT COUNT(*) FROM "weave_message" WHERE ("weave_message"."thread_id" = "weave_thread"."id") AND ("weave_message"."deleted" = false)) FROM "weave_thread" WHERE ("weave_thread"."deleted" = false) ORDER BY "weave_thread"."updated" DESC, "weave_thread"."id" DESC"#
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Through a key from a table to itself (an event's followers) the subquery
+    /// cannot name the outer row:
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when the statement
+    /// runs, before anything is sent.
+    pub fn count(self) -> RelatedAggregate<P::Table, diesel::sql_types::BigInt> {
+        self.aggregate(diesel::dsl::count_star())
+    }
+
+    /// Any aggregate of each parent's rows in this hop: diesel's `max(col)`,
+    /// `sum(col)`, `count(col).aggregate_distinct()`... over the hop's table
+    /// (`Thread::messages().aggregate(max(weave_message::created))`, NULL for a
+    /// parent without rows).
+    pub fn aggregate<A>(self, aggregate: A) -> RelatedAggregate<P::Table, A::SqlType>
+    where
+        A: Expression + AppearsOnTable<C::Table> + QueryFragment<Db>,
+        A: ValidGrouping<(), IsAggregate = is_aggregate::Yes>,
+        A: Send + Sync + 'static,
+    {
+        let link = *self.link();
+        let mut source = self.queryset().source();
+        source.order.clear();
+        source.limit = None;
+        source.offset = None;
+        source.distinct = false;
+        let correlation: Fragment = if same_table::<P::Table, C::Table>() {
+            Arc::new(SelfCorrelation)
+        } else {
+            Arc::new(Correlation {
+                inner: (link.column)(),
+                outer: ColumnRef::of(P::PrimaryKey::default()),
+            })
+        };
+        source.filters.insert(0, correlation);
+        RelatedAggregate {
+            fragment: Arc::new(AggregateOf {
+                aggregate: Arc::new(aggregate),
+                source,
+            }),
+            via: self.name(),
+            _types: PhantomData,
+        }
+    }
+}
+
+/// The correlation a subquery over the outer row's own table cannot write.
+struct SelfCorrelation;
+
+impl QueryFragment<Db> for SelfCorrelation {
+    fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, Db>) -> QueryResult<()> {
+        Err(Unrenderable::error(
+            "an aggregate through a key from a table to itself cannot name the outer row; \
+             group the related rows with group_by instead",
+        ))
+    }
+}
+
+/// A lookup the library cannot write as SQL, found when the statement is built
+/// (mapped to [`Error::InvalidArgument`](crate::Error::InvalidArgument)).
+#[derive(Debug)]
+pub(crate) struct Unrenderable(pub(crate) &'static str);
+
+impl Unrenderable {
+    fn error(reason: &'static str) -> diesel::result::Error {
+        diesel::result::Error::QueryBuilderError(Box::new(Unrenderable(reason)))
+    }
+}
+
+impl std::fmt::Display for Unrenderable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Unrenderable {}

@@ -63,6 +63,11 @@ impl<P: Model, C: Model> Reverse<P, C> {
         }
     }
 
+    /// The hop's name (`"messages"`).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// The foreign key the hop follows back.
     pub(crate) fn link(&self) -> &Link<C, P> {
         &self.link
