@@ -377,7 +377,7 @@ struct CountQuery<'a>(&'a dyn diesel::query_builder::QueryFragment<crate::Db>);
 /// `statement` (a `SELECT COUNT(*)`) as a query whose one row is an `i64`.
 pub(crate) fn count_query(
     statement: &dyn diesel::query_builder::QueryFragment<crate::Db>,
-) -> impl RunQueryDsl<AnyConnection> + diesel::query_dsl::LoadQuery<'_, AnyConnection, i64> + '_ {
+) -> impl diesel::query_dsl::LoadQuery<'_, AnyConnection, i64> + '_ {
     CountQuery(statement)
 }
 

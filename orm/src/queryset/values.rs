@@ -463,6 +463,8 @@ pub trait InValuesMethods: Column + QueryFragment<Db> + Default + Send + Sync + 
     /// );
     /// # Ok(()) }
     /// ```
+    // By value like diesel's `eq_any`: a column is a unit struct.
+    #[allow(clippy::wrong_self_convention)]
     fn is_in<M, S, U>(self, values: Values<M, S, U>) -> Condition<Self::Table>
     where
         M: Model,

@@ -306,13 +306,16 @@ impl QueryFragment<Db> for SetTimestamp {
 /// `"t"."pk" IN (SELECT "t"."pk" FROM t WHERE ... ORDER BY ... LIMIT ? OFFSET ?)`.
 enum WriteWhere {
     Filters(Vec<Fragment>),
-    PkIn(ColumnRef, SelectStatement<PkSelection>),
+    PkIn(ColumnRef, Box<SelectStatement<PkSelection>>),
 }
 
 impl WriteWhere {
     fn new(source: Source, pk: ColumnRef) -> Self {
         if source.is_sliced() {
-            WriteWhere::PkIn(pk.clone(), SelectStatement::new(PkSelection(pk), source))
+            WriteWhere::PkIn(
+                pk.clone(),
+                Box::new(SelectStatement::new(PkSelection(pk), source)),
+            )
         } else {
             WriteWhere::Filters(source.filters)
         }
