@@ -37,6 +37,9 @@ pub struct Dialect {
     pub placeholder: char,
     /// How a statement is explained, and so which reader parses the plan.
     pub explain: ExplainFormat,
+    /// Whether a `SELECT` can lock the rows it reads (`FOR UPDATE`); SQLite locks
+    /// the whole database for a write transaction instead.
+    pub row_locks: bool,
     /// Where the table statistics behind
     /// [`Count::TableStatistics`](crate::count::Count::TableStatistics) live.
     pub table_statistics: StatisticsSource,
@@ -73,6 +76,7 @@ const SQLITE: Dialect = Dialect {
     constraints_immediate: None,
     placeholder: '?',
     explain: ExplainFormat::SqliteQueryPlan,
+    row_locks: false,
     table_statistics: StatisticsSource::SqliteStat1,
 };
 
@@ -85,6 +89,7 @@ const POSTGRES: Dialect = Dialect {
     constraints_immediate: Some("SET CONSTRAINTS ALL IMMEDIATE"),
     placeholder: '$',
     explain: ExplainFormat::PostgresJson,
+    row_locks: true,
     table_statistics: StatisticsSource::PgClass,
 };
 

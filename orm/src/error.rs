@@ -255,6 +255,14 @@ pub enum Error {
         column: &'static str,
     },
 
+    /// A method that only runs inside a transaction was called outside one
+    /// (`select_for_update`, as Django's `TransactionManagementError`).
+    #[error("{feature} runs only inside a transaction (orm::atomic)")]
+    TransactionRequired {
+        /// What was asked for.
+        feature: &'static str,
+    },
+
     /// An argument a method cannot work with (a chunk size of 0, ...).
     #[error("invalid {argument}: {reason}")]
     InvalidArgument {
@@ -379,6 +387,11 @@ impl Error {
     /// True for [`Error::QueryBudget`].
     pub fn is_query_budget(&self) -> bool {
         matches!(self, Error::QueryBudget(_))
+    }
+
+    /// True for [`Error::TransactionRequired`].
+    pub fn is_transaction_required(&self) -> bool {
+        matches!(self, Error::TransactionRequired { .. })
     }
 
     /// True for [`Error::Unsupported`].

@@ -199,11 +199,12 @@ pub use model::Model;
 pub use ordering::client::SqlOrder;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use profile::{profile, Profile, Profiler};
+pub use queryset::statement::RowLock;
 pub use queryset::values::{Grouped, InValuesMethods, Values};
 pub use queryset::{Deleted, QuerySet};
 pub use sql_type::{ColumnType, SqlTypeInfo, ValueKind};
 pub use stream::{Chunks, PrefetchChunks, Stream, StreamStrategy};
-pub use transaction::atomic;
+pub use transaction::{atomic, atomic_with, Isolation, TransactionOptions};
 pub use types::pg;
 
 /// Used by the macros; not a public API.

@@ -31,8 +31,8 @@ pub mod schema;
 
 pub use schema::shop_ledger::entry;
 pub use schema::{
-    order, shop_customer, shop_event, shop_line, shop_note, shop_product, shop_transfer,
-    shop_warehouse,
+    order, shop_customer, shop_event, shop_job, shop_line, shop_note, shop_product, shop_tag,
+    shop_transfer, shop_warehouse,
 };
 
 /// The shop's migrations for both backends.
@@ -209,6 +209,46 @@ pub struct Transfer {
     pub amount_cents: Cents,
 }
 
+/// A tag: a unique name, a counter and soft delete (the writes' tests).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = shop_tag)]
+pub struct Tag {
+    /// The key (`i32`, assigned by the database).
+    pub id: i32,
+    /// Unique, soft-deleted rows included.
+    pub name: String,
+    /// A counter.
+    pub uses: i32,
+    /// Soft delete.
+    pub deleted: bool,
+    /// Set on insert.
+    pub created: NaiveDateTime,
+    /// Set on every write.
+    pub updated: NaiveDateTime,
+}
+
+/// A new tag: the database assigns its key, each insert its timestamps.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = shop_tag, treat_none_as_default_value = false)]
+pub struct NewTag {
+    /// Its name.
+    pub name: String,
+    /// Its counter.
+    pub uses: i32,
+}
+
+/// A job of a queue: `state` is `ready` until a worker takes it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shop_job, treat_none_as_default_value = false)]
+pub struct Job {
+    /// The key.
+    pub id: i32,
+    /// `ready`, `taken`.
+    pub state: String,
+    /// Who took it.
+    pub worker: Option<String>,
+}
+
 /// A customer's mood: the PostgreSQL enum `shop_mood`, as `print-schema` declares
 /// its SQL type (`schema::sql_types::ShopMood`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
@@ -364,6 +404,22 @@ orm::model! {
     }
 }
 
+orm::model! {
+    Tag => shop_tag {
+        primary_key: id,
+        ordering: shop_tag::id.asc(),
+        soft_delete: deleted,
+        timestamps: (created, updated),
+    }
+}
+
+orm::model! {
+    Job => shop_job {
+        primary_key: id,
+        ordering: shop_job::id.asc(),
+    }
+}
+
 orm::relation! {
     Event.customer -> Customer (shop_event::customer_id), reverse Customer.events;
     Note.customer -> Customer (shop_note::customer_id), reverse Customer.notes;
@@ -377,6 +433,8 @@ orm::relation! {
     Entry.customer -> Customer (entry::customer_id), reverse Customer.entries;
 }
 
+orm::insertable! { NewTag => Tag, add_timestamps }
+orm::insertable! { Job => Job }
 orm::insertable! { Warehouse => Warehouse }
 orm::insertable! { Product => Product }
 orm::insertable! { Customer => Customer }

@@ -21,6 +21,9 @@ thread_local! {
     static ACTIVE: Cell<usize> = const { Cell::new(0) };
     /// The call site of the terminal method running now.
     static CALL_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
+    /// The call site of a library method made of other terminal methods
+    /// (`get_or_create`): theirs is the user's.
+    static PINNED_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
     /// Set while the pool checks a connection's health.
     static HEALTH_CHECK: Cell<bool> = const { Cell::new(false) };
     /// Set while the library sends a session setting of its own.
@@ -267,6 +270,7 @@ macro_rules! assert_num_queries {
 
 /// Runs `f` with `site` as the call site recorded for its statements.
 pub(crate) fn with_call_site<R>(site: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    let site = PINNED_SITE.with(Cell::get).unwrap_or(site);
     let previous = CALL_SITE.with(|c| c.replace(Some(site)));
     struct Restore(Option<&'static Location<'static>>);
     impl Drop for Restore {
@@ -275,6 +279,24 @@ pub(crate) fn with_call_site<R>(site: &'static Location<'static>, f: impl FnOnce
         }
     }
     let _restore = Restore(previous);
+    f()
+}
+
+/// Runs `f` with every terminal method inside it recorded at `site` (the outermost
+/// such call wins): a library method built of other terminal methods reports its
+/// statements at its caller's line.
+pub(crate) fn with_site<R>(site: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    if PINNED_SITE.with(Cell::get).is_some() {
+        return f();
+    }
+    PINNED_SITE.with(|c| c.set(Some(site)));
+    struct Unpin;
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            PINNED_SITE.with(|c| c.set(None));
+        }
+    }
+    let _unpin = Unpin;
     f()
 }
 

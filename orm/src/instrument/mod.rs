@@ -19,7 +19,8 @@ pub use n_plus_one::{detect_n_plus_one, NPlusOneMode, NPlusOneReport, Repeated};
 pub use record::{QueryKind, QueryRecord};
 
 pub(crate) use capture::{
-    chunked, health_check, note_rows, session, with_call_site, CaptureInstrumentation, ScopeGuard,
+    chunked, health_check, note_rows, session, with_call_site, with_site, CaptureInstrumentation,
+    ScopeGuard,
 };
 pub(crate) use record::{bind_facts, split_binds};
 pub(crate) use slow::SlowQueries;

@@ -4,6 +4,7 @@
 //! terminal methods that run SQL live in `run.rs` and `write.rs` and take
 //! `&mut AnyConnection`.
 
+mod get_or_create;
 pub(crate) mod run;
 pub mod statement;
 pub(crate) mod values;
@@ -21,7 +22,7 @@ use crate::connection::{Backend, Db};
 use crate::fragment::{render, BoolColumnIs, Fragment, Not};
 use crate::model::Model;
 use crate::ordering::{IntoOrdering, OrderTerm};
-use statement::{CountStatement, One, SelectStatement, Source};
+use statement::{CountStatement, Locking, One, RowLock, SelectStatement, Source};
 
 /// Which rows of a soft-delete model a queryset sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,7 @@ pub struct QuerySet<M> {
     offset: Option<i64>,
     distinct: bool,
     deleted: Deleted,
+    lock: Option<RowLock>,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -100,6 +102,7 @@ impl<M> Clone for QuerySet<M> {
             offset: self.offset,
             distinct: self.distinct,
             deleted: self.deleted,
+            lock: self.lock,
             _model: PhantomData,
         }
     }
@@ -130,6 +133,7 @@ impl<M: Model> QuerySet<M> {
             offset: None,
             distinct: false,
             deleted: Deleted::Hide,
+            lock: None,
             _model: PhantomData,
         }
     }
@@ -208,6 +212,53 @@ impl<M: Model> QuerySet<M> {
         self
     }
 
+    /// Locks the rows it reads until the transaction ends (Django's
+    /// `select_for_update`): `all`, `first`, `last` and `get` then send
+    /// `SELECT ... FOR UPDATE` (as `lock` says) on PostgreSQL, and refuse to run
+    /// outside a transaction ([`Error::TransactionRequired`](crate::Error::TransactionRequired)),
+    /// as Django. On SQLite the clause is not sent: see [`RowLock`].
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (_db, mut conn) = setup();
+    /// use orm::prelude::*;
+    /// use orm::RowLock;
+    /// let next = Message::objects().order_by(weave_message::id.asc()).select_for_update(RowLock::update().skip_locked());
+    /// assert_eq!(
+    ///     next.clone().limit(1).sql(Backend::Postgres)?,
+    ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) ORDER BY "weave_message"."id" ASC LIMIT $1 FOR UPDATE SKIP LOCKED"#
+    /// );
+    /// assert!(next.first(&mut conn).unwrap_err().is_transaction_required());
+    /// let taken = orm::atomic(&mut conn, |conn| next.first(conn))?;
+    /// assert_eq!(taken.map(|m| m.id), Some(1));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn select_for_update(mut self, lock: RowLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// The row lock of `select_for_update`, for a statement over `M`'s table.
+    pub(crate) fn locking(&self) -> Option<Locking> {
+        let lock = self.lock?;
+        let table = crate::fragment::TableName::of(&M::Table::default())
+            .map(|name| name.name)
+            .unwrap_or_default();
+        Some(Locking { lock, table })
+    }
+
+    /// Refuses a locking read outside a transaction.
+    pub(crate) fn check_lock(&self, conn: &mut crate::AnyConnection) -> crate::Result<()> {
+        if self.lock.is_some() && !crate::transaction::in_transaction(conn)? {
+            return Err(crate::Error::TransactionRequired {
+                feature: "select_for_update",
+            });
+        }
+        Ok(())
+    }
+
     /// Removes duplicate rows (`SELECT DISTINCT`).
     #[must_use]
     pub fn distinct(mut self) -> Self {
@@ -283,7 +334,9 @@ impl<M: Model> QuerySet<M> {
     pub(crate) fn select_statement(
         &self,
     ) -> SelectStatement<diesel::helper_types::AsSelect<M, Db>> {
-        SelectStatement::new(M::selection(), self.source())
+        let mut statement = SelectStatement::new(M::selection(), self.source());
+        statement.lock = self.locking();
+        statement
     }
 
     pub(crate) fn count_statement(&self) -> Box<dyn QueryFragment<Db>> {

@@ -49,6 +49,7 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn all(&self, conn: &mut impl AsConnection) -> Result<Vec<M>> {
         let conn = conn.connection();
+        self.check_lock(conn)?;
         let statement = self.select_statement();
         run(Location::caller(), || M::load_rows(&statement, conn))
     }
@@ -81,6 +82,7 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn first(&self, conn: &mut impl AsConnection) -> Result<Option<M>> {
         let conn = conn.connection();
+        self.check_lock(conn)?;
         let statement = self.first_statement(false);
         run(Location::caller(), || M::load_rows(&statement, conn))
             .map(|rows| rows.into_iter().next())
@@ -119,6 +121,7 @@ impl<M: Model> QuerySet<M> {
                 feature: "last() on a sliced queryset",
             });
         }
+        self.check_lock(conn)?;
         let statement = self.first_statement(true);
         run(Location::caller(), || M::load_rows(&statement, conn))
             .map(|rows| rows.into_iter().next())
@@ -198,6 +201,7 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn get(&self, conn: &mut impl AsConnection) -> Result<M> {
         let conn = conn.connection();
+        self.check_lock(conn)?;
         let mut statement = self.select_statement();
         statement.limit_override = Some(match self.limit {
             Some(limit) => limit.min(MAX_GET_RESULTS),

@@ -226,6 +226,100 @@ pub struct SelectStatement<S> {
     pub(crate) cursor_fetch: Option<CursorFetch>,
     /// `GROUP BY ... HAVING ...`.
     pub(crate) group: Option<Grouping>,
+    /// `FOR UPDATE ...` (PostgreSQL; nothing on SQLite, see [`RowLock`]).
+    pub(crate) lock: Option<Locking>,
+}
+
+/// The row lock a `SELECT` takes (Django's `select_for_update`): build it with
+/// [`RowLock::update`] and pass it to
+/// [`QuerySet::select_for_update`](crate::QuerySet::select_for_update).
+///
+/// PostgreSQL: `FOR UPDATE` / `FOR NO KEY UPDATE` / `FOR SHARE`, then `OF "t"`,
+/// `NOWAIT` or `SKIP LOCKED`. SQLite has no row locks: the clause is not sent, and
+/// the transaction it must run in ([`atomic`](crate::atomic) begins with
+/// `BEGIN IMMEDIATE`) holds the database's write lock, which no other writer can
+/// take until it ends; `SKIP LOCKED` and `NOWAIT` have nothing to skip or wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLock {
+    strength: &'static str,
+    wait: &'static str,
+    own_table_only: bool,
+}
+
+impl RowLock {
+    /// `FOR UPDATE`: no other transaction can update, delete or lock the rows.
+    pub fn update() -> Self {
+        Self {
+            strength: " FOR UPDATE",
+            wait: "",
+            own_table_only: false,
+        }
+    }
+
+    /// `FOR NO KEY UPDATE` (Django's `no_key=True`): as `FOR UPDATE`, but rows
+    /// pointing at these through a foreign key can still be inserted.
+    pub fn no_key_update() -> Self {
+        Self {
+            strength: " FOR NO KEY UPDATE",
+            ..Self::update()
+        }
+    }
+
+    /// `FOR SHARE`: others can read and share-lock the rows, not change them.
+    pub fn share() -> Self {
+        Self {
+            strength: " FOR SHARE",
+            ..Self::update()
+        }
+    }
+
+    /// `NOWAIT`: fail at once on a row another transaction has locked, instead of
+    /// waiting.
+    #[must_use]
+    pub fn nowait(mut self) -> Self {
+        self.wait = " NOWAIT";
+        self
+    }
+
+    /// `SKIP LOCKED`: leave out the rows other transactions have locked (a job
+    /// queue: each worker takes rows no other worker holds).
+    #[must_use]
+    pub fn skip_locked(mut self) -> Self {
+        self.wait = " SKIP LOCKED";
+        self
+    }
+
+    /// `OF "t"` (Django's `of=("self",)`): lock the queryset's own rows only, not
+    /// the rows `select_related` joins (which PostgreSQL refuses to lock on the
+    /// nullable side of a `LEFT JOIN`).
+    #[must_use]
+    pub fn of_own_table(mut self) -> Self {
+        self.own_table_only = true;
+        self
+    }
+}
+
+/// A [`RowLock`] with the table it names.
+#[derive(Clone)]
+pub(crate) struct Locking {
+    pub(crate) lock: RowLock,
+    /// The table's name as `FROM` names it (without its schema).
+    pub(crate) table: String,
+}
+
+impl Locking {
+    fn walk(&self, out: &mut AstPass<'_, '_, Db>) -> QueryResult<()> {
+        if !Dialect::rendering(out.backend()).row_locks {
+            return Ok(());
+        }
+        out.push_sql(self.lock.strength);
+        if self.lock.own_table_only {
+            out.push_sql(" OF ");
+            out.push_identifier(&self.table)?;
+        }
+        out.push_sql(self.lock.wait);
+        Ok(())
+    }
 }
 
 /// ` GROUP BY <columns> HAVING (a) AND (b)`.
@@ -257,6 +351,7 @@ impl<S> SelectStatement<S> {
             with_order: true,
             cursor_fetch: None,
             group: None,
+            lock: None,
         }
     }
 }
@@ -279,7 +374,11 @@ impl<S: QueryFragment<Db>> QueryFragment<Db> for SelectStatement<S> {
             self.source.walk_order(&mut out)?;
         }
         let limit = self.limit_override.as_ref().or(self.source.limit.as_ref());
-        self.source.walk_limit_offset(limit, &mut out)
+        self.source.walk_limit_offset(limit, &mut out)?;
+        if let Some(lock) = &self.lock {
+            lock.walk(&mut out)?;
+        }
+        Ok(())
     }
 }
 

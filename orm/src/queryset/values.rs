@@ -325,6 +325,9 @@ where
         }
         let mut statement = SelectStatement::new(self.selection.clone(), source);
         statement.group = self.group.clone();
+        if self.group.is_none() {
+            statement.lock = self.qs.locking();
+        }
         statement
     }
 
@@ -373,6 +376,7 @@ where
     #[track_caller]
     pub fn all(&self, conn: &mut impl AsConnection) -> Result<Vec<U>> {
         let conn = conn.connection();
+        self.qs.check_lock(conn)?;
         let statement = self.statement();
         run(Location::caller(), || statement.load(conn))
     }
@@ -384,6 +388,7 @@ where
     #[track_caller]
     pub fn first(&self, conn: &mut impl AsConnection) -> Result<Option<U>> {
         let conn = conn.connection();
+        self.qs.check_lock(conn)?;
         let mut statement = self.statement();
         if !matches!(statement.source.limit, Some(0)) {
             statement.limit_override = Some(1);
@@ -400,6 +405,7 @@ where
     #[track_caller]
     pub fn get(&self, conn: &mut impl AsConnection) -> Result<U> {
         let conn = conn.connection();
+        self.qs.check_lock(conn)?;
         let mut statement = self.statement();
         statement.limit_override = Some(super::run::MAX_GET_RESULTS);
         let rows = run(Location::caller(), || statement.load(conn))?;

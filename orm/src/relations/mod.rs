@@ -14,6 +14,7 @@ mod prefetch;
 mod reverse;
 mod select_related;
 
+pub(crate) use foreign_key::pk_eq;
 pub(crate) use hint::fix_at;
 
 pub use foreign_key::{ForeignKey, KeyOf, Link, NullableForeignKey};

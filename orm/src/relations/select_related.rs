@@ -812,7 +812,9 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
             base: source.table,
             clauses,
         });
-        Ok(SelectStatement::new(self.joins.selection(), source))
+        let mut statement = SelectStatement::new(self.joins.selection(), source);
+        statement.lock = self.qs.locking();
+        Ok(statement)
     }
 
     pub(crate) fn statement(&self) -> Result<SelectStatement<J::Selection>> {
@@ -838,6 +840,7 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
         let conn = conn.connection();
+        self.qs.check_lock(conn)?;
         let statement = self.statement()?;
         load(statement, conn, Location::caller())
     }
@@ -870,6 +873,7 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
         let conn = conn.connection();
+        self.qs.check_lock(conn)?;
         let first = Related {
             qs: self.qs.for_first(),
             joins: self.joins,
@@ -892,6 +896,7 @@ impl<C: Model, J: JoinSet<C>> Related<C, J> {
         J::Row: DirectRows<SelectStatement<J::Selection>>,
     {
         let conn = conn.connection();
+        self.qs.check_lock(conn)?;
         let get = Related {
             qs: self.qs.for_get(),
             joins: self.joins,

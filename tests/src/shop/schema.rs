@@ -42,6 +42,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    shop_job (id) {
+        id -> Int4,
+        state -> Text,
+        worker -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     shop_line (id) {
         id -> Int4,
         order_id -> Int4,
@@ -73,6 +81,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    shop_tag (id) {
+        id -> Int4,
+        name -> Text,
+        uses -> Int4,
+        deleted -> Bool,
+        created -> Timestamp,
+        updated -> Timestamp,
+    }
+}
+
+diesel::table! {
     shop_transfer (id) {
         id -> Int4,
         from_customer_id -> Int4,
@@ -99,9 +118,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     order,
     shop_customer,
     shop_event,
+    shop_job,
     shop_line,
     shop_note,
     shop_product,
+    shop_tag,
     shop_transfer,
     shop_warehouse,
 );

@@ -1,0 +1,2 @@
+DROP TABLE shop_job;
+DROP TABLE shop_tag;
