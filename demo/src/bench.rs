@@ -401,6 +401,43 @@ fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize
     Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
 }
 
+// ---- an annotated list: 1,000 threads with their live message counts ---------------
+
+/// What both sides produce from the rows: every thread's id and count, summed.
+fn annotated_sum(rows: &[(Thread, i64)]) -> usize {
+    rows.iter()
+        .map(|(t, n)| usize::try_from(t.id + n).unwrap_or(0))
+        .sum()
+}
+
+fn annotated_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let rows: Vec<(Thread, i64)> = Thread::objects()
+        .limit(1000)
+        .annotate(Thread::messages().count())
+        .all(conn)?;
+    Ok(annotated_sum(&rows))
+}
+
+/// As a diesel user writes it: a LEFT JOIN of the live messages, grouped by thread.
+fn annotated_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let rows: Vec<(Thread, i64)> = on_inner!(&mut *conn, |c, s| s::weave_thread::table
+        .left_join(
+            s::weave_message::table.on(s::weave_message::thread_id
+                .eq(s::weave_thread::id)
+                .and(s::weave_message::deleted.eq(false))),
+        )
+        .filter(s::weave_thread::deleted.eq(false))
+        .group_by(s::weave_thread::id)
+        .order((s::weave_thread::updated.desc(), s::weave_thread::id.desc()))
+        .limit(1000)
+        .select((
+            s::weave_thread::all_columns,
+            diesel::dsl::count(s::weave_message::id.nullable()),
+        ))
+        .load(c))?;
+    Ok(annotated_sum(&rows))
+}
+
 /// Every read workload, in the report's order.
 pub fn workloads() -> Vec<Workload> {
     vec![
@@ -414,6 +451,11 @@ pub fn workloads() -> Vec<Workload> {
             "threads page + JSON",
             threads_page_ours_sender_hop,
             threads_page_diesel_sender_hop,
+        ),
+        Workload::read(
+            "1,000 threads with live message counts",
+            annotated_ours,
+            annotated_diesel,
         ),
     ]
 }

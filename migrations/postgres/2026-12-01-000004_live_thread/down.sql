@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS weave_message_live_thread;

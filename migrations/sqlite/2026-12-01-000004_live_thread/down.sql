@@ -1,0 +1,1 @@
+DROP INDEX weave_message_live_thread;
