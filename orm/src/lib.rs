@@ -199,6 +199,7 @@ pub use model::Model;
 pub use ordering::client::SqlOrder;
 pub use ordering::{IntoOrdering, OrderTerm};
 pub use profile::{profile, Profile, Profiler};
+pub use queryset::escape::{at_call_site, Boxed, Raw};
 pub use queryset::statement::RowLock;
 pub use queryset::values::{Grouped, InValuesMethods, Values};
 pub use queryset::{Deleted, QuerySet};

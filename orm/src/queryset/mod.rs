@@ -4,6 +4,7 @@
 //! terminal methods that run SQL live in `run.rs` and `write.rs` and take
 //! `&mut AnyConnection`.
 
+pub(crate) mod escape;
 mod get_or_create;
 pub(crate) mod run;
 pub mod statement;
