@@ -5,6 +5,7 @@
 use std::sync::{mpsc, Arc, Barrier};
 
 use diesel::dsl::count_star;
+use orm::bulk::BulkCreate;
 use orm::prelude::*;
 use orm::{
     assert_num_queries, atomic, atomic_with, capture, Backend, DbErrorKind, Isolation, RowLock,
@@ -236,5 +237,49 @@ shop_on_both_backends! {
         } else {
             assert_eq!(names, ["mine after 0"]);
         }
+    }
+
+    fn bulk_update_and_upserts_write_only_the_querysets_rows(db) {
+        let conn = &mut db.conn();
+        let ids: Vec<i32> = ["a", "b", "c"]
+            .into_iter()
+            .map(|name| named(name).get_or_create(conn, tag(name)).unwrap().0.id)
+            .collect();
+        let (a, b, c) = (ids[0], ids[1], ids[2]);
+        named("b").delete(conn).unwrap();
+        let uses = |conn: &mut orm::AnyConnection| -> Vec<(String, i32, bool)> {
+            Tag::objects()
+                .with_deleted()
+                .values_list((shop_tag::name, shop_tag::uses, shop_tag::deleted))
+                .all(conn)
+                .unwrap()
+        };
+        let row = |name: &str, n, deleted| (name.to_owned(), n, deleted);
+        // objects() hides soft-deleted b: it is skipped and not counted.
+        let rows = |n: i32| vec![(a, (n,)), (b, (n,)), (c, (n,))];
+        assert_eq!(Tag::objects().bulk_update(conn, (shop_tag::uses,), rows(1)).unwrap(), 2);
+        assert_eq!(uses(conn), [row("a", 1, false), row("b", 0, true), row("c", 1, false)]);
+        assert_eq!(Tag::objects().with_deleted().bulk_update(conn, (shop_tag::uses,), rows(2)).unwrap(), 3);
+        // The queryset's own filters choose the rows too.
+        let not_c = Tag::objects().filter(shop_tag::name.ne("c"));
+        assert_eq!(not_c.bulk_update(conn, (shop_tag::uses,), rows(5)).unwrap(), 1);
+        assert_eq!(uses(conn), [row("a", 5, false), row("b", 2, true), row("c", 2, false)]);
+        let sliced = Tag::objects().limit(1).bulk_update(conn, (shop_tag::uses,), rows(6));
+        assert!(matches!(sliced, Err(orm::Error::Unsupported { .. })), "{sliced:?}");
+        // An upsert through objects() makes the row live: b collides, is updated and
+        // restored.
+        let on_name = || BulkCreate::new().update_conflicts((shop_tag::name,), (shop_tag::uses,));
+        Tag::objects().bulk_create_with(conn, vec![NewTag { name: "b".into(), uses: 9 }], &on_name()).unwrap();
+        assert_eq!(uses(conn)[1], row("b", 9, false));
+        // Through with_deleted() the soft-delete column is left as it is.
+        named("b").delete(conn).unwrap();
+        Tag::objects().with_deleted().bulk_create_with(conn, vec![NewTag { name: "b".into(), uses: 10 }], &on_name()).unwrap();
+        assert_eq!(uses(conn)[1], row("b", 10, true));
+        // The queryset's filters: a (5 uses) is outside `uses < 5`, so it keeps its
+        // value; c (2 uses) takes the new one.
+        let few = Tag::objects().filter(shop_tag::uses.lt(5));
+        let new = vec![NewTag { name: "a".into(), uses: 50 }, NewTag { name: "c".into(), uses: 50 }];
+        few.bulk_create_with(conn, new, &on_name()).unwrap();
+        assert_eq!(uses(conn), [row("a", 5, false), row("b", 10, true), row("c", 50, false)]);
     }
 }

@@ -115,6 +115,13 @@ impl<M: Model> BulkCreate<M> {
     /// Where a row collides on `target` (a unique column, or a tuple of the columns
     /// of one unique index), overwrites the existing row's `set` columns (and
     /// `updated`) with the new row's: an upsert.
+    ///
+    /// It honours the queryset it is called on: an existing row its filters leave
+    /// out is not changed (`DO UPDATE SET ... WHERE ...`), and through `objects()`
+    /// of a soft-delete model, which sees live rows only, a colliding soft-deleted
+    /// row is made live again (its soft-delete column takes the new row's value,
+    /// `false` unless the row says otherwise); through `with_deleted()` that column
+    /// is left as it is.
     #[must_use]
     pub fn update_conflicts<T, S>(mut self, target: T, set: S) -> Self
     where
@@ -161,6 +168,7 @@ impl<M: Model> BulkCreate<M> {
             Conflict::Update { target, set } => Some(OnConflict::Update {
                 target: target.clone(),
                 set: set.clone(),
+                filters: Vec::new(),
             }),
         }
     }
@@ -452,9 +460,33 @@ impl<M: Model> QuerySet<M> {
         let statement = insert_statement::<M>(
             backend,
             rows.iter().take(chunk).map(NewRow::row_values).collect(),
-            options.on_conflict(),
+            self.upsert(options.on_conflict()),
         );
         Ok(render(&statement, backend)?)
+    }
+
+    /// The conflict handling on this queryset: an upsert changes only the rows the
+    /// queryset's filters keep (`DO UPDATE ... WHERE`), and through `objects()`,
+    /// which sees live rows only, it makes the row live: a colliding soft-deleted
+    /// row takes the new row's soft-delete column too (`deleted = excluded.deleted`).
+    fn upsert(&self, on_conflict: Option<OnConflict>) -> Option<OnConflict> {
+        match on_conflict {
+            Some(OnConflict::Update {
+                target, mut set, ..
+            }) => {
+                if let Some(deleted) = M::soft_delete_column() {
+                    if self.deleted_rows() == crate::Deleted::Hide && !set.contains(&deleted.name) {
+                        set.push(deleted.name);
+                    }
+                }
+                Some(OnConflict::Update {
+                    target,
+                    set,
+                    filters: self.user_filters(),
+                })
+            }
+            other => other,
+        }
     }
 
     fn bulk_create_at<R: NewRow<Model = M>>(
@@ -546,7 +578,7 @@ impl<M: Model> QuerySet<M> {
             binds_per_row(&rows[0], backend)?,
             options.batch_size,
         );
-        let on_conflict = options.on_conflict();
+        let on_conflict = self.upsert(options.on_conflict());
         bulk_atomic(conn, |conn| {
             let mut ids = Vec::with_capacity(total_rows);
             let mut written = 0;

@@ -12,14 +12,16 @@ use crate::fragment::Fragment;
 use crate::key::Key;
 
 /// What an `INSERT` does when a row collides with an existing one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum OnConflict {
     /// `ON CONFLICT [(target)] DO NOTHING`.
     Ignore { target: Vec<&'static str> },
-    /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c, ...`.
+    /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c, ... [WHERE filters]`:
+    /// an existing row outside the filters is left as it is.
     Update {
         target: Vec<&'static str>,
         set: Vec<&'static str>,
+        filters: Vec<Fragment>,
     },
 }
 
@@ -62,7 +64,11 @@ impl QueryFragment<Db> for InsertRows<'_> {
                 }
                 out.push_sql(" DO NOTHING");
             }
-            Some(OnConflict::Update { target, set }) => {
+            Some(OnConflict::Update {
+                target,
+                set,
+                filters,
+            }) => {
                 out.push_sql(" ON CONFLICT (");
                 identifiers(target, &mut out)?;
                 out.push_sql(") DO UPDATE SET ");
@@ -74,6 +80,7 @@ impl QueryFragment<Db> for InsertRows<'_> {
                     out.push_sql(" = excluded.");
                     out.push_identifier(column)?;
                 }
+                crate::queryset::statement::walk_where(filters, &mut out)?;
             }
         }
         if let Some(row) = &self.returning_row {
@@ -109,6 +116,9 @@ pub(crate) struct UpdateFromValues<'r, K, V> {
     pub(crate) updated: Option<(&'static str, Stamp)>,
     pub(crate) rows: &'r [(K, V)],
     pub(crate) walk_row: for<'b> fn(&'b V, &mut AstPass<'_, 'b, Db>) -> QueryResult<()>,
+    /// The queryset's filters (its soft delete first): rows outside them are not
+    /// changed.
+    pub(crate) filters: Vec<Fragment>,
 }
 
 /// The time a write sets its `updated` column to, and whether that column is a
@@ -209,7 +219,13 @@ impl<K: Key, V> QueryFragment<Db> for UpdateFromValues<'_, K, V> {
         out.push_sql(" = ");
         out.push_identifier(VALUES_ALIAS)?;
         out.push_sql(".");
-        out.push_identifier(VALUES_COLUMNS[0])
+        out.push_identifier(VALUES_COLUMNS[0])?;
+        for filter in &self.filters {
+            out.push_sql(" AND (");
+            filter.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        Ok(())
     }
 }
 
@@ -226,6 +242,10 @@ pub(crate) struct UpdateFromArrays<K, A> {
     pub(crate) ids: Vec<K>,
     pub(crate) arrays: A,
     pub(crate) walk_arrays: for<'b> fn(&'b A, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+    /// The queryset's soft-delete filter as diesel rendered it (`"t"."deleted" =
+    /// false`: a literal, no values); `bulk_update` sends the `VALUES` form when
+    /// the queryset has filters with values.
+    pub(crate) live: Option<String>,
 }
 
 impl<K: Key, A> QueryFragment<Pg> for UpdateFromArrays<K, A> {
@@ -252,7 +272,13 @@ impl<K: Key, A> QueryFragment<Pg> for UpdateFromArrays<K, A> {
         out.push_sql(" = ");
         out.push_identifier(VALUES_ALIAS)?;
         out.push_sql(".");
-        out.push_identifier(VALUES_COLUMNS[0])
+        out.push_identifier(VALUES_COLUMNS[0])?;
+        if let Some(live) = &self.live {
+            out.push_sql(" AND (");
+            out.push_sql(live);
+            out.push_sql(")");
+        }
+        Ok(())
     }
 }
 

@@ -291,6 +291,16 @@ impl<M: Model> QuerySet<M> {
         self.limit.is_some() || self.offset.is_some()
     }
 
+    /// The filters of `filter` and `exclude` (not the soft delete).
+    pub(crate) fn user_filters(&self) -> Vec<Fragment> {
+        self.filters.clone()
+    }
+
+    /// Whether `filter` or `exclude` was called (beyond the soft delete).
+    pub(crate) fn has_filters(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     /// True while `order_by` or `unordered` has not been called.
     pub(crate) fn has_default_ordering(&self) -> bool {
         self.ordering.is_none()
