@@ -620,8 +620,11 @@ impl<M: Model> QuerySet<M> {
     ///
     /// ### Notes
     /// Keyset chunks are separate queries: each sees the table as it is when it
-    /// runs (wrap the loop in [`atomic`](crate::atomic) for one snapshot on
-    /// PostgreSQL); a cursor or a stepped `SELECT` reads one snapshot. Memory is
+    /// runs, inside a transaction too under PostgreSQL's default `READ COMMITTED`
+    /// (each statement its own snapshot). For one snapshot across the chunks, run
+    /// the loop in [`atomic_with`](crate::atomic_with) with
+    /// [`Isolation::RepeatableRead`](crate::Isolation::RepeatableRead). A cursor or
+    /// a stepped `SELECT` is one statement, so it reads one snapshot. Memory is
     /// one chunk of rows on both backends: the PostgreSQL driver would buffer a
     /// whole `SELECT`'s result, so a single statement is never used to stream
     /// there.
