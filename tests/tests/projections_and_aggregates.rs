@@ -207,4 +207,37 @@ shop_on_both_backends! {
         let refused = per_type.paginate(1).page(conn, "1");
         assert!(matches!(refused, Err(orm::Error::Unsupported { .. })), "{refused:?}");
     }
+
+    fn lazy_counts_and_lookups_in_a_loop_are_reported_as_n_plus_one(db) {
+        use orm::instrument::{detect_n_plus_one, NPlusOneMode};
+        let conn = &mut seeded(&db);
+        let customers = Customer::objects().all(conn).unwrap();
+        // A count per customer, on purpose: the report names the fix.
+        let report = detect_n_plus_one(3, NPlusOneMode::Strict, || {
+            for customer in &customers {
+                Customer::orders().count_for(customer, conn).unwrap();
+            }
+        })
+        .unwrap_err();
+        let orm::Error::NPlusOne(report) = report else { panic!("{report}") };
+        assert_eq!(report.repeated[0].count, 3);
+        assert_eq!(report.repeated[0].fix.as_deref(), Some("annotate `Customer::orders().count()`"));
+        // A lookup or an aggregate per row, written by hand, repeats from one line too.
+        let report = detect_n_plus_one(3, NPlusOneMode::Strict, || {
+            for customer in &customers {
+                let _: i64 = Order::objects()
+                    .filter(Order::customer.is(shop_customer::id.eq(customer.id)))
+                    .aggregate(conn, count_star())
+                    .unwrap();
+            }
+        })
+        .unwrap_err();
+        let orm::Error::NPlusOne(report) = report else { panic!("{report}") };
+        assert_eq!(report.repeated[0].count, 3);
+        let site = report.repeated[0].call_site.expect("a call site");
+        assert!(site.file().ends_with("projections_and_aggregates.rs"), "{site}");
+        // The annotation is one statement for all of them.
+        let counted = assert_num_queries!(1, Customer::objects().annotate::<_, (Customer, i64)>(Customer::orders().count()).all(conn)).unwrap();
+        assert_eq!(counted.iter().map(|(_, n)| n).sum::<i64>(), 4);
+    }
 }

@@ -214,6 +214,28 @@ impl<P: Model, C: Model> Reverse<P, C> {
             .collect())
     }
 
+    /// How many rows of this hop one parent has: one `SELECT COUNT(*)`, on purpose
+    /// (Django's `thread.message_set.count()`). In a loop this is the N+1 pattern;
+    /// [`detect_n_plus_one`](crate::instrument::detect_n_plus_one) reports it with
+    /// the fix (`annotate `Thread::messages().count()``: one statement for every
+    /// parent).
+    ///
+    /// # Errors
+    /// [`Error::Query`](crate::Error::Query) when the database fails.
+    #[track_caller]
+    pub fn count_for(&self, parent: &P, conn: &mut impl AsConnection) -> Result<i64> {
+        let conn = conn.connection();
+        let site = Location::caller();
+        note_fix(site, || {
+            format!("annotate `{}::{}().count()`", P::NAME, self.name)
+        });
+        let rows = self
+            .qs
+            .clone()
+            .filter_fragment((self.link.key_in)(vec![parent.pk()]));
+        crate::instrument::with_site(site, || rows.count(conn))
+    }
+
     /// The hop's source for one key filter: the queryset's, wrapped in the per-parent
     /// ranking when there is a limit.
     fn source(&self, key_filter: Fragment) -> Source {
