@@ -11,7 +11,7 @@ use orm::{
     assert_num_queries, atomic, atomic_with, capture, Backend, DbErrorKind, Isolation, RowLock,
     TransactionOptions,
 };
-use orm_tests::shop::{shop_job, shop_tag, Job, NewTag, Tag};
+use orm_tests::shop::{shop_job, shop_tag, Job, NewTag, Order, Tag};
 use orm_tests::shop_on_both_backends;
 
 fn tag(name: &str) -> NewTag {
@@ -132,6 +132,15 @@ shop_on_both_backends! {
         match db.backend() {
             Backend::Postgres => assert!(sql.ends_with("LIMIT $2 FOR UPDATE SKIP LOCKED"), "{sql}"),
             Backend::Sqlite => assert!(sql.ends_with("LIMIT ? + 0"), "{sql}"),
+        }
+        // The other strengths, OF the own table beside a join, run on both.
+        let share = Job::objects().select_for_update(RowLock::share().of_own_table());
+        let no_key = Job::objects().select_for_update(RowLock::no_key_update().nowait());
+        let (shared, keyed) = atomic(conn, |conn| Ok::<_, orm::Error>((share.all(conn)?.len(), no_key.first(conn)?.map(|j| j.id)))).unwrap();
+        assert_eq!((shared, keyed), (3, Some(1)));
+        if db.backend() == Backend::Postgres {
+            assert!(share.sql(db.backend()).unwrap().ends_with(r#"ORDER BY "shop_job"."id" ASC FOR SHARE OF "shop_job""#));
+            assert!(no_key.sql(db.backend()).unwrap().ends_with("FOR NO KEY UPDATE NOWAIT"));
         }
         let take = |conn: &mut orm::AnyConnection, worker: &str| -> orm::Result<i32> {
             let job = next().first(conn)?.expect("a ready job");
@@ -281,5 +290,25 @@ shop_on_both_backends! {
         let new = vec![NewTag { name: "a".into(), uses: 50 }, NewTag { name: "c".into(), uses: 50 }];
         few.bulk_create_with(conn, new, &on_name()).unwrap();
         assert_eq!(uses(conn), [row("a", 5, false), row("b", 10, true), row("c", 50, false)]);
+    }
+
+    fn a_joined_queryset_locks_its_own_rows(db) {
+        let conn = &mut db.conn();
+        orm_tests::shop::seed(conn).unwrap();
+        let locked = Order::objects()
+            .select_for_update(RowLock::update().of_own_table())
+            .select_related(Order::customer);
+        let refused = locked.all(conn);
+        assert!(refused.is_err_and(|e| e.is_transaction_required()));
+        let rows = atomic(conn, |conn| locked.all(conn)).unwrap();
+        assert_eq!(rows.iter().map(|(o, c)| (o.id, c.id)).collect::<Vec<_>>(), [(4, 3), (3, 2), (2, 1), (1, 1)]);
+        let (_, captured) = capture(|| atomic(conn, |conn| locked.first(conn)));
+        let select = captured.sql().into_iter().find(|sql| sql.starts_with("SELECT")).unwrap();
+        match db.backend() {
+            // The slice is joined as a derived table under the table's name: OF locks
+            // the rows of the table inside it.
+            Backend::Postgres => assert!(select.ends_with(r#"DESC FOR UPDATE OF "order""#), "{select}"),
+            Backend::Sqlite => assert!(!select.contains("FOR UPDATE"), "{select}"),
+        }
     }
 }
