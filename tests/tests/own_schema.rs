@@ -308,7 +308,7 @@ shop_on_both_backends! {
             .unwrap();
         assert_eq!(
             pg,
-            r#"UPDATE "shop_customer" SET "type" = "v"."column2" FROM UNNEST($1, $2) AS "v"("column1", "column2") WHERE "shop_customer"."id" = "v"."column1""#
+            r#"UPDATE "shop_customer" SET "type" = "v"."column2" FROM UNNEST($1, $2) AS "v"("column1", "column2") WHERE "shop_customer"."id" = "v"."column1" AND ("shop_customer"."deleted" = false)"#
         );
     }
 

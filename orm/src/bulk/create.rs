@@ -440,7 +440,14 @@ impl<M: Model> QuerySet<M> {
     /// let upsert = BulkCreate::new().update_conflicts((weave_person::email_address,), (weave_person::first_name,));
     /// assert_eq!(
     ///     Person::objects().bulk_create_sql(Backend::Postgres, &rows, &upsert)?,
-    ///     r#"INSERT INTO "weave_person" ("first_name", "email_address") VALUES ($1, $2) ON CONFLICT ("email_address") DO UPDATE SET "first_name" = excluded."first_name", "updated" = excluded."updated" RETURNING "id""#
+    ///     r#"INSERT INTO "weave_person" ("first_name", "email_address") VALUES ($1, $2) ON CONFLICT ("email_address") DO UPDATE SET "first_name" = excluded."first_name", "updated" = excluded."updated", "deleted" = excluded."deleted" RETURNING "id""#
+    /// );
+    /// // Through objects() a colliding soft-deleted person is made live again
+    /// // ("deleted" takes the new row's value, its default false); with_deleted()
+    /// // leaves it as it is, and filters of the queryset become DO UPDATE ... WHERE:
+    /// assert_eq!(
+    ///     Person::objects().with_deleted().filter(weave_person::last_name.eq("Lovelace")).bulk_create_sql(Backend::Sqlite, &rows, &upsert)?,
+    ///     "INSERT INTO `weave_person` (`first_name`, `email_address`) VALUES (?, ?) ON CONFLICT (`email_address`) DO UPDATE SET `first_name` = excluded.`first_name`, `updated` = excluded.`updated` WHERE ((`weave_person`.`last_name` = ?)) RETURNING `id`"
     /// );
     /// # Ok(()) }
     /// ```
