@@ -14,6 +14,7 @@ pub mod scenarios;
 #[allow(missing_docs)]
 pub mod schema;
 pub mod seed;
+pub mod server;
 pub mod writers;
 
 /// The demo schema for both backends (`migrations/sqlite`, `migrations/postgres`).

@@ -119,6 +119,27 @@ enum Command {
         /// The port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 8000)]
         port: u16,
+        /// Absolute links from this origin (`https://api.example.org`) instead of
+        /// the request's host.
+        #[arg(long)]
+        base_url: Option<String>,
+        /// A host to serve (Django's ALLOWED_HOSTS: `name`, `.domain`, `*`);
+        /// repeatable. Default: localhost, 127.0.0.1, [::1].
+        #[arg(long = "allowed-host")]
+        allowed_hosts: Vec<String>,
+        /// Honour X-Forwarded-Proto and X-Forwarded-Host (behind a proxy that sets them).
+        #[arg(long)]
+        trust_forwarded: bool,
+        /// Error bodies carry the library's whole error text.
+        #[arg(long)]
+        debug: bool,
+        /// Milliseconds a client has to send a request's headers (idle keep-alive
+        /// connections included).
+        #[arg(long, default_value_t = 10_000)]
+        header_read_timeout_ms: u64,
+        /// The most connections open at once.
+        #[arg(long, default_value_t = 1_024)]
+        max_connections: usize,
     },
 }
 
@@ -315,8 +336,32 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let report = demo::writers::bulk_probe(&mut *db.get()?, rows)?;
             println!("{}", serde_json::to_string(&report)?);
         }
-        Some(Command::Serve { port }) => {
+        Some(Command::Serve {
+            port,
+            ref base_url,
+            ref allowed_hosts,
+            trust_forwarded,
+            debug,
+            header_read_timeout_ms,
+            max_connections,
+        }) => {
             let db = open(&cli, false)?;
+            let (base_url, allowed_hosts) = (base_url.clone(), allowed_hosts.clone());
+            let defaults = demo::api::ApiConfig::default();
+            let config = demo::api::ApiConfig {
+                base_url,
+                allowed_hosts: if allowed_hosts.is_empty() {
+                    defaults.allowed_hosts
+                } else {
+                    allowed_hosts
+                },
+                trust_forwarded,
+                debug,
+            };
+            let serve_config = demo::server::ServeConfig {
+                header_read_timeout: std::time::Duration::from_millis(header_read_timeout_ms),
+                max_connections,
+            };
             let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
@@ -328,9 +373,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
-                axum::serve(listener, demo::api::router(demo::api::AppState::new(db)))
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                let router = demo::api::router(demo::api::AppState::with_config(db, config));
+                demo::server::serve(listener, router, serve_config, shutdown).await
             })?;
         }
     }

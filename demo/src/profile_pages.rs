@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::api::RequestProfile;
+use crate::api::{RequestProfile, RequestSummary};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -26,26 +26,23 @@ th{background:#f4f4f4}.num{text-align:right}.bad{color:#b00;font-weight:600}\
 code,pre{font:12px ui-monospace,monospace}pre{white-space:pre-wrap;background:#f8f8f8;padding:6px}\
 .bar{background:#4a7;height:10px;display:inline-block}";
 
-fn page(title: &str, body: &str) -> String {
+fn page_html(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
         escape(title)
     )
 }
 
-/// The list of recent requests, newest first.
-pub fn list(profiles: &[RequestProfile]) -> String {
+/// One page of the recent requests, newest first: `rows` of page `page` (1-based)
+/// of the `kept` requests stored.
+pub fn list(rows: &[RequestSummary], page: usize, kept: usize) -> String {
     let mut body = String::from("<h1>Recent requests</h1><table id=\"requests\"><tr><th>#</th><th>method</th><th>path</th><th>status</th><th class=\"num\">ms</th><th class=\"num\">queries</th><th class=\"num\">db ms</th><th>N+1</th></tr>");
-    for p in profiles {
-        let repeated = &p.profile.n_plus_one;
-        let flag = if repeated.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "<span class=\"bad\">{} shape(s), {}x</span>",
-                repeated.len(),
-                repeated[0].count
-            )
+    for p in rows {
+        let flag = match p.n_plus_one {
+            None => String::new(),
+            Some((shapes, count)) => {
+                format!("<span class=\"bad\">{shapes} shape(s), {count}x</span>")
+            }
         };
         let _ = write!(
             body,
@@ -54,16 +51,36 @@ pub fn list(profiles: &[RequestProfile]) -> String {
             escape(&p.path),
             p.status,
             p.ms,
-            p.captured().len(),
-            p.captured().database_time().as_secs_f64() * 1e3,
+            p.queries,
+            p.db_ms,
             id = p.id,
         );
     }
     body.push_str("</table>");
-    if profiles.is_empty() {
+    if kept == 0 {
         body.push_str("<p>No requests yet: call the API, then reload.</p>");
     }
-    page("Profile", &body)
+    let pages = kept.div_ceil(crate::api::PROFILES_PER_PAGE).max(1);
+    let _ = write!(
+        body,
+        "<p class=\"pages\">page {page} of {pages} ({kept} requests kept)"
+    );
+    if page > 1 {
+        let _ = write!(
+            body,
+            " · <a rel=\"prev\" href=\"/profile/?page={}\">newer</a>",
+            page - 1
+        );
+    }
+    if page < pages {
+        let _ = write!(
+            body,
+            " · <a rel=\"next\" href=\"/profile/?page={}\">older</a>",
+            page + 1
+        );
+    }
+    body.push_str("</p>");
+    page_html("Profile", &body)
 }
 
 /// One request: the library's report (timeline, statements with call sites and

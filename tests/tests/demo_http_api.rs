@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use demo::api::AppState;
+use std::time::Duration;
+
+use demo::api::{ApiConfig, AppState};
 use demo::models::{Message, Person, Thread};
 use demo::schema::weave_message;
 use demo::seed::{seed, SeedConfig};
+use demo::server::ServeConfig;
 use orm::prelude::*;
 use orm_tests::{on_both_backends, TestDb};
 use serde_json::Value;
@@ -34,6 +37,11 @@ impl Drop for Server {
 /// Seeds a small dataset (more than one page of persons) and starts the API on a free
 /// port of 127.0.0.1.
 fn start(t: &TestDb) -> Server {
+    seed_small(t);
+    start_with(t.db.clone(), ApiConfig::default(), serve_config())
+}
+
+fn seed_small(t: &TestDb) {
     let config = SeedConfig {
         persons: 130,
         threads: 12,
@@ -42,7 +50,20 @@ fn start(t: &TestDb) -> Server {
         progress: false,
     };
     seed(&mut t.conn(), &config).expect("seed");
-    let state = AppState::new(t.db.clone());
+}
+
+/// The tests' server settings: a short header-read timeout, so that the tests of
+/// idle connections end soon.
+fn serve_config() -> ServeConfig {
+    ServeConfig {
+        header_read_timeout: Duration::from_millis(300),
+        max_connections: 64,
+    }
+}
+
+/// Starts the API over `db` with `config` on a free port of 127.0.0.1.
+fn start_with(db: orm::Database, config: ApiConfig, serve: ServeConfig) -> Server {
+    let state = AppState::with_config(db, config);
     let router = demo::api::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -59,12 +80,11 @@ fn start(t: &TestDb) -> Server {
             addr_tx
                 .send(listener.local_addr().expect("addr"))
                 .expect("send");
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .expect("serve");
+            demo::server::serve(listener, router, serve, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .expect("serve");
         });
     });
     let addr = addr_rx.recv().expect("server address");
@@ -92,6 +112,51 @@ impl Server {
         (status, body)
     }
 
+    /// `method path` with extra headers: (status, headers, body).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, ureq::http::HeaderMap, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
+            .build()
+            .into();
+        let uri = format!("http://{}{path}", self.addr);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut resp = agent
+            .run(builder.body(()).expect("request"))
+            .expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, headers, body)
+    }
+
+    /// Sends `raw` bytes on a new connection and reads until the server closes it
+    /// (or 20 s pass): what the server answered.
+    fn raw(&self, raw: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(raw).expect("send");
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The origin of this server's links.
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// GET `path` as JSON, with the number of data queries the request sent.
     fn json(&self, path: &str) -> (u16, Value, usize) {
         let (status, body) = self.get(path);
@@ -112,7 +177,7 @@ on_both_backends! {
         assert_eq!(status, 200);
         assert_eq!(queries, 2, "rows and count");
         assert_eq!(page1["count"], live);
-        assert_eq!(page1["next"], "/api/persons/?page=2");
+        assert_eq!(page1["next"], format!("{}/api/persons/?page=2", server.origin()));
         assert_eq!(page1["previous"], Value::Null);
         let results = page1["results"].as_array().unwrap();
         assert_eq!(results.len(), 100);
@@ -126,7 +191,7 @@ on_both_backends! {
         assert_eq!(status, 200);
         assert_eq!(page2["results"].as_array().unwrap().len() as i64, live - 100);
         assert_eq!(page2["next"], Value::Null);
-        assert_eq!(page2["previous"], "/api/persons/");
+        assert_eq!(page2["previous"], format!("{}/api/persons/", server.origin()));
         let ids: std::collections::HashSet<i64> = results
             .iter()
             .chain(page2["results"].as_array().unwrap())
@@ -142,7 +207,7 @@ on_both_backends! {
             "/api/persons/?page=-1",
             "/api/persons/?page=abc",
             "/api/persons/?page=99",
-            "/api/threads/?page=",
+            "/api/threads/?page=lastly",
         ] {
             let (status, body, _) = server.json(path);
             assert_eq!(status, 404, "{path}");
@@ -314,6 +379,183 @@ on_both_backends! {
             assert_eq!(report.matches("<details class=\"query\"").count(), threads.captured().all().len(), "{report}");
             assert!(report.contains("Timeline") && report.contains("<h2>Plans</h2>"), "{report}");
         }
+    }
+}
+
+/// The status code and JSON body of a raw HTTP/1.1 response.
+fn parse_raw(response: &str) -> (u16, Value) {
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a status line: {response:?}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+on_both_backends! {
+    fn links_are_absolute_from_an_allowed_host_or_the_base_url(t) {
+        let server = start(&t);
+        let addr = server.addr;
+        // A request in absolute form names another host: links still use the Host.
+        let (status, page) = parse_raw(&server.raw(
+            format!("GET http://other.example/api/persons/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        ));
+        assert_eq!(status, 200);
+        assert_eq!(page["next"], format!("http://{addr}/api/persons/?page=2"));
+        // A host that is not allowed is a 400, as Django's DisallowedHost.
+        let (status, body) = parse_raw(&server.raw(
+            b"GET /api/persons/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        ));
+        assert_eq!(status, 400);
+        assert!(body["detail"].as_str().unwrap().contains("ALLOWED_HOSTS"), "{body}");
+        let (status, _) = parse_raw(&server.raw(
+            b"GET /api/persons/ HTTP/1.1\r\nHost: bad_name!\r\nConnection: close\r\n\r\n",
+        ));
+        assert_eq!(status, 400);
+        // Proxy headers are ignored unless trusted.
+        let (_, page) = parse_raw(&server.raw(
+            format!("GET /api/persons/ HTTP/1.1\r\nHost: {addr}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: api.example.org\r\nConnection: close\r\n\r\n").as_bytes(),
+        ));
+        assert_eq!(page["next"], format!("http://{addr}/api/persons/?page=2"));
+        drop(server);
+
+        let proxied = ApiConfig {
+            allowed_hosts: vec![".example.org".into()],
+            trust_forwarded: true,
+            ..ApiConfig::default()
+        };
+        let server = start_with(t.db.clone(), proxied, serve_config());
+        let (status, page) = parse_raw(&server.raw(
+            b"GET /api/persons/?page=2 HTTP/1.1\r\nHost: 10.0.0.7:8000\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: api.example.org\r\nConnection: close\r\n\r\n",
+        ));
+        assert_eq!(status, 200);
+        assert_eq!(page["previous"], "https://api.example.org/api/persons/");
+        drop(server);
+
+        let based = ApiConfig {
+            base_url: Some("https://threads.example.org/".into()),
+            ..ApiConfig::default()
+        };
+        let server = start_with(t.db.clone(), based, serve_config());
+        let (_, page, _) = server.json("/api/persons/");
+        assert_eq!(page["next"], "https://threads.example.org/api/persons/?page=2");
+    }
+
+    fn pages_filters_and_methods_answer_as_drf(t) {
+        let server = start(&t);
+        let origin = server.origin();
+        let (status, last, _) = server.json("/api/persons/?page=last");
+        let (_, second, _) = server.json("/api/persons/?page=2");
+        assert_eq!(status, 200);
+        assert_eq!(last["results"], second["results"], "page=last is the last page");
+        assert_eq!(last["previous"], format!("{origin}/api/persons/"));
+        let (status, empty, _) = server.json("/api/persons/?page=");
+        let (_, first, _) = server.json("/api/persons/");
+        assert_eq!(status, 200);
+        assert_eq!(empty["results"], first["results"], "an empty page is page 1");
+        // A repeated filter takes the last value, as django-filter.
+        let (status, page, _) = server.json("/api/messages/?thread=1&thread=3");
+        assert_eq!(status, 200);
+        assert!(page["count"].as_i64().unwrap() > 0);
+        assert!(page["results"].as_array().unwrap().iter().all(|m| m["thread"] == 3), "{page}");
+        // Other methods: DRF's 405 body with Allow; OPTIONS is metadata; HEAD is GET's head.
+        let (status, headers, body) = server.request("POST", "/api/messages/", &[]);
+        assert_eq!(status, 405);
+        assert_eq!(headers["allow"], "GET, HEAD, OPTIONS");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["detail"], "Method \"POST\" not allowed.");
+        let (status, _, body) = server.request("DELETE", "/api/persons/1/", &[]);
+        assert_eq!(status, 405);
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["detail"], "Method \"DELETE\" not allowed.");
+        let (status, _, body) = server.request("OPTIONS", "/api/threads/", &[]);
+        assert_eq!(status, 200);
+        let meta: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(meta["name"], "Thread List");
+        assert_eq!(meta["renders"][0], "application/json");
+        let (status, headers, body) = server.request("HEAD", "/api/persons/", &[]);
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(body.is_empty());
+        // Every 4xx has a JSON body: a path of bad UTF-8 too.
+        let (status, body) = parse_raw(&server.raw(
+            format!("GET /api/persons/%FF/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).as_bytes(),
+        ));
+        assert_eq!(status, 400);
+        assert!(body["detail"].is_string(), "{body}");
+        let (status, body, _) = server.json("/api/nothing/here/");
+        assert_eq!((status, body["detail"].as_str()), (404, Some("Not found.")));
+    }
+
+    fn database_errors_are_short_statuses(t) {
+        seed_small(&t);
+        // A pool of one whose connection the test holds: the request times out waiting.
+        let url = t.url.clone();
+        let db = orm::Database::builder(&url)
+            .max_size(1)
+            .connection_timeout(Duration::from_millis(200))
+            .open()
+            .unwrap();
+        let server = start_with(db.clone(), ApiConfig::default(), serve_config());
+        let held = db.get().unwrap();
+        let (status, headers, body) = server.request("GET", "/api/persons/", &[]);
+        assert_eq!(status, 503);
+        assert_eq!(headers["retry-after"], "1");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["detail"], "Every database connection is busy: try again later.");
+        drop(held);
+        // A value the database cannot take: PostgreSQL's text holds no NUL.
+        let (status, _, body) = server.request("GET", "/api/messages/?text=a%00b", &[]);
+        match t.backend() {
+            Backend::Postgres => {
+                assert_eq!(status, 400, "{body}");
+                let body: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(body["detail"], "The request holds a value the database cannot take.");
+            }
+            Backend::Sqlite => assert_eq!(status, 200, "{body}"),
+        }
+        drop(server);
+        // With the debug flag the library's whole error is the detail.
+        let debug = ApiConfig { debug: true, ..ApiConfig::default() };
+        let server = start_with(db.clone(), debug, serve_config());
+        let held = db.get().unwrap();
+        let (status, _, body) = server.request("GET", "/api/persons/", &[]);
+        drop(held);
+        assert_eq!(status, 503);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("200"), "{body}");
+    }
+
+    fn idle_and_slow_connections_are_closed_and_connections_are_capped(t) {
+        seed_small(&t);
+        let capped = ServeConfig { max_connections: 1, ..serve_config() };
+        let server = start_with(t.db.clone(), ApiConfig::default(), capped);
+        // Nothing sent, a header never finished, a kept-alive connection gone idle:
+        // each is closed by the server (the read ends), not left open.
+        assert_eq!(server.raw(b""), "");
+        assert_eq!(server.raw(b"GET /api/persons/ HTTP/1.1\r\nHost: 127.0.0.1"), "");
+        let answered = server.raw(format!("GET /api/messages/list_some/ HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes());
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        // One connection at a time: while an idle one holds the slot, another client
+        // waits for it, and is served once the idle one is closed.
+        let idle = std::net::TcpStream::connect(server.addr).unwrap();
+        let (status, _, _) = server.request("GET", "/api/messages/list_some/", &[]);
+        assert_eq!(status, 200);
+        drop(idle);
+    }
+
+    fn profile_pages_are_paged(t) {
+        let server = start(&t);
+        for _ in 0..55 {
+            server.get("/api/messages/list_some/");
+        }
+        let (status, first) = server.get("/profile/");
+        assert_eq!(status, 200);
+        assert_eq!(first.matches("class=\"request\"").count(), 50);
+        assert!(first.contains("page 1 of 2 (55 requests kept)") && first.contains("/profile/?page=2"), "{first}");
+        let (_, second) = server.get("/profile/?page=2");
+        assert_eq!(second.matches("class=\"request\"").count(), 5);
+        assert_eq!(server.get("/profile/?page=0").0, 404);
     }
 }
 

@@ -17,6 +17,9 @@ use crate::queryset::run::run;
 use crate::queryset::statement::ModelSelect;
 use crate::queryset::QuerySet;
 
+/// The page texts that name the last page (DRF's `last_page_strings`).
+const LAST_PAGE: [&str; 1] = ["last"];
+
 /// The largest page size a paginator accepts unless told otherwise.
 pub const DEFAULT_MAX_PER_PAGE: u64 = 1_000;
 
@@ -188,11 +191,47 @@ impl<M: Model> Paginator<M> {
     ///
     /// # Errors
     /// As [`parse_page_number`] and [`page_number`](Self::page_number).
+    ///
+    /// `last` is the last page (DRF's `last_page_strings`): the count is taken first
+    /// and serves the page too.
     #[track_caller]
     pub fn page(&self, conn: &mut impl AsConnection, raw: &str) -> Result<Page<M>> {
         let conn = conn.connection();
-        let number = parse_page_number(raw)?;
-        self.page_at(conn, number, Location::caller())
+        let site = Location::caller();
+        let (number, counted) = self.resolve(conn, raw, site)?;
+        let statement = self.rows_statement(number, conn.backend())?;
+        let counted = match counted {
+            Some(counted) => counted,
+            None => self.queryset.count_chain(conn, &self.count, site)?,
+        };
+        self.assemble_counted(conn, number, counted, |conn| {
+            run(site, || M::load_rows(&statement, conn))
+        })
+    }
+
+    /// The page number `raw` names, and the count when naming it took one (`last`).
+    fn resolve(
+        &self,
+        conn: &mut AnyConnection,
+        raw: &str,
+        site: &'static Location<'static>,
+    ) -> Result<(u64, Option<CountResult>)> {
+        if !LAST_PAGE.contains(&raw.trim()) {
+            return Ok((parse_page_number(raw)?, None));
+        }
+        check_pageable(
+            &self.queryset,
+            self.per_page,
+            self.max_per_page,
+            conn.backend(),
+            "paginating a sliced queryset",
+        )?;
+        let counted = self.queryset.count_chain(conn, &self.count, site)?;
+        let pages = u64::try_from(counted.value)
+            .unwrap_or(0)
+            .div_ceil(self.per_page)
+            .max(1);
+        Ok((pages, Some(counted)))
     }
 
     /// Page `number` (1-based): the count strategy's queries, then one rows query
@@ -264,8 +303,8 @@ impl<M: Model> Paginator<M> {
         load: impl FnOnce(QuerySet<M>, &mut AnyConnection) -> Result<Vec<T>>,
     ) -> Result<Page<T>> {
         let conn = conn.connection();
-        let number = parse_page_number(raw)?;
         let site = Location::caller();
+        let (number, counted) = self.resolve(conn, raw, site)?;
         // Validates the page size, the slice and the number before anything runs.
         self.rows_statement(number, conn.backend())?;
         let per_page = i64::try_from(self.per_page).unwrap_or(i64::MAX);
@@ -275,7 +314,11 @@ impl<M: Model> Paginator<M> {
             per_page.saturating_add(1),
             offset,
         );
-        self.assemble(conn, number, site, |conn| load(slice, conn))
+        let counted = match counted {
+            Some(counted) => counted,
+            None => self.queryset.count_chain(conn, &self.count, site)?,
+        };
+        self.assemble_counted(conn, number, counted, |conn| load(slice, conn))
     }
 
     fn rows_statement(&self, number: u64, backend: Backend) -> Result<ModelSelect<M>> {
@@ -326,8 +369,19 @@ impl<M: Model> Paginator<M> {
         site: &'static Location<'static>,
         load: impl FnOnce(&mut AnyConnection) -> Result<Vec<T>>,
     ) -> Result<Page<T>> {
-        let page = i64::try_from(number).unwrap_or(i64::MAX);
         let counted = self.queryset.count_chain(conn, &self.count, site)?;
+        self.assemble_counted(conn, number, counted, load)
+    }
+
+    /// As [`assemble`](Self::assemble) with the count already taken.
+    fn assemble_counted<T>(
+        &self,
+        conn: &mut AnyConnection,
+        number: u64,
+        counted: CountResult,
+        load: impl FnOnce(&mut AnyConnection) -> Result<Vec<T>>,
+    ) -> Result<Page<T>> {
+        let page = i64::try_from(number).unwrap_or(i64::MAX);
         let per_page = self.per_page;
         let pages_for = |rows: i64| u64::try_from(rows).unwrap_or(0).div_ceil(per_page).max(1);
         let known_pages = (counted.exact && !counted.more).then(|| pages_for(counted.value));
