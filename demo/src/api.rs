@@ -359,7 +359,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A handler's answer: the JSON body, serialised straight from the rows.
-type ApiResult = Result<Vec<u8>, Failure>;
+pub type ApiResult = Result<Vec<u8>, Failure>;
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> ApiResult {
     crate::json::to_vec(value).map_err(|_| {
@@ -369,7 +369,8 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> ApiResult {
         ))
     })
 }
-type Params = Vec<(String, String)>;
+/// A query string's fields, in order.
+pub type Params = Vec<(String, String)>;
 
 /// An API route: `GET` (and `HEAD`), `OPTIONS` answered with DRF's metadata, and
 /// DRF's 405 body for any other method.
@@ -782,26 +783,32 @@ async fn threads(
     };
     let here = here(&origin, &uri);
     profiled(state, method, uri, move |conn| {
-        let qs = filter_threads(Thread::objects(), &params)?;
-        let page = qs.paginate(PAGE_SIZE).links(&here).page_with(
-            conn,
-            raw_page(&params),
-            |qs, conn| {
-                qs.prefetch(Thread::messages().prefetch(Message::sent_by))
-                    .all(conn)
-            },
-        )?;
-        // Senders as their own hop: each of them fetched and decoded once, not once per
-        // message (a foreign key guarantees every message has one).
-        page_body(&page, |(t, messages)| {
-            let messages = messages
-                .iter()
-                .filter_map(|(m, p)| p.as_deref().map(|p| MessageJson::new(m, p)))
-                .collect();
-            ThreadJson::with_messages(t, messages)
-        })
+        threads_body(conn, &params, &here)
     })
     .await
+}
+
+/// The body of `GET /api/threads/` for the query string `params`, its links from
+/// `here` (the request's absolute URL): `demo bench` times this very function as
+/// "threads page as served".
+pub fn threads_body(conn: &mut AnyConnection, params: &Params, here: &str) -> ApiResult {
+    let qs = filter_threads(Thread::objects(), params)?;
+    let page =
+        qs.paginate(PAGE_SIZE)
+            .links(here)
+            .page_with(conn, raw_page(params), |qs, conn| {
+                qs.prefetch(Thread::messages().prefetch(Message::sent_by))
+                    .all(conn)
+            })?;
+    // Senders as their own hop: each of them fetched and decoded once, not once per
+    // message (a foreign key guarantees every message has one).
+    page_body(&page, |(t, messages)| {
+        let messages = messages
+            .iter()
+            .filter_map(|(m, p)| p.as_deref().map(|p| MessageJson::new(m, p)))
+            .collect();
+        ThreadJson::with_messages(t, messages)
+    })
 }
 
 async fn messages(
@@ -829,21 +836,24 @@ async fn messages(
 }
 
 async fn list_some(State(state): State<Arc<AppState>>, method: Method, uri: Uri) -> Response {
-    profiled(state, method, uri, move |conn| {
-        let rows = Message::objects()
-            .select_related(Message::sent_by)
-            .limit(100)
-            .all(conn)?;
-        let out: Vec<SenderText<'_>> = rows
-            .iter()
-            .map(|(m, p)| SenderText {
-                sender: full_name(p),
-                text: &m.text,
-            })
-            .collect();
-        to_json(&out)
-    })
-    .await
+    profiled(state, method, uri, list_some_body).await
+}
+
+/// The body of `GET /api/messages/list_some/`: the 100 newest live messages with
+/// their senders' names (`demo bench` times it as "list_some as served").
+pub fn list_some_body(conn: &mut AnyConnection) -> ApiResult {
+    let rows = Message::objects()
+        .select_related(Message::sent_by)
+        .limit(100)
+        .all(conn)?;
+    let out: Vec<SenderText<'_>> = rows
+        .iter()
+        .map(|(m, p)| SenderText {
+            sender: full_name(p),
+            text: &m.text,
+        })
+        .collect();
+    to_json(&out)
 }
 
 async fn detail(

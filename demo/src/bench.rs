@@ -401,6 +401,110 @@ fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize
     Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
 }
 
+// ---- the pages the API serves: soft-deleted rows hidden ------------------------------
+
+/// The origin the served pages' links are made from here.
+const SERVED_THREADS: &str = "http://testserver/api/threads/";
+
+/// The API's own handler body (see `api::threads_body`).
+fn served_threads_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
+    crate::api::threads_body(conn, &Vec::new(), SERVED_THREADS)
+        .map(|b| b.len())
+        .map_err(|_| orm::Error::InvalidArgument {
+            argument: "threads page",
+            reason: "the handler failed",
+        })
+}
+
+/// The same page by hand: live threads, their live messages, the senders, the count.
+fn served_threads_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let (threads, messages, persons, count) = on_inner!(&mut *conn, |c, s| {
+        let threads: Vec<Thread> = s::weave_thread::table
+            .filter(s::weave_thread::deleted.eq(false))
+            .order((s::weave_thread::updated.desc(), s::weave_thread::id.desc()))
+            .limit(101)
+            .select(s::weave_thread::all_columns)
+            .load(c)?;
+        let ids: Vec<i64> = threads.iter().take(100).map(|t| t.id).collect();
+        let messages: Vec<Message> = s::weave_message::table
+            .filter(s::weave_message::deleted.eq(false))
+            .filter(s::weave_message::thread_id.eq_any(&ids))
+            .order((
+                s::weave_message::updated.desc(),
+                s::weave_message::id.desc(),
+            ))
+            .select(s::weave_message::all_columns)
+            .load(c)?;
+        let mut senders: Vec<i64> = messages.iter().map(|m| m.sent_by_id).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let persons: Vec<Person> = s::weave_person::table
+            .filter(s::weave_person::id.eq_any(&senders))
+            .select(s::weave_person::all_columns)
+            .load(c)?;
+        let count: i64 = s::weave_thread::table
+            .filter(s::weave_thread::deleted.eq(false))
+            .count()
+            .get_result(c)?;
+        diesel::QueryResult::Ok((threads, messages, persons, count))
+    })?;
+    let persons: HashMap<i64, Person> = persons.into_iter().map(|p| (p.id, p)).collect();
+    let mut by_thread: HashMap<i64, Vec<MessageJson<'_>>> = HashMap::new();
+    for m in &messages {
+        if let Some(p) = persons.get(&m.sent_by_id) {
+            by_thread
+                .entry(m.thread_id)
+                .or_default()
+                .push(MessageJson::new(m, p));
+        }
+    }
+    let results: Vec<ThreadJson<'_>> = threads
+        .iter()
+        .take(100)
+        .map(|t| ThreadJson::with_messages(t, by_thread.remove(&t.id).unwrap_or_default()))
+        .collect();
+    let next = format!("{SERVED_THREADS}?page=2");
+    let body = PageJson {
+        count,
+        next: (count > 100).then_some(next.as_str()),
+        previous: None,
+        results: &results,
+    };
+    Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
+}
+
+/// The API's own list_some body.
+fn served_list_some_ours(conn: &mut AnyConnection) -> orm::Result<usize> {
+    crate::api::list_some_body(conn)
+        .map(|b| b.len())
+        .map_err(|_| orm::Error::InvalidArgument {
+            argument: "list_some",
+            reason: "the handler failed",
+        })
+}
+
+/// The same by hand: the 100 newest live messages joined to their senders.
+fn served_list_some_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
+    let rows: Vec<(Message, Person)> = on_inner!(&mut *conn, |c, s| s::weave_message::table
+        .inner_join(s::weave_person::table.on(s::weave_person::id.eq(s::weave_message::sent_by_id)))
+        .filter(s::weave_message::deleted.eq(false))
+        .order((
+            s::weave_message::updated.desc(),
+            s::weave_message::id.desc()
+        ))
+        .limit(100)
+        .select((s::weave_message::all_columns, s::weave_person::all_columns))
+        .load(c))?;
+    let out: Vec<crate::json::SenderText<'_>> = rows
+        .iter()
+        .map(|(m, p)| crate::json::SenderText {
+            sender: crate::json::full_name(p),
+            text: &m.text,
+        })
+        .collect();
+    Ok(crate::json::to_vec(&out).map_or(0, |b| b.len()))
+}
+
 // ---- an annotated list: 1,000 threads with their live message counts ---------------
 
 /// What both sides produce from the rows: every thread's id and count, summed.
@@ -451,6 +555,16 @@ pub fn workloads() -> Vec<Workload> {
             "threads page + JSON",
             threads_page_ours_sender_hop,
             threads_page_diesel_sender_hop,
+        ),
+        Workload::read(
+            "list_some as served (live messages)",
+            served_list_some_ours,
+            served_list_some_diesel,
+        ),
+        Workload::read(
+            "threads page as served (live messages)",
+            served_threads_ours,
+            served_threads_diesel,
         ),
         Workload::read(
             "1,000 threads with live message counts",

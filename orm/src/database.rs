@@ -564,15 +564,34 @@ impl r2d2::ManageConnection for ConnectionManager {
             Target::Sqlite { path, memory } => {
                 let mut c =
                     diesel::SqliteConnection::establish(path).map_err(|e| self.connect_error(e))?;
+                // SQLite reads an int: a number of ours, at most i32::MAX ms.
+                let busy_timeout = self.busy_timeout.as_millis().min(i32::MAX as u128);
                 let pragmas = format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;{}",
-                    // SQLite reads an int: a number of ours, at most i32::MAX ms.
-                    self.busy_timeout.as_millis().min(i32::MAX as u128),
+                    "PRAGMA busy_timeout = {busy_timeout}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;{}",
                     if *memory { "" } else { " PRAGMA journal_mode = WAL;" }
                 );
                 c.batch_execute(&pragmas).map_err(|e| {
                     self.connect_error(diesel::ConnectionError::CouldntSetupConfiguration(e))
                 })?;
+                if !*memory {
+                    // The statistics SQLite recommends a new long-lived connection to
+                    // refresh: every table is checked, and one with an index never
+                    // analysed, or much changed, is analysed within a time limit
+                    // SQLite sets itself. Best effort and without waiting: while
+                    // another connection holds the write lock, ANALYZE cannot write its
+                    // statistics, and the connection opens without them.
+                    let optimize = format!(
+                        "PRAGMA busy_timeout = 0; PRAGMA optimize = 0x10002; PRAGMA busy_timeout = {busy_timeout};"
+                    );
+                    if c.batch_execute(&optimize).is_err() {
+                        c.batch_execute(&format!("PRAGMA busy_timeout = {busy_timeout};"))
+                            .map_err(|e| {
+                                self.connect_error(
+                                    diesel::ConnectionError::CouldntSetupConfiguration(e),
+                                )
+                            })?;
+                    }
+                }
                 for attached in &self.attached {
                     diesel::RunQueryDsl::execute(Attach(attached), &mut c).map_err(|e| {
                         self.connect_error(diesel::ConnectionError::CouldntSetupConfiguration(e))

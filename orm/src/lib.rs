@@ -135,7 +135,7 @@
 //!
 //! | ordering | SQLite | PostgreSQL |
 //! |---|---|---|
-//! | by primary key, or none | keyset: `... AND id > ? ORDER BY id LIMIT ? + 0` per chunk | same, `$n` |
+//! | by primary key, or none | keyset: `... AND id > ? ORDER BY id LIMIT n` per chunk | same, `$n` |
 //! | any other | one `SELECT`, stepped | `DECLARE c NO SCROLL CURSOR FOR SELECT ...`, `FETCH FORWARD n FROM c` per chunk |
 //!
 //! Writes of many rows take a `Vec` of a row type declared with [`insertable!`]; each

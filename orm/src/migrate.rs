@@ -44,6 +44,10 @@ impl<DB: diesel::backend::Backend> MigrationSource<DB> for Lent {
 impl Migrations {
     /// Runs the pending migrations of the connection's backend; returns how many ran.
     ///
+    /// On SQLite, after migrations ran, `PRAGMA optimize = 0x10002` analyses what they left
+    /// without statistics (a new index is otherwise planned with SQLite's guesses
+    /// until the next `ANALYZE`), as SQLite recommends after schema changes.
+    ///
     /// # Errors
     /// [`Error::Migration`] with the failing migration's error.
     pub fn run(&self, conn: &mut AnyConnection) -> Result<usize> {
@@ -51,8 +55,16 @@ impl Migrations {
             AnyConnection::Sqlite(_) => self.sqlite,
             AnyConnection::Postgresql(_) => self.postgres,
         });
-        conn.run_pending_migrations(source)
+        let ran = conn
+            .run_pending_migrations(source)
             .map(|ran| ran.len())
-            .map_err(|source| Error::Migration { source })
+            .map_err(|source| Error::Migration { source })?;
+        if ran > 0 {
+            if let AnyConnection::Sqlite(c) = conn {
+                use diesel::connection::SimpleConnection as _;
+                c.batch_execute("PRAGMA optimize = 0x10002")?;
+            }
+        }
+        Ok(ran)
     }
 }

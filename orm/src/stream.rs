@@ -602,8 +602,8 @@ impl<M: Model> QuerySet<M> {
     /// assert_eq!(
     ///     captured.sql(),
     ///     [
-    ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`id` ASC LIMIT ? + 0",
-    ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`id` > ?)) ORDER BY `weave_message`.`id` ASC LIMIT ? + 0",
+    ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`id` ASC LIMIT 2",
+    ///         "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`id` > ?)) ORDER BY `weave_message`.`id` ASC LIMIT 2",
     ///     ]
     /// );
     /// // PostgreSQL sends the same, with $1, $2 placeholders. With another ordering

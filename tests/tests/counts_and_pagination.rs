@@ -377,13 +377,14 @@ on_both_backends! {
         assert_eq!(ids(&second.results), vec![5, 3, 2]);
         assert_eq!(captured.len(), 1);
         // The cursor's values are binds: PostgreSQL `(updated, id) < ($1, $2) LIMIT $3`;
-        // SQLite `updated = ? AND id < ? LIMIT ? + 0`, `updated < ? LIMIT ? + 0`, `LIMIT ? + 0`.
+        // SQLite `updated = ? AND id < ? LIMIT 4`, `updated < ? LIMIT 4`, `LIMIT 4` (the limit is
+        // the number itself there).
         let record = &captured.data()[0];
         let at_6 = &record.binds[0];
         assert!(at_6.contains("00:06:00"), "{}", record.sql);
         match db.backend() {
             Backend::Postgres => assert_eq!(record.binds, [at_6.as_str(), "6", "4"], "{}", record.sql),
-            Backend::Sqlite => assert_eq!(record.binds, [at_6.as_str(), "6", "4", at_6, "4", "4"], "{}", record.sql),
+            Backend::Sqlite => assert_eq!(record.binds, [at_6.as_str(), "6", at_6], "{}", record.sql),
         }
         let third = assert_num_queries!(1, pages.page(conn, second.next.as_deref())).unwrap();
         assert_eq!(ids(&third.results), vec![1]);
@@ -736,8 +737,12 @@ on_both_backends! {
                     assert!(!plan.nodes().iter().any(|n| n.kind.is_sort()), "{plan}");
                 }
                 // A seek per prefix: inside the cursor's `updated`, then before it;
-                // only their union (at most twice the page) is sorted.
-                Backend::Sqlite => assert_eq!(conditions, ["updated=? AND id<?", "updated<?"], "{plan}"),
+                // only their union (at most twice the page) is sorted. The live
+                // rows' partial index leads with `deleted`, an equality first.
+                Backend::Sqlite => {
+                    let bare: Vec<&str> = conditions.iter().map(|c| c.trim_start_matches("deleted=? AND ")).collect();
+                    assert_eq!(bare, ["updated=? AND id<?", "updated<?"], "{plan}");
+                }
             }
         }
     }

@@ -130,7 +130,7 @@ impl<M: Model> QuerySet<M> {
     ///     r#"SELECT COUNT(*) FROM (SELECT 1 FROM "weave_message" WHERE ("weave_message"."deleted" = false) AND (("weave_message"."thread_id" = $1)) LIMIT $2) AS "counted""#,
     /// ]);
     /// assert_eq!(qs.count_with_sql(&Count::AtMost(10_000), Backend::Sqlite)?, [
-    ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) LIMIT ? + 0) AS `counted`",
+    ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) LIMIT 10001) AS `counted`",
     /// ]);
     ///
     /// assert_eq!(qs.count_with_sql(&Count::Planner, Backend::Postgres)?, [

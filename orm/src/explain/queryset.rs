@@ -64,7 +64,7 @@ impl<M: Model> QuerySet<M> {
     /// let qs = Message::objects().filter(weave_message::thread_id.eq(7)).limit(10);
     /// assert_eq!(
     ///     qs.explain_sql(Backend::Sqlite, ExplainOptions::new())?,
-    ///     "EXPLAIN QUERY PLAN SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0"
+    ///     "EXPLAIN QUERY PLAN SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 10"
     /// );
     /// assert_eq!(
     ///     qs.explain_sql(Backend::Postgres, ExplainOptions::analyze())?,

@@ -184,10 +184,10 @@ impl<M: Model> KeysetPaginator<M> {
     /// assert_eq!(
     ///     pages.page_sql(next.as_deref(), Backend::Sqlite)?,
     ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM (\
-    ///      SELECT * FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`updated` = ? AND `weave_message`.`id` < ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0) AS `weave_message` \
+    ///      SELECT * FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`updated` = ? AND `weave_message`.`id` < ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 3) AS `weave_message` \
     ///      UNION ALL \
-    ///      SELECT * FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`updated` < ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0) AS `weave_message`\
-    ///     ) AS `weave_message` ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0"
+    ///      SELECT * FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND (`weave_message`.`updated` < ?) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 3) AS `weave_message`\
+    ///     ) AS `weave_message` ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 3"
     /// );
     /// # Ok(()) }
     /// ```
@@ -409,7 +409,7 @@ impl QueryFragment<Db> for PrefixRange {
 /// scan them all. Each [`PrefixRange`] is one seek (`updated = ? AND id < ?`, then
 /// `updated < ?`), read up to the page's size; the page is the first rows of their
 /// union, under the model's table name:
-/// `(SELECT * FROM (SELECT * FROM t WHERE .. ORDER BY .. LIMIT ? + 0) UNION ALL ..) AS t`.
+/// `(SELECT * FROM (SELECT * FROM t WHERE .. ORDER BY .. LIMIT n) UNION ALL ..) AS t`.
 ///
 /// For a schema-qualified table, which no alias can be named as, the parts select
 /// keys only and the union is the subquery of `pk IN (...)` (no alias).

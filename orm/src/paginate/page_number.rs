@@ -260,7 +260,7 @@ impl<M: Model> Paginator<M> {
     ///     pages.page_sql(3, Backend::Postgres)?,
     ///     r#"SELECT "weave_message"."id", "weave_message"."created", "weave_message"."updated", "weave_message"."deleted", "weave_message"."text", "weave_message"."sent_by_id", "weave_message"."thread_id" FROM "weave_message" WHERE ("weave_message"."deleted" = false) ORDER BY "weave_message"."thread_id" ASC, "weave_message"."id" ASC LIMIT $1 OFFSET $2"#
     /// );
-    /// assert!(pages.page_sql(3, Backend::Sqlite)?.ends_with("ORDER BY `weave_message`.`thread_id` ASC, `weave_message`.`id` ASC LIMIT ? + 0 OFFSET ?"));
+    /// assert!(pages.page_sql(3, Backend::Sqlite)?.ends_with("ORDER BY `weave_message`.`thread_id` ASC, `weave_message`.`id` ASC LIMIT 21 OFFSET ?"));
     /// # Ok(()) }
     /// ```
     ///

@@ -383,7 +383,7 @@ impl<M: Model> QuerySet<M> {
     /// let qs = Message::objects().filter(weave_message::thread_id.eq(7)).limit(10);
     /// assert_eq!(
     ///     qs.sql(Backend::Sqlite)?,
-    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0"
+    ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id` FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`thread_id` = ?)) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 10"
     /// );
     /// assert_eq!(
     ///     qs.sql(Backend::Postgres)?,
@@ -407,7 +407,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     Message::objects().limit(5).count_sql(Backend::Sqlite)?,
-    ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ? + 0) AS `counted`"
+    ///     "SELECT COUNT(*) FROM (SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT 5) AS `counted`"
     /// );
     /// # Ok(()) }
     /// ```
@@ -427,7 +427,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     Message::objects().exists_sql(Backend::Sqlite)?,
-    ///     "SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT ? + 0"
+    ///     "SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) LIMIT 1"
     /// );
     /// # Ok(()) }
     /// ```

@@ -68,7 +68,7 @@ impl<M: Model> QuerySet<M> {
     /// // What it sent is the queryset with `LIMIT 1`:
     /// assert_eq!(captured.sql(), [qs.clone().limit(1).sql(Backend::Sqlite)?]);
     /// assert!(captured.sql()[0].ends_with(
-    ///     "WHERE (`weave_person`.`deleted` = false) ORDER BY `weave_person`.`updated` DESC, `weave_person`.`id` DESC LIMIT ? + 0"
+    ///     "WHERE (`weave_person`.`deleted` = false) ORDER BY `weave_person`.`updated` DESC, `weave_person`.`id` DESC LIMIT 1"
     /// ));
     /// // and on PostgreSQL:
     /// assert!(qs.limit(1).sql(Backend::Postgres)?.ends_with(
@@ -256,7 +256,7 @@ impl<M: Model> QuerySet<M> {
     /// assert!(any?);
     /// assert_eq!(
     ///     captured.sql(),
-    ///     ["SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`text` LIKE ?)) LIMIT ? + 0"]
+    ///     ["SELECT 1 FROM `weave_message` WHERE (`weave_message`.`deleted` = false) AND ((`weave_message`.`text` LIKE ?)) LIMIT 1"]
     /// );
     /// assert_eq!(
     ///     about_engines.exists_sql(Backend::Postgres)?,

@@ -59,8 +59,12 @@ impl Source {
         match (limit, &self.offset) {
             (Some(limit), offset) => {
                 out.push_sql(" LIMIT ");
-                out.push_bind_param::<BigInt, i64>(limit)?;
-                out.push_sql(Dialect::rendering(out.backend()).limit_bind_suffix);
+                if Dialect::rendering(out.backend()).limit_literal {
+                    // A typed number the library renders: see `Dialect::limit_literal`.
+                    out.push_sql(&limit.to_string());
+                } else {
+                    out.push_bind_param::<BigInt, i64>(limit)?;
+                }
                 if let Some(offset) = offset {
                     out.push_sql(" OFFSET ");
                     out.push_bind_param::<BigInt, i64>(offset)?;

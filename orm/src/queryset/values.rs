@@ -261,7 +261,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     Message::objects().limit(2).aggregate_sql(count_star(), Backend::Sqlite)?,
-    ///     "SELECT COUNT(*) FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0) AS `weave_message`"
+    ///     "SELECT COUNT(*) FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 2) AS `weave_message`"
     /// );
     /// # Ok(()) }
     /// ```

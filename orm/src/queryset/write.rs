@@ -195,7 +195,7 @@ impl<M: Model> QuerySet<M> {
     /// );
     /// assert_eq!(
     ///     qs.limit(10).hard_delete_sql(Backend::Sqlite)?,
-    ///     "DELETE FROM `weave_message` WHERE `weave_message`.`id` IN (SELECT `weave_message`.`id` FROM `weave_message` WHERE (`weave_message`.`deleted` = true) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0)"
+    ///     "DELETE FROM `weave_message` WHERE `weave_message`.`id` IN (SELECT `weave_message`.`id` FROM `weave_message` WHERE (`weave_message`.`deleted` = true) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 10)"
     /// );
     /// # Ok(()) }
     /// ```

@@ -672,7 +672,7 @@ impl<C: Model> QuerySet<C> {
     ///     "SELECT `weave_message`.`id`, `weave_message`.`created`, `weave_message`.`updated`, `weave_message`.`deleted`, `weave_message`.`text`, `weave_message`.`sent_by_id`, `weave_message`.`thread_id`, \
     ///      `weave_person`.`id`, `weave_person`.`created`, `weave_person`.`updated`, `weave_person`.`deleted`, `weave_person`.`first_name`, `weave_person`.`last_name`, `weave_person`.`email_address`, \
     ///      `weave_thread`.`id`, `weave_thread`.`created`, `weave_thread`.`updated`, `weave_thread`.`deleted`, `weave_thread`.`title` \
-    ///      FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT ? + 0) AS `weave_message` \
+    ///      FROM (SELECT * FROM `weave_message` WHERE (`weave_message`.`deleted` = false) ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC LIMIT 2) AS `weave_message` \
     ///      CROSS JOIN `weave_person` ON `weave_person`.`id` = `weave_message`.`sent_by_id` CROSS JOIN `weave_thread` ON `weave_thread`.`id` = `weave_message`.`thread_id` \
     ///      ORDER BY `weave_message`.`updated` DESC, `weave_message`.`id` DESC"
     /// );
