@@ -8,7 +8,8 @@
 //! | `GET /api/messages/` | messages with `sender` | 2 (rows JOIN senders, count) |
 //! | `GET /api/messages/list_some/` | the talk's 100 `{sender, text}` | 1 |
 //! | `GET /api/<kind>/<id>/` | one object, 404 when there is none | 1 or 2 |
-//! | `GET /profile/` | recent requests: time, queries, database time, N+1 flags | 0 |
+//! | `GET /api/schema/` | the OpenAPI 3.0 document of these routes | 0 |
+//! | `GET /profile/` | recent requests: time, queries, database time, N+1 flags (50 a page) | 0 |
 //! | `GET /profile/<id>` | one request's queries, call sites and plans | 0 |
 //!
 //! Query strings filter by field (`?deleted=false&thread=3`); soft-deleted rows are
@@ -423,6 +424,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             api_route("List Some", list_some),
         )
         .route("/api/{kind}/{id}/", api_route("Instance", detail))
+        .route(
+            "/api/schema/",
+            api_route("Schema", || async { Json(crate::openapi::document()) }),
+        )
         .route("/profile/", get(profile_list))
         .route("/profile/{id}", get(profile_detail))
         .fallback(|| async { ApiError::not_found("Not found.") })

@@ -8,6 +8,7 @@ pub mod api;
 pub mod bench;
 pub mod json;
 pub mod models;
+pub mod openapi;
 pub mod profile_pages;
 pub mod scaling;
 pub mod scenarios;

@@ -597,3 +597,168 @@ fn headless_chromium_dom(url: &str) -> Option<String> {
     );
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Whether `value` has the shape `schema` (an OpenAPI 3.0 schema of `doc`) gives:
+/// `$ref`, `oneOf`, objects with their required properties, arrays, integers,
+/// booleans, strings (date-times in DRF's form), `nullable`.
+fn conforms(value: &Value, schema: &Value, doc: &Value) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return conforms(value, &doc["components"]["schemas"][name], doc);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        return if options.iter().any(|o| conforms(value, o, doc).is_ok()) {
+            Ok(())
+        } else {
+            Err(format!("{value} matches none of {schema}"))
+        };
+    }
+    if value.is_null() && schema["nullable"] == true {
+        return Ok(());
+    }
+    let fits = match schema["type"].as_str() {
+        Some("object") => {
+            let object = value
+                .as_object()
+                .ok_or_else(|| format!("{value} is not an object"))?;
+            for name in schema["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap_or_default();
+                let field = object
+                    .get(name)
+                    .ok_or_else(|| format!("{value} lacks `{name}`"))?;
+                conforms(field, &schema["properties"][name], doc)?;
+            }
+            true
+        }
+        Some("array") => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| format!("{value} is not an array"))?;
+            for item in items {
+                conforms(item, &schema["items"], doc)?;
+            }
+            true
+        }
+        Some("integer") => value.is_i64(),
+        Some("boolean") => value.is_boolean(),
+        Some("string") if schema["format"] == "date-time" => value
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        Some("string") => value.is_string(),
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("{value} is not {schema}"))
+    }
+}
+
+/// A value for a query parameter of OpenAPI type `kind`: valid or not, with text that
+/// needs percent-encoding.
+fn parameter_value(kind: &Value) -> proptest::strategy::BoxedStrategy<String> {
+    use proptest::prelude::*;
+    let garbage = prop_oneof![
+        Just(String::new()),
+        Just("abc".to_owned()),
+        Just("1e3".to_owned()),
+        Just("x' OR '1'='1".to_owned()),
+        Just("%".to_owned()),
+        "[a-z &=?#]{0,6}",
+    ];
+    match (kind["type"].as_str(), kind["format"].as_str()) {
+        (Some("integer"), _) => {
+            prop_oneof![(-3_i64..500).prop_map(|n| n.to_string()), garbage].boxed()
+        }
+        (Some("boolean"), _) => {
+            prop_oneof![Just("true".to_owned()), Just("false".to_owned()), garbage].boxed()
+        }
+        (Some("string"), Some("date-time")) => prop_oneof![
+            Just("2024-01-01T00:00:00Z".to_owned()),
+            Just("2024-13-01T00:00:00Z".to_owned()),
+            garbage
+        ]
+        .boxed(),
+        _ => prop_oneof![
+            Just("1".to_owned()),
+            Just("2".to_owned()),
+            Just("last".to_owned()),
+            Just("0".to_owned()),
+            "[A-Za-z0-9 .@']{0,8}",
+            garbage
+        ]
+        .boxed(),
+    }
+}
+
+on_both_backends! {
+    fn every_route_answers_as_its_openapi_document_says(t) {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        let server = start(&t);
+        let (status, doc) = server.get("/api/schema/");
+        assert_eq!(status, 200);
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        // Every route of the document, with the parameters it declares.
+        let mut requests: Vec<BoxedStrategy<(String, String)>> = Vec::new();
+        for (template, item) in doc["paths"].as_object().unwrap() {
+            let operation = &item["get"];
+            let parameters: Vec<&Value> = operation["parameters"].as_array().into_iter().flatten().collect();
+            let template = template.clone();
+            if template.contains('{') {
+                let kinds: Vec<String> = parameters[0]["schema"]["enum"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+                let request = (proptest::sample::select(kinds), parameter_value(&json_integer()))
+                    .prop_map(move |(kind, id)| {
+                        let path = template.replace("{kind}", &kind).replace("{id}", &form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
+                        (template_of(&path), path)
+                    });
+                requests.push(request.boxed());
+                continue;
+            }
+            let query: Vec<BoxedStrategy<Option<(String, String)>>> = parameters
+                .iter()
+                .map(|p| {
+                    let name = p["name"].as_str().unwrap().to_owned();
+                    proptest::option::weighted(0.3, parameter_value(&p["schema"]))
+                        .prop_map(move |v| v.map(|v| (name.clone(), v)))
+                        .boxed()
+                })
+                .collect();
+            let request = query.prop_map(move |pairs| {
+                let mut encoded = form_urlencoded::Serializer::new(String::new());
+                for (name, value) in pairs.into_iter().flatten() {
+                    encoded.append_pair(&name, &value);
+                }
+                let query = encoded.finish();
+                let path = if query.is_empty() { template.clone() } else { format!("{template}?{query}") };
+                (template.clone(), path)
+            });
+            requests.push(request.boxed());
+        }
+        let strategy = proptest::strategy::Union::new(requests);
+        let config = Config { cases: 64, failure_persistence: None, ..Config::default() };
+        let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+        runner
+            .run(&strategy, |(template, path)| {
+                let (status, body) = server.get(&path);
+                let responses = &doc["paths"][&template]["get"]["responses"];
+                let response = &responses[status.to_string()];
+                prop_assert!(!response.is_null(), "{path}: status {status} is not in the document");
+                let body: Value = serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{path}: {e}: {body}")))?;
+                let schema = &response["content"]["application/json"]["schema"];
+                conforms(&body, schema, &doc).map_err(|e| TestCaseError::fail(format!("{path} ({status}): {e}")))?;
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// The OpenAPI schema of an integer.
+fn json_integer() -> Value {
+    serde_json::json!({ "type": "integer" })
+}
+
+/// The document's template of a detail path.
+fn template_of(_path: &str) -> String {
+    "/api/{kind}/{id}/".to_owned()
+}
