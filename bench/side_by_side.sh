@@ -40,6 +40,12 @@
 #      process per run) and writes (bulk_create 100,000 messages, bulk_update 10,000
 #      texts; committed, undone outside the timing) for all three, on the same copies;
 #   6. prints the tables (also written to results.md) with the issue's targets.
+# Indexes: the three read the same schema, the one Django's migrations make
+# (primary keys, the foreign-key and `deleted` indexes, `soft_deletes_ignore`); orm
+# runs with --no-migrate, so the demo's own indexes (the ordering indexes of
+# migrations/*/2026-11-24-000002, the live messages' partial ordering index of
+# 000003/000005 and the live thread index of 000004) are given to none of them. Each
+# ORM is measured on the same indexes, not on the demo's.
 # Output: target/peers/results/<UTC timestamp>/
 set -euo pipefail
 
