@@ -9,6 +9,7 @@ pub mod bench;
 pub mod json;
 pub mod models;
 pub mod openapi;
+pub mod profile_load;
 pub mod profile_pages;
 pub mod scaling;
 pub mod scenarios;

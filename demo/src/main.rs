@@ -114,6 +114,19 @@ enum Command {
         #[arg(long)]
         rows: usize,
     },
+    /// The profiler pages under concurrent viewers: fills /profile/ with threads pages,
+    /// then has viewers read it at once; prints a view's bytes and the peak RSS
+    ProfileLoad {
+        /// Threads pages to store first.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Concurrent viewers.
+        #[arg(long, default_value_t = 16)]
+        viewers: usize,
+        /// Views per viewer.
+        #[arg(long, default_value_t = 10)]
+        views: usize,
+    },
     /// Serve the HTTP API and the profiler pages on 127.0.0.1.
     Serve {
         /// The port to listen on (0 picks a free one).
@@ -335,6 +348,26 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let db = Database::open(&cli.database_url)?;
             let report = demo::writers::bulk_probe(&mut *db.get()?, rows)?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Some(Command::ProfileLoad {
+            requests,
+            viewers,
+            views,
+        }) => {
+            let db = open(&cli, false)?;
+            let r = demo::profile_load::run(db, requests, viewers, views)?;
+            println!("| stored requests | viewers x views | bytes per view | peak RSS before | peak RSS after | views |");
+            println!("|---:|---:|---:|---:|---:|---:|");
+            println!(
+                "| {} | {} x {} | {} | {:.1} MiB | {:.1} MiB | {:.0} ms |",
+                r.stored,
+                r.viewers,
+                r.views,
+                r.page_bytes,
+                r.rss_before_kib as f64 / 1024.0,
+                r.rss_after_kib as f64 / 1024.0,
+                r.views_ms
+            );
         }
         Some(Command::Serve {
             port,
