@@ -288,9 +288,9 @@ pub fn run_all(conn: &mut AnyConnection) -> orm::Result<Vec<Outcome>> {
 /// Which indexes on `weave_message.deleted` a variant of the index slides keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DeletedIndexes {
-    /// Neither the `deleted` index nor the partial index.
+    /// No index that reads `deleted`: neither the `deleted` index nor a partial one.
     None,
-    /// The plain `weave_message_deleted` index only.
+    /// The plain `weave_message_deleted` index only (no partial index).
     Plain,
     /// Both, as migrated (the partial `soft_deletes_ignore` included).
     Both,
@@ -302,10 +302,16 @@ impl DeletedIndexes {
     /// are constants of the migration.
     fn ddl(self) -> &'static str {
         match self {
+            // The partial indexes of live messages (their ordering, their thread) read
+            // `deleted` too: a slide without an index on it drops them as well.
             DeletedIndexes::None => {
-                "DROP INDEX soft_deletes_ignore; DROP INDEX weave_message_deleted;"
+                "DROP INDEX soft_deletes_ignore; DROP INDEX weave_message_deleted; \
+                 DROP INDEX weave_message_live_ordering; DROP INDEX weave_message_live_thread;"
             }
-            DeletedIndexes::Plain => "DROP INDEX soft_deletes_ignore;",
+            DeletedIndexes::Plain => {
+                "DROP INDEX soft_deletes_ignore; \
+                 DROP INDEX weave_message_live_ordering; DROP INDEX weave_message_live_thread;"
+            }
             DeletedIndexes::Both => "",
         }
     }
