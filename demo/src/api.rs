@@ -996,6 +996,14 @@ mod tests {
                 orm::Error::NotFound { model: "Message" },
                 StatusCode::NOT_FOUND,
             ),
+            (
+                orm::Error::Connect {
+                    backend: orm::Backend::Postgres,
+                    kind: orm::ConnectErrorKind::Refused,
+                    source: diesel::ConnectionError::BadConnection("the driver's own words".into()),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
         ];
         for (error, status) in cases {
             let quiet = ApiError::from_orm(&error, false);

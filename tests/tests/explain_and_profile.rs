@@ -278,6 +278,22 @@ on_both_backends! {
         }
     }
 
+    fn the_served_list_reads_the_live_ordering_index_without_a_sort(db) {
+        seed_large(&db);
+        let conn = &mut db.conn();
+        // list_some as users write it: soft-deleted rows hidden, senders joined.
+        let served = Message::objects().select_related(Message::sent_by).limit(100);
+        let plan = served.explain(conn, ExplainOptions::new()).unwrap();
+        assert!(plan.uses_index("weave_message_live_ordering"), "{plan}");
+        assert!(!plan.uses_index("soft_deletes_ignore"), "{plan}");
+        // No sort of the live rows: PostgreSQL sorts nothing below the LIMIT, SQLite
+        // only the joined page (its outer ORDER BY over at most 100 rows).
+        let page = Message::objects().limit(100).explain(conn).unwrap();
+        assert!(page.uses_index("weave_message_live_ordering"), "{page}");
+        assert!(!page.nodes().iter().any(|n| n.kind.is_sort()), "{page}");
+        assert!(page.advice().is_empty(), "{page}");
+    }
+
     fn the_default_ordering_gets_sort_for_limit_advice(db) {
         seed_large(&db);
         let conn = &mut db.conn();
