@@ -539,40 +539,28 @@ pub fn allowed_host(host: &str, allowed: &[String]) -> Result<(), ApiError> {
     }
 }
 
-/// Runs a handler on a blocking thread with a pooled connection, inside a capture
-/// scope, and records the request for `/profile/`.
+/// Runs a handler's database work through the library's async face (one of the
+/// pool's workers, a pooled connection), inside a profile that follows the request's
+/// task, and records the request for `/profile/`.
 async fn profiled(
     state: Arc<AppState>,
     method: Method,
     uri: Uri,
     handler: impl FnOnce(&mut AnyConnection) -> ApiResult + Send + 'static,
 ) -> Response {
-    let state2 = state.clone();
     let label = format!("{method} {uri}");
-    let joined = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let scope = Profiler::new(label)
-            .plans(PlanPolicy::EveryShape)
-            .n_plus_one_threshold(N_PLUS_ONE_THRESHOLD)
-            .start();
-        let result = (|| -> ApiResult {
-            let mut conn = state2.db.get()?;
-            handler(&mut conn)
-        })();
-        let result = result.map_err(|e| e.into_api(state2.config.debug));
-        (result, scope.finish(), started.elapsed())
-    })
-    .await;
-    let (result, profile, elapsed) = match joined {
-        Ok(parts) => parts,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "A server error occurred.",
-            )
-            .into_response()
-        }
-    };
+    let started = Instant::now();
+    let work = state.db.run(move |conn| Ok(handler(conn)));
+    let (result, profile) = Profiler::new(label)
+        .plans(PlanPolicy::EveryShape)
+        .n_plus_one_threshold(N_PLUS_ONE_THRESHOLD)
+        .run_async(work)
+        .await;
+    let elapsed = started.elapsed();
+    let result = result
+        .map_err(Failure::Orm)
+        .and_then(|answer| answer)
+        .map_err(|e| e.into_api(state.config.debug));
     let response = match result {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
@@ -929,17 +917,16 @@ async fn profile_detail(State(state): State<Arc<AppState>>, Path(id): Path<Strin
         )
             .into_response();
     };
-    // Plans are collected now, outside the request's own time, one per statement shape.
-    let db = state.db.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        // The stored profile is shared: plans are collected on a copy of this one.
-        let mut request = RequestProfile::clone(&request);
-        if let Ok(mut conn) = db.get() {
-            request.profile.collect_plans(&mut conn);
-        }
-        profile_pages::detail(&request)
-    })
-    .await;
+    // Plans are collected now, outside the request's own time, one per statement
+    // shape, on a worker of the pool (the stored profile is shared: on a copy).
+    let rendered = state
+        .db
+        .run(move |conn| {
+            let mut request = RequestProfile::clone(&request);
+            request.profile.collect_plans(conn);
+            Ok(profile_pages::detail(&request))
+        })
+        .await;
     match rendered {
         Ok(html) => Html(html).into_response(),
         Err(e) => (

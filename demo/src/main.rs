@@ -406,8 +406,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
+                let workers = db.clone();
                 let router = demo::api::router(demo::api::AppState::with_config(db, config));
-                demo::server::serve(listener, router, serve_config, shutdown).await
+                demo::server::serve(listener, router, serve_config, shutdown).await?;
+                // The server has stopped accepting and its connections are done:
+                // let the database work still running finish.
+                workers.shutdown().await;
+                std::io::Result::Ok(())
             })?;
         }
     }

@@ -36,6 +36,8 @@ pub struct Database {
     last_error: LastError,
     connection_timeout: Duration,
     slow: SlowQueries,
+    #[cfg(feature = "tokio")]
+    workers: Arc<crate::asynch::Workers>,
 }
 
 impl std::fmt::Debug for Database {
@@ -48,6 +50,18 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
+    /// The workers lent to async tasks.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn workers(&self) -> &crate::asynch::Workers {
+        &self.workers
+    }
+
+    /// How long a checkout waits for a connection.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn checkout_timeout(&self) -> Duration {
+        self.connection_timeout
+    }
+
     /// Opens a pool with the default settings (see [`DatabaseBuilder`]).
     ///
     /// One connection is opened before returning, so a wrong URL, a missing
@@ -392,6 +406,8 @@ impl DatabaseBuilder {
         };
         let pool = builder.build_unchecked(manager);
         Ok(Database {
+            #[cfg(feature = "tokio")]
+            workers: Arc::new(crate::asynch::Workers::new(pool.max_size())),
             pool,
             backend,
             last_error,

@@ -157,6 +157,8 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+pub mod asynch;
 pub mod bulk;
 mod capability;
 mod connection;
@@ -183,6 +185,8 @@ mod transaction;
 pub mod types;
 mod value;
 
+#[cfg(feature = "tokio")]
+pub use asynch::capture_async;
 pub use capability::Capability;
 pub use connection::{AnyConnection, AsConnection, Backend, Db, MultiBackend};
 pub use database::{

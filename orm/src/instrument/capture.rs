@@ -1,6 +1,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::panic::Location;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
@@ -11,10 +12,21 @@ use super::slow::SlowQueries;
 use crate::connection::Backend;
 use crate::error_kind::Deadlines;
 
+/// Where one capture scope's records go: shared, so that a scope opened on one
+/// thread also receives what a worker thread sends on its behalf.
+type Sink = Arc<Mutex<Vec<QueryRecord>>>;
+
+fn push_to(sink: &Sink, record: QueryRecord) {
+    if let Ok(mut records) = sink.lock() {
+        records.push(record);
+    }
+}
+
 thread_local! {
-    /// Open capture scopes on this thread, innermost last.
-    static SCOPES: RefCell<Vec<Vec<QueryRecord>>> = const { RefCell::new(Vec::new()) };
-    /// The id of each open scope, in the order of `SCOPES`.
+    /// Capture scopes receiving this thread's statements, innermost last: scopes
+    /// opened here, and scopes lent by the task this thread works for.
+    static SCOPES: RefCell<Vec<Sink>> = const { RefCell::new(Vec::new()) };
+    /// The id of each entry of `SCOPES`.
     static SCOPE_IDS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     static NEXT_SCOPE_ID: Cell<u64> = const { Cell::new(0) };
     /// Fast check: is any scope open on this thread?
@@ -69,7 +81,7 @@ impl ScopeGuard {
     pub(crate) fn open() -> Self {
         let id = NEXT_SCOPE_ID.with(|n| n.replace(n.get() + 1));
         SCOPE_IDS.with(|ids| ids.borrow_mut().push(id));
-        SCOPES.with(|s| s.borrow_mut().push(Vec::new()));
+        SCOPES.with(|s| s.borrow_mut().push(Arc::new(Mutex::new(Vec::new()))));
         ACTIVE.with(|a| a.set(a.get() + 1));
         Self {
             started: Instant::now(),
@@ -107,9 +119,90 @@ impl ScopeGuard {
             position
         });
         match position {
-            Some(p) => SCOPES.with(|s| s.borrow_mut().remove(p)),
+            Some(p) => {
+                let sink = SCOPES.with(|s| s.borrow_mut().remove(p));
+                // A worker may still hold the sink (a dropped future's job): take
+                // what arrived so far.
+                sink.lock()
+                    .map(|mut r| std::mem::take(&mut *r))
+                    .unwrap_or_default()
+            }
             None => Vec::new(),
         }
+    }
+}
+
+/// The capture scopes a task sends its statements to, carried to the thread that
+/// runs its database work ([`Database::run`](crate::Database::run)), so that captures,
+/// profiles and N+1 reports of the task see statements sent from any worker.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Default)]
+pub(crate) struct ScopeContext {
+    sinks: Vec<Sink>,
+}
+
+#[cfg(feature = "tokio")]
+impl ScopeContext {
+    /// The scopes open on this thread now.
+    pub(crate) fn current() -> Self {
+        if ACTIVE.with(Cell::get) == 0 {
+            return Self::default();
+        }
+        Self {
+            sinks: SCOPES.with(|s| s.borrow().clone()),
+        }
+    }
+
+    /// A context of one new scope, not open on any thread yet (an async capture:
+    /// the scope is lent to each poll of its future), and that scope's records.
+    pub(crate) fn open_detached() -> (Self, Arc<Mutex<Vec<QueryRecord>>>) {
+        let sink: Sink = Arc::new(Mutex::new(Vec::new()));
+        (
+            Self {
+                sinks: vec![sink.clone()],
+            },
+            sink,
+        )
+    }
+
+    /// Runs `f` with this context's scopes receiving this thread's statements too
+    /// (innermost after the thread's own), then removes exactly them.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.sinks.is_empty() {
+            return f();
+        }
+        let ids: Vec<u64> = self
+            .sinks
+            .iter()
+            .map(|sink| {
+                let id = NEXT_SCOPE_ID.with(|n| n.replace(n.get() + 1));
+                SCOPE_IDS.with(|ids| ids.borrow_mut().push(id));
+                SCOPES.with(|s| s.borrow_mut().push(sink.clone()));
+                ACTIVE.with(|a| a.set(a.get() + 1));
+                id
+            })
+            .collect();
+        struct Leave(Vec<u64>);
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                for id in &self.0 {
+                    let position = SCOPE_IDS.with(|ids| {
+                        let mut ids = ids.borrow_mut();
+                        let position = ids.iter().position(|i| i == id);
+                        if let Some(p) = position {
+                            ids.remove(p);
+                        }
+                        position
+                    });
+                    if let Some(p) = position {
+                        SCOPES.with(|s| s.borrow_mut().remove(p));
+                        ACTIVE.with(|a| a.set(a.get().saturating_sub(1)));
+                    }
+                }
+            }
+        }
+        let _leave = Leave(ids);
+        f()
     }
 }
 
@@ -152,6 +245,22 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// What a detached scope (an async capture) received since `started`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_sink(sink: &Arc<Mutex<Vec<QueryRecord>>>, started: Instant) -> Self {
+        let mut records = sink
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        // Workers send concurrently: the order sent is the order they started.
+        records.sort_by_key(|r| r.started_at);
+        Captured {
+            records,
+            started,
+            wall: started.elapsed(),
+        }
+    }
+
     /// Every statement, data or not, in the order sent.
     pub fn all(&self) -> &[QueryRecord] {
         &self.records
@@ -336,7 +445,8 @@ pub(crate) fn note_rows(rows: usize) {
         return;
     }
     SCOPES.with(|s| {
-        for scope in s.borrow_mut().iter_mut() {
+        for sink in s.borrow().iter() {
+            let Ok(mut scope) = sink.lock() else { continue };
             if let Some(last) = scope.iter_mut().rev().find(|r| r.is_data()) {
                 if last.rows.is_none() {
                     last.rows = Some(rows);
@@ -432,12 +542,19 @@ impl CaptureInstrumentation {
             chunked: CHUNKED.with(Cell::get),
         };
         SCOPES.with(|s| {
-            let mut scopes = s.borrow_mut();
-            if let Some((last, outer)) = scopes.split_last_mut() {
-                for scope in outer {
-                    scope.push(record.clone());
+            let scopes = s.borrow();
+            // A scope lent by a task and also open here is one sink: record once.
+            let mut seen: Vec<*const Mutex<Vec<QueryRecord>>> = Vec::with_capacity(scopes.len());
+            if let Some((last, outer)) = scopes.split_last() {
+                for sink in outer {
+                    if !seen.contains(&Arc::as_ptr(sink)) {
+                        seen.push(Arc::as_ptr(sink));
+                        push_to(sink, record.clone());
+                    }
                 }
-                last.push(record);
+                if !seen.contains(&Arc::as_ptr(last)) {
+                    push_to(last, record);
+                }
             }
         });
     }

@@ -22,5 +22,7 @@ pub(crate) use capture::{
     chunked, health_check, note_rows, session, with_call_site, with_site, CaptureInstrumentation,
     ScopeGuard,
 };
+#[cfg(feature = "tokio")]
+pub(crate) use capture::ScopeContext;
 pub(crate) use record::{bind_facts, split_binds};
 pub(crate) use slow::SlowQueries;

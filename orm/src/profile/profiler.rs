@@ -118,6 +118,42 @@ impl Profiler {
         (value, scope.finish())
     }
 
+    /// Profiles an async `future` (a request's handler): every statement it sends,
+    /// from whichever thread polls it and from the workers of
+    /// [`Database::run`](crate::Database::run), across its `.await`s.
+    #[cfg(feature = "tokio")]
+    pub async fn run_async<F: std::future::Future>(self, future: F) -> (F::Output, Profile) {
+        let sampled = match self.plans {
+            PlanPolicy::Sample { one_in } => {
+                self.started.fetch_add(1, Ordering::Relaxed) % u64::from(one_in.max(1)) == 0
+            }
+            _ => true,
+        };
+        let started_wall = chrono::Utc::now();
+        let origin = std::time::Instant::now();
+        let (value, captured) = crate::asynch::capture_async(future).await;
+        let Profiler {
+            label,
+            plans,
+            explain,
+            max_queries,
+            n_plus_one_threshold,
+            started: _,
+        } = self;
+        let policy = if sampled { plans } else { PlanPolicy::Never };
+        let profile = Profile::build(
+            label,
+            started_wall,
+            origin,
+            captured,
+            policy,
+            explain,
+            max_queries,
+            n_plus_one_threshold,
+        );
+        (value, profile)
+    }
+
     /// Opens a profile on this thread until [`ProfileScope::finish`]: for a
     /// middleware that starts a profile when a request comes in and ends it when the
     /// response goes out. Dropping the scope unfinished discards it.

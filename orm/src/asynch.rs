@@ -1,0 +1,266 @@
+//! The async face: querysets awaited from tokio (feature `tokio`, on by default).
+//!
+//! diesel's connections are blocking, SQLite is a library call, and PostgreSQL's
+//! driver is libpq: a statement runs on a thread that waits for it. The async face
+//! runs each unit of database work on tokio's blocking threads, as
+//! deadpool-diesel's `interact` does, with three things more:
+//!
+//! - **A bounded set of workers**: at most as many units run at once as the pool has
+//!   connections, and a task waits for its turn with `.await` (never on a runtime
+//!   thread), up to the pool's connection timeout ([`Error::PoolTimeout`]).
+//! - **One unit, one connection**: [`Database::run`] takes a closure that gets a
+//!   pooled connection on the worker and gives it back when it returns, so no
+//!   connection is held across an `.await`, and a transaction ([`atomic`](crate::atomic)
+//!   inside the closure) begins and ends on one worker.
+//! - **Capture follows the task**: the capture scopes open around the awaiting task
+//!   ([`capture_async`], [`Profiler::run_async`](crate::Profiler::run_async)) receive
+//!   the statements the worker sends.
+//!
+//! Cancellation: dropping the future of [`Database::run`] does not stop the closure
+//! once a worker has started it. The closure runs to its end on the worker, its
+//! statements are not cancelled on the server, its transaction commits or rolls back
+//! as the closure says, and its connection goes back to the pool clean; its result
+//! is discarded. A future dropped before a worker started it runs nothing.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::connection::AnyConnection;
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::instrument::{Captured, ScopeContext};
+use crate::model::Model;
+use crate::queryset::QuerySet;
+
+/// The workers a [`Database`] lends to async tasks: as many permits as connections.
+#[derive(Debug)]
+pub(crate) struct Workers {
+    permits: Arc<Semaphore>,
+    size: u32,
+    closed: AtomicBool,
+}
+
+impl Workers {
+    pub(crate) fn new(size: u32) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size as usize)),
+            size,
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Database {
+    /// Runs `f` with a pooled connection on one of tokio's blocking threads and
+    /// awaits its result: the unit every async method is made of. Waits (with
+    /// `.await`) for a free worker up to the pool's connection timeout; the capture
+    /// scopes of the task that awaits it see what `f` sends; `f` runs once, whole, even if
+    /// the future is dropped meanwhile (see the [module documentation](self)).
+    ///
+    /// ```
+    /// # include!("../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (db, conn) = setup();
+    /// # drop(conn);
+    /// use orm::prelude::*;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let (n, captured) = runtime.block_on(orm::capture_async(async {
+    ///     db.run(|conn| Message::objects().count(conn)).await
+    /// }));
+    /// assert_eq!(n?, 3);
+    /// assert_eq!(captured.len(), 1); // sent from a worker, seen by the task's scope
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::PoolTimeout`] when no worker or connection frees up within the pool's
+    /// connection timeout; [`Error::Unsupported`] after [`shutdown`](Self::shutdown);
+    /// `f`'s error.
+    pub fn run<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        async move {
+            // The scopes of the task that awaits this (read at its first poll).
+            let context = ScopeContext::current();
+            let workers = db.workers();
+            if workers.closed.load(Ordering::Acquire) {
+                return Err(Error::Unsupported {
+                    backend: db.backend(),
+                    feature: "database work after shutdown",
+                });
+            }
+            let timeout = db.checkout_timeout();
+            let permit = match tokio::time::timeout(
+                timeout,
+                workers.permits.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => {
+                    return Err(Error::Unsupported {
+                        backend: db.backend(),
+                        feature: "database work after shutdown",
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::PoolTimeout {
+                        timeout,
+                        last_error: None,
+                    })
+                }
+            };
+            let job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                context.enter(|| {
+                    let mut conn = db.get()?;
+                    f(&mut conn)
+                })
+            });
+            match job.await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Err(Error::Unsupported {
+                    backend: crate::Backend::Sqlite,
+                    feature: "database work on a runtime that is shutting down",
+                }),
+            }
+        }
+    }
+
+    /// Stops lending workers and waits for the running units to finish: new
+    /// [`run`](Self::run) calls fail with [`Error::Unsupported`], the pool stays
+    /// usable synchronously. For a server's graceful shutdown, after it stopped
+    /// accepting requests.
+    pub async fn shutdown(&self) {
+        let workers = self.workers();
+        workers.closed.store(true, Ordering::Release);
+        if let Ok(all) = workers.permits.acquire_many(workers.size).await {
+            all.forget();
+        }
+        workers.permits.close();
+    }
+}
+
+/// A future that lends its capture scopes to every poll of `inner`.
+struct Within<F> {
+    context: ScopeContext,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        this.context.enter(|| this.inner.as_mut().poll(cx))
+    }
+}
+
+/// [`capture`](crate::capture) for async code: records every statement `future`
+/// sends, from whichever thread polls it and from the workers of
+/// [`Database::run`], across its `.await`s.
+pub async fn capture_async<F: Future>(future: F) -> (F::Output, Captured) {
+    let (context, sink) = ScopeContext::open_detached();
+    let started = Instant::now();
+    let output = Within {
+        context,
+        inner: Box::pin(future),
+    }
+    .await;
+    (output, Captured::from_sink(&sink, started))
+}
+
+/// Awaitable terminal methods, named as Django's async ones (`aall`, `acount`,
+/// `aget`...): each runs the synchronous method on a worker through
+/// [`Database::run`], recorded at the caller's line.
+impl<M: Model> QuerySet<M> {
+    /// [`all`](Self::all), awaited.
+    ///
+    /// ```
+    /// # include!("../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (db, conn) = setup();
+    /// # drop(conn);
+    /// use orm::prelude::*;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let messages = runtime.block_on(Message::objects().filter(weave_message::thread_id.eq(1)).aall(&db))?;
+    /// assert_eq!(messages.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`all`](Self::all) and [`Database::run`].
+    #[track_caller]
+    pub fn aall(&self, db: &Database) -> impl Future<Output = Result<Vec<M>>> + Send + 'static {
+        self.awaited(db, Location::caller(), |qs, conn| qs.all(conn))
+    }
+
+    /// [`first`](Self::first), awaited.
+    ///
+    /// # Errors
+    /// As [`first`](Self::first) and [`Database::run`].
+    #[track_caller]
+    pub fn afirst(
+        &self,
+        db: &Database,
+    ) -> impl Future<Output = Result<Option<M>>> + Send + 'static {
+        self.awaited(db, Location::caller(), |qs, conn| qs.first(conn))
+    }
+
+    /// [`get`](Self::get), awaited.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get) and [`Database::run`].
+    #[track_caller]
+    pub fn aget(&self, db: &Database) -> impl Future<Output = Result<M>> + Send + 'static {
+        self.awaited(db, Location::caller(), |qs, conn| qs.get(conn))
+    }
+
+    /// [`count`](Self::count), awaited.
+    ///
+    /// # Errors
+    /// As [`count`](Self::count) and [`Database::run`].
+    #[track_caller]
+    pub fn acount(&self, db: &Database) -> impl Future<Output = Result<i64>> + Send + 'static {
+        self.awaited(db, Location::caller(), |qs, conn| qs.count(conn))
+    }
+
+    /// [`exists`](Self::exists), awaited.
+    ///
+    /// # Errors
+    /// As [`exists`](Self::exists) and [`Database::run`].
+    #[track_caller]
+    pub fn aexists(&self, db: &Database) -> impl Future<Output = Result<bool>> + Send + 'static {
+        self.awaited(db, Location::caller(), |qs, conn| qs.exists(conn))
+    }
+
+    /// [`delete`](Self::delete), awaited.
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete) and [`Database::run`].
+    #[track_caller]
+    pub fn adelete(&self, db: &Database) -> impl Future<Output = Result<usize>> + Send + 'static {
+        self.awaited(db, Location::caller(), |qs, conn| qs.delete(conn))
+    }
+
+    fn awaited<T: Send + 'static>(
+        &self,
+        db: &Database,
+        site: &'static Location<'static>,
+        f: impl FnOnce(&QuerySet<M>, &mut AnyConnection) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let qs = self.clone();
+        db.run(move |conn| crate::instrument::with_site(site, || f(&qs, conn)))
+    }
+}
