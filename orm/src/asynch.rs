@@ -88,10 +88,23 @@ impl Database {
         F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_in(None, f)
+    }
+
+    /// [`run`](Self::run) lending `context`'s scopes to the worker; `None`: the scopes
+    /// of the task that awaits it, read at its first poll.
+    fn run_in<T, F>(
+        &self,
+        context: Option<ScopeContext>,
+        f: F,
+    ) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let db = self.clone();
         async move {
-            // The scopes of the task that awaits this (read at its first poll).
-            let context = ScopeContext::current();
+            let context = context.unwrap_or_else(ScopeContext::current);
             let workers = db.workers();
             if workers.closed.load(Ordering::Acquire) {
                 return Err(Error::Unsupported {
@@ -262,5 +275,136 @@ impl<M: Model> QuerySet<M> {
     ) -> impl Future<Output = Result<T>> + Send + 'static {
         let qs = self.clone();
         db.run(move |conn| crate::instrument::with_site(site, || f(&qs, conn)))
+    }
+}
+
+/// Rows of a queryset as an async [`Stream`](futures_core::Stream), a chunk at a time
+/// (made by [`QuerySet::astream`]).
+pub struct AsyncStream<M> {
+    state: StreamState<M>,
+}
+
+enum StreamState<M> {
+    /// Not polled yet: the worker starts at the first poll, with the scopes of the
+    /// task that polls it.
+    Idle {
+        db: Database,
+        qs: QuerySet<M>,
+        chunk_size: u32,
+        site: &'static Location<'static>,
+    },
+    Running {
+        chunks: tokio::sync::mpsc::Receiver<Result<Vec<M>>>,
+        buffer: std::collections::VecDeque<M>,
+    },
+    Done,
+}
+
+impl<M: Model> QuerySet<M> {
+    /// [`stream`](Self::stream), as an async `Stream` of rows: one worker holds one
+    /// connection for the stream's life and reads `chunk_size` rows at a time (the
+    /// sync stream's strategy: keyset chunks, a cursor, or stepping), at most one
+    /// chunk ahead of the consumer. Dropping the stream stops the worker after the
+    /// chunk it is reading; the connection goes back to the pool, its cursor closed.
+    ///
+    /// ```
+    /// # include!("../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (db, conn) = setup();
+    /// # drop(conn);
+    /// use orm::prelude::*;
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let ids = runtime.block_on(async {
+    ///     let mut rows = Message::objects().order_by(weave_message::id.asc()).astream(&db, 2);
+    ///     let mut ids = Vec::new();
+    ///     while let Some(row) = poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut rows), cx)).await {
+    ///         ids.push(row?.id);
+    ///     }
+    ///     Ok::<_, orm::Error>(ids)
+    /// })?;
+    /// assert_eq!(ids, [1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn astream(&self, db: &Database, chunk_size: u32) -> AsyncStream<M> {
+        AsyncStream {
+            state: StreamState::Idle {
+                db: db.clone(),
+                qs: self.clone(),
+                chunk_size,
+                site: Location::caller(),
+            },
+        }
+    }
+}
+
+impl<M> Unpin for AsyncStream<M> {}
+
+impl<M: Model> futures_core::Stream for AsyncStream<M> {
+    type Item = Result<M>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<M>>> {
+        loop {
+            match &mut self.state {
+                StreamState::Idle { .. } => {
+                    let StreamState::Idle {
+                        db,
+                        qs,
+                        chunk_size,
+                        site,
+                    } = std::mem::replace(&mut self.state, StreamState::Done)
+                    else {
+                        unreachable!("matched Idle above")
+                    };
+                    let (tx, rx) = tokio::sync::mpsc::channel(1);
+                    let failed_tx = tx.clone();
+                    // The worker runs in a task of its own: it takes the scopes of the
+                    // task polling the stream now.
+                    let work = db.run_in(Some(ScopeContext::current()), move |conn| {
+                        crate::instrument::with_site(site, || {
+                            for chunk in qs.chunks(conn, chunk_size)? {
+                                let failed = chunk.is_err();
+                                // The consumer is gone: stop reading.
+                                if tx.blocking_send(chunk).is_err() || failed {
+                                    break;
+                                }
+                            }
+                            Ok(())
+                        })
+                    });
+                    // The worker's own errors (no free worker, no connection, shutdown)
+                    // reach the consumer as the stream's last item.
+                    tokio::spawn(async move {
+                        if let Err(e) = work.await {
+                            let _ = failed_tx.send(Err(e)).await;
+                        }
+                    });
+                    self.state = StreamState::Running {
+                        chunks: rx,
+                        buffer: std::collections::VecDeque::new(),
+                    };
+                }
+                StreamState::Running { chunks, buffer } => {
+                    if let Some(row) = buffer.pop_front() {
+                        return Poll::Ready(Some(Ok(row)));
+                    }
+                    match chunks.poll_recv(cx) {
+                        Poll::Ready(Some(Ok(rows))) => buffer.extend(rows),
+                        Poll::Ready(Some(Err(e))) => {
+                            self.state = StreamState::Done;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                        Poll::Ready(None) => {
+                            self.state = StreamState::Done;
+                            return Poll::Ready(None);
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                StreamState::Done => return Poll::Ready(None),
+            }
+        }
     }
 }

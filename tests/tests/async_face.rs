@@ -207,4 +207,38 @@ on_both_backends! {
         // The pool itself still serves synchronous work.
         assert!(Thread::objects().count(&mut db.get().unwrap()).is_ok());
     }
+
+    fn an_async_stream_reads_every_row_and_frees_its_worker_when_dropped(t) {
+        seed(&mut t.conn());
+        let db = orm::Database::builder(&t.url).max_size(1).open().unwrap();
+        let rt = runtime();
+        let qs = Message::objects().order_by(weave_message::id.asc());
+        let expected: Vec<i64> = qs.all(&mut db.get().unwrap()).unwrap().iter().map(|m| m.id).collect();
+        let (ids, captured) = rt.block_on(capture_async(async {
+            let mut rows = qs.astream(&db, 7);
+            let mut ids = Vec::new();
+            while let Some(row) = next(&mut rows).await {
+                ids.push(row?.id);
+            }
+            Ok::<_, orm::Error>(ids)
+        }));
+        assert_eq!(ids.unwrap(), expected);
+        assert!(!captured.data().is_empty());
+        assert!(captured.data().iter().all(|r| r.call_site.is_some_and(|s| s.file().ends_with("async_face.rs"))));
+        // Dropped after a few rows: the one worker and connection come back.
+        rt.block_on(async {
+            let mut rows = qs.astream(&db, 2);
+            for _ in 0..3 {
+                next(&mut rows).await.unwrap().unwrap();
+            }
+        });
+        let count = rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), qs.acount(&db)).await });
+        assert_eq!(count.expect("the worker was freed").unwrap(), expected.len() as i64);
+        assert!(clean(&db));
+    }
+}
+
+/// The next item of an async stream.
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
 }

@@ -18,11 +18,11 @@ pub use fingerprint::fingerprint;
 pub use n_plus_one::{detect_n_plus_one, NPlusOneMode, NPlusOneReport, Repeated};
 pub use record::{QueryKind, QueryRecord};
 
+#[cfg(feature = "tokio")]
+pub(crate) use capture::ScopeContext;
 pub(crate) use capture::{
     chunked, health_check, note_rows, session, with_call_site, with_site, CaptureInstrumentation,
     ScopeGuard,
 };
-#[cfg(feature = "tokio")]
-pub(crate) use capture::ScopeContext;
 pub(crate) use record::{bind_facts, split_binds};
 pub(crate) use slow::SlowQueries;
