@@ -1157,3 +1157,113 @@ pub fn probe(conn: &mut AnyConnection, mode: StreamMode) -> orm::Result<ProbeRes
         peak_kib: peak_rss_kib(),
     })
 }
+
+/// One row of the async-cost table: a point lookup through each path.
+#[derive(Debug, Clone, Serialize)]
+pub struct AsyncCost {
+    /// The path.
+    pub path: &'static str,
+    /// The backend.
+    pub backend: String,
+    /// Median microseconds per lookup over the runs.
+    pub us_per_lookup: f64,
+    /// Against the synchronous path with a checkout per lookup.
+    pub ratio: f64,
+}
+
+/// Lookups per timed run of [`async_cost`].
+const LOOKUPS: i64 = 500;
+
+/// The cost of the async face on a point lookup (`Message` by primary key), per
+/// lookup, the paths alternating run by run: the synchronous path as a sync handler
+/// runs it (a checkout per lookup, then `get`), the same with one connection held
+/// throughout, and the async path (`aget`, awaited from a multi-threaded tokio
+/// runtime: a worker permit, a blocking thread, a checkout, `get`).
+///
+/// # Errors
+/// The database's error.
+pub fn async_cost(db: &orm::Database, runs: usize) -> orm::Result<Vec<AsyncCost>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|_| orm::Error::InvalidArgument {
+            argument: "runtime",
+            reason: "tokio would not start",
+        })?;
+    let lookup = |id: i64| {
+        Message::objects()
+            .with_deleted()
+            .filter(weave_message::id.eq(id))
+    };
+    let sync_checkout = || -> orm::Result<f64> {
+        let started = Instant::now();
+        for id in 1..=LOOKUPS {
+            lookup(id).get(&mut db.get()?)?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1e6 / LOOKUPS as f64)
+    };
+    let sync_held = || -> orm::Result<f64> {
+        let conn = &mut db.get()?;
+        let started = Instant::now();
+        for id in 1..=LOOKUPS {
+            lookup(id).get(conn)?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1e6 / LOOKUPS as f64)
+    };
+    let awaited = || -> orm::Result<f64> {
+        runtime.block_on(async {
+            let started = Instant::now();
+            for id in 1..=LOOKUPS {
+                lookup(id).aget(db).await?;
+            }
+            Ok(started.elapsed().as_secs_f64() * 1e6 / LOOKUPS as f64)
+        })
+    };
+    // One untimed round of each first.
+    sync_checkout()?;
+    sync_held()?;
+    awaited()?;
+    let (mut checkout, mut held, mut asynchronous) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs {
+        if i % 2 == 0 {
+            checkout.push(sync_checkout()?);
+            held.push(sync_held()?);
+            asynchronous.push(awaited()?);
+        } else {
+            asynchronous.push(awaited()?);
+            held.push(sync_held()?);
+            checkout.push(sync_checkout()?);
+        }
+    }
+    let backend = db.backend().to_string();
+    let base = median(&mut checkout);
+    let row = |path, us: f64| AsyncCost {
+        path,
+        backend: backend.clone(),
+        us_per_lookup: us,
+        ratio: if base > 0.0 { us / base } else { 0.0 },
+    };
+    Ok(vec![
+        row("sync: a checkout per lookup, then get", base),
+        row("sync: one connection held, get", median(&mut held)),
+        row(
+            "async: aget (worker permit, blocking thread, checkout, get)",
+            median(&mut asynchronous),
+        ),
+    ])
+}
+
+/// The async-cost rows as a markdown table.
+pub fn async_cost_markdown(rows: &[AsyncCost]) -> String {
+    use std::fmt::Write;
+    let mut s = String::from("| path | backend | µs per lookup (median) | against the sync checkout |\n|---|---|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {:.3} |",
+            r.path, r.backend, r.us_per_lookup, r.ratio
+        );
+    }
+    s
+}

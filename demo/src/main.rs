@@ -65,7 +65,7 @@ enum Command {
         /// One JSON object per line instead of the markdown tables.
         #[arg(long)]
         json: bool,
-        /// Which parts to run, comma-separated: reads, writes, counts, stream.
+        /// Which parts to run, comma-separated: reads, writes, counts, stream, async.
         #[arg(long, value_delimiter = ',', default_value = "reads")]
         sections: Vec<String>,
     },
@@ -265,6 +265,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 } else {
                     println!();
                     print!("{}", demo::bench::counts_markdown(&rows));
+                }
+            }
+            if wants("async") {
+                let rows = demo::bench::async_cost(&db, runs)?;
+                if json {
+                    for r in &rows {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                } else {
+                    println!();
+                    print!("{}", demo::bench::async_cost_markdown(&rows));
                 }
             }
             if wants("stream") {
