@@ -127,6 +127,9 @@ pub struct ApiConfig {
     /// Error bodies carry the library's whole error text (the driver's message
     /// included); off: a short `detail` only.
     pub debug: bool,
+    /// Profile every request for `/profile/` (off: the handlers only, for measuring
+    /// what profiling costs).
+    pub profile: bool,
 }
 
 impl Default for ApiConfig {
@@ -138,6 +141,7 @@ impl Default for ApiConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             trust_forwarded: false,
             debug: false,
+            profile: true,
         }
     }
 }
@@ -551,6 +555,17 @@ async fn profiled(
     let label = format!("{method} {uri}");
     let started = Instant::now();
     let work = state.db.run(move |conn| Ok(handler(conn)));
+    if !state.config.profile {
+        let result = work
+            .await
+            .map_err(Failure::Orm)
+            .and_then(|answer| answer)
+            .map_err(|e| e.into_api(state.config.debug));
+        return match result {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
     let (result, profile) = Profiler::new(label)
         .plans(PlanPolicy::EveryShape)
         .n_plus_one_threshold(N_PLUS_ONE_THRESHOLD)

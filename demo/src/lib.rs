@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bench;
 pub mod json;
+pub mod load;
 pub mod models;
 pub mod openapi;
 pub mod profile_load;

@@ -127,6 +127,32 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         views: usize,
     },
+    /// A bounded HTTP load on loopback: each client count on each path for a fixed
+    /// time; requests/s, p50/p95/p99, errors, and the body's bytes and hash
+    Load {
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: SocketAddr,
+        /// Paths, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "/api/messages/list_some/,/api/threads/"
+        )]
+        paths: Vec<String>,
+        /// Client counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,100")]
+        clients: Vec<usize>,
+        /// Seconds per path and client count.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The server's name in the table.
+        #[arg(long, default_value = "orm")]
+        label: String,
+        /// One JSON object per line instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the HTTP API and the profiler pages on 127.0.0.1.
     Serve {
         /// The port to listen on (0 picks a free one).
@@ -146,6 +172,9 @@ enum Command {
         /// Error bodies carry the library's whole error text.
         #[arg(long)]
         debug: bool,
+        /// Do not profile requests (for measuring what profiling costs).
+        #[arg(long)]
+        no_profile: bool,
         /// Milliseconds a client has to send a request's headers (idle keep-alive
         /// connections included).
         #[arg(long, default_value_t = 10_000)]
@@ -360,6 +389,23 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let report = demo::writers::bulk_probe(&mut *db.get()?, rows)?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Some(Command::Load {
+            addr,
+            ref paths,
+            ref clients,
+            seconds,
+            ref label,
+            json,
+        }) => {
+            let results = demo::load::run(addr, paths, clients, seconds)?;
+            if json {
+                for r in &results {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+            } else {
+                print!("{}", demo::load::markdown(label, &results));
+            }
+        }
         Some(Command::ProfileLoad {
             requests,
             viewers,
@@ -386,6 +432,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             ref allowed_hosts,
             trust_forwarded,
             debug,
+            no_profile,
             header_read_timeout_ms,
             max_connections,
         }) => {
@@ -401,6 +448,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 },
                 trust_forwarded,
                 debug,
+                profile: !no_profile,
             };
             let serve_config = demo::server::ServeConfig {
                 header_read_timeout: std::time::Duration::from_millis(header_read_timeout_ms),
