@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The demo's HTTP API under load, on both backends: list_some and the threads page at
 # 1, 8, 32 and 100 concurrent clients (`demo load`: one kept-alive connection per
-# client, loopback), with the per-request profiling on and off.
+# client, loopback), with the per-request profiling on and off; then, in the same
+# window and on the same PostgreSQL rows, bench/seaorm_server (axum + SeaORM, async
+# sqlx, pool of 10 as the demo's) on the same two routes. The body hashes in the table
+# show both servers answer the same bytes. SKIP_SEAORM=1 leaves it out (its first
+# build fetches and compiles sea-orm and sqlx: several minutes).
 #
 #   bench/http_load.sh                 5 s per path and client count
 #   SECONDS_EACH=10 bench/http_load.sh
@@ -44,3 +48,17 @@ for url in "$SQLITE_PATH" "$PG_URL"; do
         wait "$server" 2>/dev/null || true
     done
 done
+
+if [ -z "${SKIP_SEAORM:-}" ]; then
+    (cd bench/seaorm_server && cargo build --release)
+    SEAORM=$ROOT/bench/seaorm_server/target/release/seaorm-server
+    "$SEAORM" --database-url "$PG_URL" --port "$PORT" &
+    server=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    "$DEMO" load --addr "127.0.0.1:$PORT" --seconds "$SECONDS_EACH" --label "SeaORM postgres" | tail -n +3
+    kill -INT "$server"
+    wait "$server" 2>/dev/null || true
+fi

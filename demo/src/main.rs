@@ -38,6 +38,10 @@ struct Cli {
     /// database, which has the same tables).
     #[arg(long, global = true)]
     no_migrate: bool,
+    /// Do not test a connection each time it is checked out of the pool (the pool's
+    /// `SELECT 1`; on by default).
+    #[arg(long, global = true)]
+    no_checkout_test: bool,
     /// Random seed of the generated data.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
@@ -194,7 +198,9 @@ fn main() {
 }
 
 fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error + Send + Sync>> {
-    let db = Database::open(&cli.database_url)?;
+    let db = Database::builder(&cli.database_url)
+        .test_on_check_out(!cli.no_checkout_test)
+        .open()?;
     let ran = if cli.no_migrate {
         0
     } else {
