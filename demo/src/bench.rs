@@ -378,9 +378,21 @@ fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize
             .get_result(c)?;
         diesel::QueryResult::Ok((threads, messages, persons, count))
     })?;
+    Ok(hand_page_json(&threads, &messages, persons, count, NEXT))
+}
+
+/// A hand-written threads page's JSON from its parts: each thread with its messages
+/// (and their senders, from `persons`), the count, `next` when there is a page 2.
+fn hand_page_json(
+    threads: &[Thread],
+    messages: &[Message],
+    persons: Vec<Person>,
+    count: i64,
+    next: &str,
+) -> usize {
     let persons: HashMap<i64, Person> = persons.into_iter().map(|p| (p.id, p)).collect();
     let mut by_thread: HashMap<i64, Vec<MessageJson<'_>>> = HashMap::new();
-    for m in &messages {
+    for m in messages {
         if let Some(p) = persons.get(&m.sent_by_id) {
             by_thread
                 .entry(m.thread_id)
@@ -394,11 +406,11 @@ fn threads_page_diesel_sender_hop(conn: &mut AnyConnection) -> orm::Result<usize
         .collect();
     let body = PageJson {
         count,
-        next: (count > 100).then_some(NEXT),
+        next: (count > 100).then_some(next),
         previous: None,
         results: &results,
     };
-    Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
+    crate::json::to_vec(&body).map_or(0, |b| b.len())
 }
 
 // ---- the pages the API serves: soft-deleted rows hidden ------------------------------
@@ -448,29 +460,9 @@ fn served_threads_diesel(conn: &mut AnyConnection) -> orm::Result<usize> {
             .get_result(c)?;
         diesel::QueryResult::Ok((threads, messages, persons, count))
     })?;
-    let persons: HashMap<i64, Person> = persons.into_iter().map(|p| (p.id, p)).collect();
-    let mut by_thread: HashMap<i64, Vec<MessageJson<'_>>> = HashMap::new();
-    for m in &messages {
-        if let Some(p) = persons.get(&m.sent_by_id) {
-            by_thread
-                .entry(m.thread_id)
-                .or_default()
-                .push(MessageJson::new(m, p));
-        }
-    }
-    let results: Vec<ThreadJson<'_>> = threads
-        .iter()
-        .take(100)
-        .map(|t| ThreadJson::with_messages(t, by_thread.remove(&t.id).unwrap_or_default()))
-        .collect();
+    let page = &threads[..threads.len().min(100)];
     let next = format!("{SERVED_THREADS}?page=2");
-    let body = PageJson {
-        count,
-        next: (count > 100).then_some(next.as_str()),
-        previous: None,
-        results: &results,
-    };
-    Ok(crate::json::to_vec(&body).map_or(0, |b| b.len()))
+    Ok(hand_page_json(page, &messages, persons, count, &next))
 }
 
 /// The API's own list_some body.

@@ -503,7 +503,7 @@ where
         let conn = conn.connection();
         let site = Location::caller();
         let number = super::parse_page_number(raw)?;
-        if self.values.queryset().source().distinct || self.values.is_grouped() {
+        if self.values.queryset().is_distinct() || self.values.is_grouped() {
             // Pages are ordered by the primary key last, which a distinct selection
             // of other columns cannot be ordered by.
             return Err(Error::Unsupported {

@@ -286,6 +286,11 @@ impl<M: Model> QuerySet<M> {
         self.deleted
     }
 
+    /// True once `distinct` was called.
+    pub(crate) fn is_distinct(&self) -> bool {
+        self.distinct
+    }
+
     /// True once `limit` or `offset` was set.
     pub fn is_sliced(&self) -> bool {
         self.limit.is_some() || self.offset.is_some()
