@@ -91,6 +91,39 @@ impl Database {
         self.run_in(None, f)
     }
 
+    /// [`run`](Self::run) for reads: `f` runs on a connection of a replica where the
+    /// [routing rules](crate::routing) allow, else of the primary. If the replica's
+    /// connection is lost meanwhile, the replica leaves the rotation and `f` runs
+    /// again on the primary: `f` must only read (a standby refuses writes with
+    /// [`DbErrorKind::ReadOnlyTransaction`](crate::DbErrorKind)).
+    ///
+    /// ```
+    /// # include!("../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (db, conn) = setup();
+    /// # drop(conn);
+    /// use orm::prelude::*;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let n = runtime.block_on(db.run_read(orm::routing::Route::Auto, |conn| Message::objects().count(conn)))?;
+    /// assert_eq!(n, 3); // no replicas here: on the primary
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_read<T, F>(
+        &self,
+        route: crate::routing::Route,
+        f: F,
+    ) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: Fn(&mut AnyConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        self.run_unit(None, move || db.read_routed(route, f))
+    }
+
     /// [`run`](Self::run) lending `context`'s scopes to the worker; `None`: the scopes
     /// of the task that awaits it, read at its first poll.
     fn run_in<T, F>(
@@ -100,6 +133,23 @@ impl Database {
     ) -> impl Future<Output = Result<T>> + Send + 'static
     where
         F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        self.run_unit(context, move || {
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+    }
+
+    /// One unit on a worker, which checks out its own connection.
+    fn run_unit<T, F>(
+        &self,
+        context: Option<ScopeContext>,
+        f: F,
+    ) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce() -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.clone();
@@ -135,10 +185,7 @@ impl Database {
             };
             let job = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                context.enter(|| {
-                    let mut conn = db.get()?;
-                    f(&mut conn)
-                })
+                context.enter(f)
             });
             match job.await {
                 Ok(result) => result,
@@ -165,6 +212,17 @@ impl Database {
     }
 }
 
+/// `future`, with `context`'s scopes lent to each of its polls.
+pub(crate) fn within<F: Future>(
+    context: ScopeContext,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    Within {
+        context,
+        inner: Box::pin(future),
+    }
+}
+
 /// A future that lends its capture scopes to every poll of `inner`.
 struct Within<F> {
     context: ScopeContext,
@@ -186,11 +244,7 @@ impl<F: Future> Future for Within<F> {
 pub async fn capture_async<F: Future>(future: F) -> (F::Output, Captured) {
     let (context, sink) = ScopeContext::open_detached();
     let started = Instant::now();
-    let output = Within {
-        context,
-        inner: Box::pin(future),
-    }
-    .await;
+    let output = within(context, future).await;
     (output, Captured::from_sink(&sink, started))
 }
 
@@ -216,7 +270,7 @@ impl<M: Model> QuerySet<M> {
     /// As [`all`](Self::all) and [`Database::run`].
     #[track_caller]
     pub fn aall(&self, db: &Database) -> impl Future<Output = Result<Vec<M>>> + Send + 'static {
-        self.awaited(db, Location::caller(), |qs, conn| qs.all(conn))
+        self.read_awaited(db, Location::caller(), |qs, conn| qs.all(conn))
     }
 
     /// [`first`](Self::first), awaited.
@@ -228,7 +282,7 @@ impl<M: Model> QuerySet<M> {
         &self,
         db: &Database,
     ) -> impl Future<Output = Result<Option<M>>> + Send + 'static {
-        self.awaited(db, Location::caller(), |qs, conn| qs.first(conn))
+        self.read_awaited(db, Location::caller(), |qs, conn| qs.first(conn))
     }
 
     /// [`get`](Self::get), awaited.
@@ -237,7 +291,7 @@ impl<M: Model> QuerySet<M> {
     /// As [`get`](Self::get) and [`Database::run`].
     #[track_caller]
     pub fn aget(&self, db: &Database) -> impl Future<Output = Result<M>> + Send + 'static {
-        self.awaited(db, Location::caller(), |qs, conn| qs.get(conn))
+        self.read_awaited(db, Location::caller(), |qs, conn| qs.get(conn))
     }
 
     /// [`count`](Self::count), awaited.
@@ -246,7 +300,7 @@ impl<M: Model> QuerySet<M> {
     /// As [`count`](Self::count) and [`Database::run`].
     #[track_caller]
     pub fn acount(&self, db: &Database) -> impl Future<Output = Result<i64>> + Send + 'static {
-        self.awaited(db, Location::caller(), |qs, conn| qs.count(conn))
+        self.read_awaited(db, Location::caller(), |qs, conn| qs.count(conn))
     }
 
     /// [`exists`](Self::exists), awaited.
@@ -255,7 +309,7 @@ impl<M: Model> QuerySet<M> {
     /// As [`exists`](Self::exists) and [`Database::run`].
     #[track_caller]
     pub fn aexists(&self, db: &Database) -> impl Future<Output = Result<bool>> + Send + 'static {
-        self.awaited(db, Location::caller(), |qs, conn| qs.exists(conn))
+        self.read_awaited(db, Location::caller(), |qs, conn| qs.exists(conn))
     }
 
     /// [`delete`](Self::delete), awaited.
@@ -265,6 +319,25 @@ impl<M: Model> QuerySet<M> {
     #[track_caller]
     pub fn adelete(&self, db: &Database) -> impl Future<Output = Result<usize>> + Send + 'static {
         self.awaited(db, Location::caller(), |qs, conn| qs.delete(conn))
+    }
+
+    /// A read through [`Database::run_read`], on the queryset's route; a locking
+    /// read (`select_for_update`) on the primary.
+    fn read_awaited<T: Send + 'static>(
+        &self,
+        db: &Database,
+        site: &'static Location<'static>,
+        f: impl Fn(&QuerySet<M>, &mut AnyConnection) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let qs = self.clone();
+        let route = if qs.locks_rows() {
+            crate::routing::Route::Primary
+        } else {
+            qs.route_of()
+        };
+        db.run_read(route, move |conn| {
+            crate::instrument::with_site(site, || f(&qs, conn))
+        })
     }
 
     fn awaited<T: Send + 'static>(
@@ -288,7 +361,7 @@ enum StreamState<M> {
     /// Not polled yet: the worker starts at the first poll, with the scopes of the
     /// task that polls it.
     Idle {
-        db: Database,
+        db: Box<Database>,
         qs: QuerySet<M>,
         chunk_size: u32,
         site: &'static Location<'static>,
@@ -331,7 +404,7 @@ impl<M: Model> QuerySet<M> {
     pub fn astream(&self, db: &Database, chunk_size: u32) -> AsyncStream<M> {
         AsyncStream {
             state: StreamState::Idle {
-                db: db.clone(),
+                db: Box::new(db.clone()),
                 qs: self.clone(),
                 chunk_size,
                 site: Location::caller(),
@@ -362,7 +435,17 @@ impl<M: Model> futures_core::Stream for AsyncStream<M> {
                     let failed_tx = tx.clone();
                     // The worker runs in a task of its own: it takes the scopes of the
                     // task polling the stream now.
-                    let work = db.run_in(Some(ScopeContext::current()), move |conn| {
+                    // On a replica where the routing allows (no retry: rows may
+                    // have reached the consumer already).
+                    let route = if qs.locks_rows() {
+                        crate::routing::Route::Primary
+                    } else {
+                        qs.route_of()
+                    };
+                    let reader = db.clone();
+                    let work = db.run_unit(Some(ScopeContext::current()), move || {
+                        let mut conn = reader.read_on(route)?;
+                        let conn = &mut *conn;
                         crate::instrument::with_site(site, || {
                             for chunk in qs.chunks(conn, chunk_size)? {
                                 let failed = chunk.is_err();

@@ -10,6 +10,7 @@ use crate::connection::{AnyConnection, Backend};
 use crate::error::{ConnectErrorKind, Error, Result};
 use crate::error_kind::Deadlines;
 use crate::instrument::{health_check, session, CaptureInstrumentation, SlowQueries};
+use crate::routing::{ReplicaSettings, ReplicaStatus, Replicas, Role, Route, Server};
 
 /// A pooled connection; derefs to [`AnyConnection`].
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
@@ -36,6 +37,8 @@ pub struct Database {
     last_error: LastError,
     connection_timeout: Duration,
     slow: SlowQueries,
+    server: Server,
+    replicas: Option<Arc<Replicas>>,
     #[cfg(feature = "tokio")]
     workers: Arc<crate::asynch::Workers>,
 }
@@ -106,6 +109,124 @@ impl Database {
         self.pool.try_get()
     }
 
+    /// Checks out a connection for reads: a usable replica's where the
+    /// [routing rules](crate::routing) allow, the primary's otherwise (and always
+    /// without replicas). [`get`](Self::get) is the primary's, for writes. A replica
+    /// whose connection cannot be had within the replica checkout timeout leaves the
+    /// rotation; the read then goes to the primary.
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// let db = orm::Database::open(":memory:")?;
+    /// let conn = db.read()?; // no replicas: the primary's
+    /// # drop(conn);
+    /// assert!(db.replicas().is_empty());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn read(&self) -> Result<PooledConnection> {
+        self.read_on(Route::Auto)
+    }
+
+    /// [`read`](Self::read) on `route` ([`Route::Primary`]: the primary's).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn read_on(&self, route: Route) -> Result<PooledConnection> {
+        if let Some((replicas, i)) = self.replica_for(route) {
+            if let Some(conn) = replicas.checkout(i) {
+                return Ok(conn);
+            }
+        }
+        self.get()
+    }
+
+    /// The replica a read on `route` goes to now, if any.
+    fn replica_for(&self, route: Route) -> Option<(&Replicas, usize)> {
+        let replicas = self.replicas.as_deref()?;
+        let session = crate::routing::current_session();
+        let route = match route {
+            Route::Auto => session.as_ref().map_or(Route::Auto, |s| s.route),
+            chosen => chosen,
+        };
+        let wrote = || {
+            session
+                .as_ref()
+                .and_then(|s| s.token())
+                .is_some_and(|t| t.within(replicas.settings.read_your_writes))
+        };
+        match route {
+            Route::Primary => None,
+            Route::Auto if wrote() => None,
+            Route::Auto | Route::Replica => replicas.pick().map(|i| (replicas, i)),
+        }
+    }
+
+    /// Runs the read `f` where [`read_on`](Self::read_on) would; if it fails on a
+    /// replica whose connection turns out lost, the replica leaves the rotation and
+    /// `f` runs again on the primary.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn read_routed<T>(
+        &self,
+        route: Route,
+        f: impl Fn(&mut AnyConnection) -> Result<T>,
+    ) -> Result<T> {
+        if let Some((replicas, i)) = self.replica_for(route) {
+            if let Some(mut conn) = replicas.checkout(i) {
+                match f(&mut conn) {
+                    Err(e) if e.db_kind().is_some() && !alive(&mut conn) => {
+                        tracing::debug!(target: "orm::replica", error = %e, "a read failed on a lost replica connection: run again on the primary");
+                        drop(conn);
+                        replicas.mark_unusable(i, "its connection was lost");
+                    }
+                    done => return done,
+                }
+            }
+        }
+        let mut conn = self.get()?;
+        f(&mut conn)
+    }
+
+    /// The primary server: its role and address.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The replicas as last checked (empty without replicas).
+    pub fn replicas(&self) -> Vec<ReplicaStatus> {
+        self.replicas
+            .as_deref()
+            .map(Replicas::statuses)
+            .unwrap_or_default()
+    }
+
+    /// Checks every replica now (the background check does every
+    /// [`replica_check_interval`](DatabaseBuilder::replica_check_interval)): a replica
+    /// that answers, is a standby and lags at most
+    /// [`max_replica_lag`](DatabaseBuilder::max_replica_lag) is usable again.
+    pub fn check_replicas(&self) -> Vec<ReplicaStatus> {
+        self.replicas
+            .as_deref()
+            .map(Replicas::check)
+            .unwrap_or_default()
+    }
+
+    /// Waits until every usable replica has replayed what the primary has written up
+    /// to now (by WAL position), up to `timeout`: for a test, or a job that must read
+    /// its writes on a replica. Without replicas, returns at once.
+    ///
+    /// # Errors
+    /// [`Error::ReplicaBehind`] when a replica had not caught up in time, or a
+    /// position could not be read.
+    pub fn wait_for_replicas(&self, timeout: Duration) -> Result<()> {
+        match self.replicas.as_deref() {
+            Some(replicas) => replicas.wait_for_replay(timeout),
+            None => Ok(()),
+        }
+    }
+
     /// The backend this pool talks to.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -157,6 +278,13 @@ pub struct DatabaseBuilder {
     slow: SlowQueries,
     statement_timeout: Option<Duration>,
     attached: Vec<Attached>,
+    replicas: Vec<String>,
+    max_replica_lag: Duration,
+    replica_check_interval: Duration,
+    read_your_writes: Option<Duration>,
+    replica_checkout_timeout: Duration,
+    prepared_statements: bool,
+    transaction_pooling: bool,
 }
 
 /// An SQLite database file attached to every connection under a schema name.
@@ -203,7 +331,85 @@ impl DatabaseBuilder {
             slow: SlowQueries::default(),
             statement_timeout: None,
             attached: Vec::new(),
+            replicas: Vec::new(),
+            max_replica_lag: Duration::from_secs(2),
+            replica_check_interval: Duration::from_millis(500),
+            read_your_writes: None,
+            replica_checkout_timeout: Duration::from_secs(1),
+            prepared_statements: true,
+            transaction_pooling: false,
         }
+    }
+
+    /// PostgreSQL: a streaming replica (hot standby) of this URL's server, for reads
+    /// ([`routing`](crate::routing)); call once per replica. Each replica gets a pool of
+    /// its own with this builder's settings. A replica that cannot be reached when the
+    /// pool opens does not fail [`open`](Self::open): it is skipped until a check
+    /// finds it. On SQLite, [`open`](Self::open) fails with [`Error::Unsupported`].
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// let err = orm::Database::builder(":memory:").replica("postgres://db2/app").open().unwrap_err();
+    /// assert!(err.is_unsupported());
+    /// # Ok(()) }
+    /// ```
+    pub fn replica(mut self, url: &str) -> Self {
+        self.replicas.push(url.to_owned());
+        self
+    }
+
+    /// Replicas lagging more than this behind the primary (by WAL position, see
+    /// [`routing`](crate::routing)) are skipped until they catch up (default 2 s).
+    pub fn max_replica_lag(mut self, lag: Duration) -> Self {
+        self.max_replica_lag = lag;
+        self
+    }
+
+    /// How often replicas are checked in the background (default 500 ms): the lag is
+    /// measured to this interval.
+    pub fn replica_check_interval(mut self, interval: Duration) -> Self {
+        self.replica_check_interval = interval;
+        self
+    }
+
+    /// How long after a write a [`RouteScope`](crate::routing::RouteScope) reads from
+    /// the primary (default: [`max_replica_lag`](Self::max_replica_lag) plus two
+    /// check intervals, after which every replica still in rotation has the write).
+    pub fn read_your_writes(mut self, window: Duration) -> Self {
+        self.read_your_writes = Some(window);
+        self
+    }
+
+    /// How long a read waits for a replica's connection before it goes to the primary
+    /// instead and the replica leaves the rotation (default 1 s).
+    pub fn replica_checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.replica_checkout_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL: whether statements are prepared once per connection and reused
+    /// (diesel's statement cache, the default) or sent as unnamed statements each
+    /// time, as a pooler that does not keep prepared statements needs.
+    pub fn prepared_statements(mut self, on: bool) -> Self {
+        self.prepared_statements = on;
+        self
+    }
+
+    /// PostgreSQL: the URL is a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`), where consecutive transactions of one connection
+    /// may run on different server connections. Prepared statements are turned off
+    /// ([`prepared_statements`](Self::prepared_statements)); what would set state on
+    /// one server connection for the next transactions is refused at
+    /// [`open`](Self::open) ([`statement_timeout`](Self::statement_timeout), whose
+    /// `SET` would land on one server connection: set it on the server or the role
+    /// instead). Transactions, cursors, `SET LOCAL` and `COPY` work as without it:
+    /// they live inside one transaction.
+    pub fn transaction_pooling(mut self, on: bool) -> Self {
+        self.transaction_pooling = on;
+        if on {
+            self.prepared_statements = false;
+        }
+        self
     }
 
     /// SQLite: attaches the database file `path` to every connection as `schema`
@@ -344,6 +550,12 @@ impl DatabaseBuilder {
         if self.min_idle.unwrap_or(0) > self.max_size.unwrap_or(10) {
             return invalid("min_idle", "must not be more than max_size");
         }
+        if self.replica_check_interval.is_zero() {
+            return invalid("replica_check_interval", "must be more than zero");
+        }
+        if self.replica_checkout_timeout.is_zero() {
+            return invalid("replica_checkout_timeout", "must be more than zero");
+        }
         Ok(())
     }
 
@@ -368,22 +580,102 @@ impl DatabaseBuilder {
                 feature: "attached databases (a PostgreSQL schema is part of the database)",
             });
         }
+        if !self.replicas.is_empty() && backend != Backend::Postgres {
+            return Err(Error::Unsupported {
+                backend,
+                feature: "read replicas (SQLite is one file: readers scale within it)",
+            });
+        }
+        if self.transaction_pooling && self.statement_timeout.is_some() {
+            return Err(Error::Unsupported {
+                backend,
+                feature: "a statement timeout through a transaction pooler (its SET would stay on one server connection)",
+            });
+        }
+        let replica_targets = self
+            .replicas
+            .iter()
+            .map(|url| match Target::parse(url)? {
+                target @ Target::Postgres { .. } => Ok((url.trim().to_owned(), target)),
+                Target::Sqlite { .. } => Err(Error::InvalidUrl {
+                    url: redact(url),
+                    reason: "a replica of a PostgreSQL primary must be a postgres:// URL",
+                }),
+            })
+            .collect::<Result<Vec<_>>>()?;
         let deadlines = Deadlines::new(
             self.statement_timeout,
             capability.busy_timeout.then_some(self.busy_timeout),
         );
         let in_memory = matches!(&target, Target::Sqlite { memory: true, .. });
+        let server = Server::new(Role::Primary, &Server::address_of(self.url.trim()));
         let manager = ConnectionManager {
             target,
             busy_timeout: self.busy_timeout,
             slow: self.slow,
             deadlines,
-            attached: self.attached,
+            attached: self.attached.clone(),
+            server: server.clone(),
+            prepared_statements: self.prepared_statements,
         };
         // Surface the real cause now rather than as a pool timeout later.
         drop(r2d2::ManageConnection::connect(&manager)?);
 
         let last_error = LastError::default();
+        let pool = self.pool(manager, in_memory, &last_error);
+        let replicas = (!replica_targets.is_empty()).then(|| {
+            let pools = replica_targets
+                .into_iter()
+                .map(|(url, target)| {
+                    let manager = ConnectionManager {
+                        server: Server::new(Role::Replica, &Server::address_of(&url)),
+                        target,
+                        busy_timeout: self.busy_timeout,
+                        slow: self.slow,
+                        deadlines,
+                        attached: Vec::new(),
+                        prepared_statements: self.prepared_statements,
+                    };
+                    // A replica's connection errors are logged by the checks, not
+                    // kept to explain a primary's timeout.
+                    (url, self.pool(manager, false, &LastError::default()))
+                })
+                .collect();
+            let settings = ReplicaSettings {
+                max_lag: self.max_replica_lag,
+                check_interval: self.replica_check_interval,
+                read_your_writes: self
+                    .read_your_writes
+                    .unwrap_or(self.max_replica_lag + self.replica_check_interval * 2),
+                checkout_timeout: self.replica_checkout_timeout,
+            };
+            Replicas::new(self.url.trim(), pools, settings)
+        });
+        #[cfg(feature = "tokio")]
+        let workers = pool.max_size()
+            + replicas
+                .as_deref()
+                .map_or(0, |r| r.nodes.iter().map(|n| n.pool.max_size()).sum());
+        Ok(Database {
+            #[cfg(feature = "tokio")]
+            workers: Arc::new(crate::asynch::Workers::new(workers)),
+            pool,
+            backend,
+            last_error,
+            connection_timeout: self.connection_timeout,
+            slow: self.slow,
+            server,
+            replicas,
+        })
+    }
+
+    /// An r2d2 pool of `manager`'s connections with this builder's settings.
+    fn pool(
+        &self,
+        manager: ConnectionManager,
+        in_memory: bool,
+        last_error: &LastError,
+    ) -> r2d2::Pool<ConnectionManager> {
         let mut builder = r2d2::Pool::builder()
             .connection_timeout(self.connection_timeout)
             .test_on_check_out(self.test_on_check_out)
@@ -404,17 +696,14 @@ impl DatabaseBuilder {
                 .idle_timeout(self.idle_timeout)
                 .max_lifetime(self.max_lifetime)
         };
-        let pool = builder.build_unchecked(manager);
-        Ok(Database {
-            #[cfg(feature = "tokio")]
-            workers: Arc::new(crate::asynch::Workers::new(pool.max_size())),
-            pool,
-            backend,
-            last_error,
-            connection_timeout: self.connection_timeout,
-            slow: self.slow,
-        })
+        builder.build_unchecked(manager)
     }
+}
+
+/// Whether a connection still answers (after a failed read on a replica).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+fn alive(conn: &mut AnyConnection) -> bool {
+    health_check(|| conn.batch_execute("SELECT 1")).is_ok()
 }
 
 /// Keeps the last connection error the pool saw, to explain a later timeout.
@@ -542,6 +831,8 @@ pub struct ConnectionManager {
     slow: SlowQueries,
     deadlines: Deadlines,
     attached: Vec<Attached>,
+    server: Server,
+    prepared_statements: bool,
 }
 
 impl ConnectionManager {
@@ -621,7 +912,11 @@ impl r2d2::ManageConnection for ConnectionManager {
             backend,
             self.slow,
             self.deadlines,
+            self.server.clone(),
         ));
+        if !self.prepared_statements {
+            conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+        }
         if let Some(timeout) = self.deadlines.statement {
             // `SET` takes no parameters: a number of ours, rendered.
             let millis = crate::count::timeout_millis(timeout);

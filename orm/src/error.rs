@@ -300,6 +300,18 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A replica did not replay the primary's writes in time
+    /// ([`Database::wait_for_replicas`](crate::Database::wait_for_replicas)), or its
+    /// position could not be read.
+    #[error("{server} did not catch up with the primary: {reason}")]
+    ReplicaBehind {
+        /// The server (`replica host:port`, or `primary` when its own position
+        /// could not be read).
+        server: String,
+        /// How far it got, or why it could not be asked.
+        reason: String,
+    },
+
     /// A `select_related` reaches the same table twice under one name: join one of
     /// the relations under an alias of its own (`ForeignKey::aliased`), or prefetch it.
     #[error(

@@ -179,6 +179,7 @@ pub mod prelude;
 pub mod profile;
 mod queryset;
 pub mod relations;
+pub mod routing;
 mod sql_type;
 mod stream;
 mod transaction;

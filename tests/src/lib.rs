@@ -39,6 +39,7 @@ enum Cleanup {
     SqliteFile(PathBuf),
     SqliteFiles(Vec<PathBuf>),
     PostgresSchema { admin_url: String, schema: String },
+    PostgresDatabase { admin_url: String, database: String },
 }
 
 fn remove_sqlite_file(path: &std::path::Path) {
@@ -70,6 +71,16 @@ impl Drop for TestDb {
                 if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
                     let _ =
                         admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+                }
+            }
+            Cleanup::PostgresDatabase {
+                admin_url,
+                database,
+            } => {
+                if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
+                    let _ = admin.batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ));
                 }
             }
         }
@@ -175,6 +186,14 @@ fn postgres_schema(
     configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder,
     migrations: &orm::Migrations,
 ) -> Option<TestDb> {
+    postgres_schema_named(|b, _| configure(b), migrations)
+}
+
+/// [`postgres_schema`], `configure` told the schema's name.
+fn postgres_schema_named(
+    configure: impl FnOnce(orm::DatabaseBuilder, &str) -> orm::DatabaseBuilder,
+    migrations: &orm::Migrations,
+) -> Option<TestDb> {
     let admin_url = postgres_url();
     let mut admin = match diesel::PgConnection::establish(&admin_url) {
         Ok(c) => c,
@@ -198,9 +217,8 @@ fn postgres_schema(
     admin
         .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
         .expect("create test schema");
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
-    let db = configure(Database::builder(&url))
+    let url = with_search_path(&admin_url, &schema);
+    let db = configure(Database::builder(&url), &schema)
         .open()
         .expect("open postgres");
     db.migrate(migrations).expect("migrate postgres");
@@ -208,6 +226,100 @@ fn postgres_schema(
         db,
         url,
         cleanup: Cleanup::PostgresSchema { admin_url, schema },
+        ledger_lock: None,
+    })
+}
+
+/// Says once per test binary, straight to stderr (the harness captures `eprintln!`),
+/// that the tests needing `what` pass without running; panics instead when
+/// `ORM_REQUIRE_POSTGRES` is set.
+fn skip_loudly(what: &str, why: &str) {
+    if postgres_required() {
+        panic!("ORM_REQUIRE_POSTGRES is set but {what} is not available: {why}");
+    }
+    static LOUD: std::sync::Once = std::sync::Once::new();
+    LOUD.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED: {what} is not available: {why}\n!!! its tests in this binary pass without running; `bash .ci/scale_out.sh start` starts it, ORM_REQUIRE_POSTGRES=1 makes this a failure\n",
+        );
+    });
+}
+
+/// The environment variable `name`, or a loud skip (a failure under
+/// `ORM_REQUIRE_POSTGRES`).
+pub fn scale_out_env(name: &str, what: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        _ => {
+            skip_loudly(what, &format!("{name} is not set"));
+            None
+        }
+    }
+}
+
+/// A URL with the test schema's `search_path` startup option.
+fn with_search_path(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// A migrated PostgreSQL schema of its own on the primary, read through the shared
+/// streaming replica `ORM_TEST_REPLICA_URL` (`bash .ci/scale_out.sh start`), whose
+/// schema has replayed when this returns; `None` (loudly) without one.
+pub fn replicated(
+    configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder,
+) -> Option<TestDb> {
+    replicated_on("ORM_TEST_REPLICA_URL", configure)
+}
+
+/// [`replicated`] through the replica of the variable `replica_env`.
+pub fn replicated_on(
+    replica_env: &str,
+    configure: impl FnOnce(orm::DatabaseBuilder) -> orm::DatabaseBuilder,
+) -> Option<TestDb> {
+    let replica = scale_out_env(replica_env, "a streaming replica")?;
+    let test = postgres_schema_named(
+        |b, schema| configure(b.replica(&with_search_path(&replica, schema))),
+        &demo::MIGRATIONS,
+    )?;
+    test.db
+        .wait_for_replicas(std::time::Duration::from_secs(60))
+        .expect("the replica replays the test schema");
+    Some(test)
+}
+
+/// A migrated PostgreSQL database of its own, reached through PgBouncer in
+/// transaction pooling mode (`ORM_TEST_PGBOUNCER_URL`, a URL without a database:
+/// PgBouncer 1.18 refuses the `options` startup parameter the schema-per-test
+/// harness uses, so each test gets a database behind its `* =` entry), opened with
+/// [`transaction_pooling`](orm::DatabaseBuilder::transaction_pooling); `None`
+/// (loudly) without PgBouncer.
+pub fn pgbouncer() -> Option<TestDb> {
+    let bouncer = scale_out_env("ORM_TEST_PGBOUNCER_URL", "PgBouncer")?;
+    let admin_url = postgres_url();
+    let mut admin = diesel::PgConnection::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("PgBouncer is set but {admin_url} is unreachable: {e}"));
+    let database = unique_name("orm_pooled");
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .expect("create the test database");
+    let url = format!("{}/{database}", bouncer.trim_end_matches('/'));
+    let cleanup = Cleanup::PostgresDatabase {
+        admin_url,
+        database,
+    };
+    let db = Database::builder(&url)
+        .transaction_pooling(true)
+        .open()
+        .expect("open through pgbouncer");
+    db.migrate(&demo::MIGRATIONS)
+        .expect("migrate through pgbouncer");
+    Some(TestDb {
+        db,
+        url,
+        cleanup,
         ledger_lock: None,
     })
 }
@@ -245,6 +357,39 @@ macro_rules! on_both_backends {
     ($($tests:tt)*) => {
         $crate::on_both_backends!(@with sqlite, postgres; $($tests)*);
     };
+}
+
+/// [`on_both_backends!`], and a third time on PostgreSQL through PgBouncer in
+/// transaction pooling mode ([`pgbouncer`]): `name::pgbouncer`.
+#[macro_export]
+macro_rules! on_all_backends {
+    ($($(#[$meta:meta])* fn $name:ident($db:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            #[test]
+            fn sqlite() {
+                let $db = $crate::sqlite();
+                $body
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn postgres() {
+                let Some($db) = $crate::postgres() else { return };
+                $body
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn pgbouncer() {
+                let Some($db) = $crate::pgbouncer() else { return };
+                $body
+            }
+        }
+    )*};
 }
 
 /// [`on_both_backends!`] on the shop's schema ([`shop_sqlite`], [`shop_postgres`]).

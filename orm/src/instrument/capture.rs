@@ -11,6 +11,7 @@ use super::record::{classify, parse_debug_query, QueryKind, QueryRecord};
 use super::slow::SlowQueries;
 use crate::connection::Backend;
 use crate::error_kind::Deadlines;
+use crate::routing::{Role, Server};
 
 /// Where one capture scope's records go: shared, so that a scope opened on one
 /// thread also receives what a worker thread sends on its behalf.
@@ -139,17 +140,32 @@ impl ScopeGuard {
 #[derive(Clone, Default)]
 pub(crate) struct ScopeContext {
     sinks: Vec<Sink>,
+    /// The routing scope ([`RouteScope`](crate::routing::RouteScope)) of the task.
+    session: Option<Arc<crate::routing::Session>>,
 }
 
 #[cfg(feature = "tokio")]
 impl ScopeContext {
     /// The scopes open on this thread now.
     pub(crate) fn current() -> Self {
+        let session = crate::routing::current_session();
         if ACTIVE.with(Cell::get) == 0 {
-            return Self::default();
+            return Self {
+                sinks: Vec::new(),
+                session,
+            };
         }
         Self {
             sinks: SCOPES.with(|s| s.borrow().clone()),
+            session,
+        }
+    }
+
+    /// A context of one routing scope and no capture scopes.
+    pub(crate) fn with_session(session: Arc<crate::routing::Session>) -> Self {
+        Self {
+            sinks: Vec::new(),
+            session: Some(session),
         }
     }
 
@@ -160,6 +176,7 @@ impl ScopeContext {
         (
             Self {
                 sinks: vec![sink.clone()],
+                session: None,
             },
             sink,
         )
@@ -168,6 +185,13 @@ impl ScopeContext {
     /// Runs `f` with this context's scopes receiving this thread's statements too
     /// (innermost after the thread's own), then removes exactly them.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        if let Some(session) = &self.session {
+            return crate::routing::enter_session(session, || self.enter_sinks(f));
+        }
+        self.enter_sinks(f)
+    }
+
+    fn enter_sinks<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.sinks.is_empty() {
             return f();
         }
@@ -461,15 +485,22 @@ pub(crate) struct CaptureInstrumentation {
     backend: Backend,
     slow: SlowQueries,
     deadlines: Deadlines,
+    server: Server,
     started: Option<Instant>,
 }
 
 impl CaptureInstrumentation {
-    pub(crate) fn new(backend: Backend, slow: SlowQueries, deadlines: Deadlines) -> Self {
+    pub(crate) fn new(
+        backend: Backend,
+        slow: SlowQueries,
+        deadlines: Deadlines,
+        server: Server,
+    ) -> Self {
         Self {
             backend,
             slow,
             deadlines,
+            server,
             started: None,
         }
     }
@@ -488,7 +519,9 @@ impl CaptureInstrumentation {
         let active = ACTIVE.with(Cell::get) > 0;
         let traced = tracing::enabled!(tracing::Level::DEBUG);
         let slow = self.slow.is_slow(duration);
-        if !active && !traced && !slow {
+        // A routing scope reads its own writes: it must see each write sent to the primary.
+        let routed = self.server.role == Role::Primary && crate::routing::session_active();
+        if !active && !traced && !slow && !routed {
             return;
         }
         let mut text = String::new();
@@ -502,6 +535,9 @@ impl CaptureInstrumentation {
             let _ = write!(text, "{query}");
             (text, Vec::new())
         });
+        if routed && crate::routing::is_write(&sql) {
+            crate::routing::note_write();
+        }
         if traced {
             if self.slow.with_binds {
                 tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
@@ -540,6 +576,7 @@ impl CaptureInstrumentation {
             call_site: CALL_SITE.with(Cell::get),
             started_at,
             chunked: CHUNKED.with(Cell::get),
+            server: self.server.clone(),
         };
         SCOPES.with(|s| {
             let scopes = s.borrow();

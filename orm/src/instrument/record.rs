@@ -51,6 +51,9 @@ pub struct QueryRecord {
     /// Sent by a chunked iteration (a stream's keyset chunks or cursor fetches): the
     /// repetition is the design, so it is never reported as N+1.
     pub chunked: bool,
+    /// The server it ran on: the primary, or which replica
+    /// ([`routing`](crate::routing)).
+    pub server: crate::routing::Server,
 }
 
 pub(crate) fn serialize_location<S: serde::Serializer>(

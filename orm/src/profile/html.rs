@@ -245,11 +245,12 @@ fn queries(out: &mut String, p: &Profile, id: &str) {
         );
         let _ = write!(
             out,
-            "<table><tr><th>binds</th><td><code>{}</code></td></tr><tr><th>rows</th><td>{}</td></tr><tr><th>started</th><td>+{}</td></tr><tr><th>call site</th><td><code>{}</code></td></tr><tr><th>shape</th><td><code>{}</code>{plan_link}</td></tr>",
+            "<table><tr><th>binds</th><td><code>{}</code></td></tr><tr><th>rows</th><td>{}</td></tr><tr><th>started</th><td>+{}</td></tr><tr><th>call site</th><td><code>{}</code></td></tr><tr><th>server</th><td>{}</td></tr><tr><th>shape</th><td><code>{}</code>{plan_link}</td></tr>",
             escape(&format!("[{}]", q.binds.join(", "))),
             q.rows.map_or_else(|| "unknown".to_owned(), |r| r.to_string()),
             ms(q.start_us),
             escape(q.call_site.as_deref().unwrap_or("unknown")),
+            escape(&q.server),
             escape(&q.fingerprint),
         );
         if let Some(e) = &q.error {

@@ -43,6 +43,8 @@ pub struct ProfiledQuery {
     pub error: Option<String>,
     /// True when its shape and call site repeat (N+1).
     pub n_plus_one: bool,
+    /// The server it ran on (`primary 127.0.0.1:5432`, `replica 127.0.0.1:5433`).
+    pub server: String,
 }
 
 /// The totals of a profile.
@@ -144,6 +146,7 @@ impl Profile {
                     rows: r.rows,
                     call_site,
                     error: r.error.clone(),
+                    server: r.server.to_string(),
                 }
             })
             .collect();
@@ -267,6 +270,20 @@ impl Profile {
             let _ = write!(s, " ({verdict} budget of {max})");
         }
         s.push('\n');
+        let mut servers: Vec<(&str, usize)> = Vec::new();
+        for q in self.queries.iter().filter(|q| q.kind == QueryKind::Data) {
+            match servers.iter_mut().find(|(name, _)| *name == q.server) {
+                Some((_, n)) => *n += 1,
+                None => servers.push((&q.server, 1)),
+            }
+        }
+        if servers.len() > 1 {
+            let list: Vec<String> = servers
+                .iter()
+                .map(|(name, n)| format!("{n} on {name}"))
+                .collect();
+            let _ = writeln!(s, "  servers: {}", list.join(", "));
+        }
         for g in self.groups.iter().take(5) {
             let _ = writeln!(
                 s,

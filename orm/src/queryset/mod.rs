@@ -23,6 +23,7 @@ use crate::connection::{Backend, Db};
 use crate::fragment::{render, BoolColumnIs, Fragment, Not};
 use crate::model::Model;
 use crate::ordering::{IntoOrdering, OrderTerm};
+use crate::routing::Route;
 use statement::{CountStatement, Locking, One, RowLock, SelectStatement, Source};
 
 /// Which rows of a soft-delete model a queryset sees.
@@ -91,6 +92,7 @@ pub struct QuerySet<M> {
     distinct: bool,
     deleted: Deleted,
     lock: Option<RowLock>,
+    route: Route,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -104,6 +106,7 @@ impl<M> Clone for QuerySet<M> {
             distinct: self.distinct,
             deleted: self.deleted,
             lock: self.lock,
+            route: self.route,
             _model: PhantomData,
         }
     }
@@ -135,6 +138,7 @@ impl<M: Model> QuerySet<M> {
             distinct: false,
             deleted: Deleted::Hide,
             lock: None,
+            route: Route::Auto,
             _model: PhantomData,
         }
     }
@@ -239,6 +243,43 @@ impl<M: Model> QuerySet<M> {
     pub fn select_for_update(mut self, lock: RowLock) -> Self {
         self.lock = Some(lock);
         self
+    }
+
+    /// Where the awaited reads of this queryset go when the database has replicas
+    /// ([`routing`](crate::routing)): [`Route::Primary`] for a read that must see the
+    /// latest writes, [`Route::Replica`] for one that may be stale even right after a
+    /// write of its scope; [`Route::Auto`] (the default) leaves it to the scope. The
+    /// SQL is the same.
+    ///
+    /// ```
+    /// # include!("../../doctest_setup.rs");
+    /// # fn main() -> orm::Result<()> {
+    /// # let (db, conn) = setup();
+    /// # drop(conn);
+    /// use orm::prelude::*;
+    /// use orm::routing::Route;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let (n, captured) = runtime.block_on(orm::capture_async(Message::objects().route(Route::Primary).acount(&db)));
+    /// assert_eq!(n?, 3);
+    /// assert_eq!(captured.data()[0].server.role, orm::routing::Role::Primary);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// The route of [`route`](Self::route).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn route_of(&self) -> Route {
+        self.route
+    }
+
+    /// Whether it locks the rows it reads (`select_for_update`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn locks_rows(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// The row lock of `select_for_update`, for a statement over `M`'s table.

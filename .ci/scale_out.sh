@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The servers of the scale-out tests, from Debian's packages, beside the main cluster:
+#
+#   replica      a hot standby of the main cluster on 127.0.0.1:5433 (pg_basebackup -R,
+#                streaming through a replication slot), shared by the replica tests
+#   stoppable    a second hot standby on 127.0.0.1:5434, for the one test that stops and
+#                restarts its replica (so the others are not disturbed)
+#   PgBouncer    on 127.0.0.1:6432 in transaction pooling mode, in front of the main
+#                cluster, every database name passed through (`* =`)
+#
+#   bash .ci/scale_out.sh start     idempotent; prints the variables the tests read
+#   bash .ci/scale_out.sh stop      stops and removes all three, drops the slots
+#
+# Run as root (pg_createcluster, and PgBouncer started as the postgres user).
+set -euo pipefail
+
+PRIMARY_PORT=${PRIMARY_PORT:-5432}
+REPLICA_PORT=${REPLICA_PORT:-5433}
+STOPPABLE_PORT=${STOPPABLE_PORT:-5434}
+PGBOUNCER_PORT=${PGBOUNCER_PORT:-6432}
+BOUNCER_DIR=${BOUNCER_DIR:-/var/tmp/orm_pgbouncer}
+VERSION="$(ls /etc/postgresql | sort -V | tail -n 1)"
+
+as_postgres() { runuser -u postgres -- "$@"; }
+ready() { pg_isready -h 127.0.0.1 -p "$1" -q 2>/dev/null; }
+primary_sql() { psql -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -d postgres -tAqc "$1"; }
+
+start_replica() {
+  local name=$1 port=$2 slot="orm_${1}"
+  if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$name"; then
+    echo "scale-out: creating standby $VERSION/$name on port $port"
+    pg_createcluster -q "$VERSION" "$name" -p "$port" >/dev/null
+    local data="/var/lib/postgresql/$VERSION/$name"
+    rm -rf "${data:?}"/*
+    if ! primary_sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'" | grep -q 1; then
+      primary_sql "SELECT pg_create_physical_replication_slot('$slot')" >/dev/null
+    fi
+    as_postgres pg_basebackup -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$data" -R -X stream -c fast -S "$slot"
+    local hba="/etc/postgresql/$VERSION/$name/pg_hba.conf"
+    printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' > "$hba"
+    echo "hot_standby = on" >> "/etc/postgresql/$VERSION/$name/postgresql.conf"
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$name" start 2>/dev/null || true
+  for _ in $(seq 1 60); do ready "$port" && break; sleep 1; done
+  ready "$port" || { echo "scale-out: standby $name did not start"; exit 1; }
+}
+
+start_pgbouncer() {
+  if ! command -v pgbouncer >/dev/null; then
+    echo "scale-out: installing pgbouncer from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    # The package starts its own service on 6432 with its own settings: ours replaces it.
+    pkill -x pgbouncer 2>/dev/null || true
+    for _ in $(seq 1 30); do ready "$PGBOUNCER_PORT" || break; sleep 0.2; done
+  fi
+  if ready "$PGBOUNCER_PORT"; then
+    return
+  fi
+  mkdir -p "$BOUNCER_DIR"
+  # PgBouncer 1.18 wants an auth file even where every user is trusted.
+  echo '"postgres" ""' > "$BOUNCER_DIR/userlist.txt"
+  cat > "$BOUNCER_DIR/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$PRIMARY_PORT
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $BOUNCER_DIR/userlist.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 400
+server_reset_query =
+logfile = $BOUNCER_DIR/pgbouncer.log
+pidfile = $BOUNCER_DIR/pgbouncer.pid
+EOF
+  chown -R postgres "$BOUNCER_DIR"
+  as_postgres pgbouncer -q -d "$BOUNCER_DIR/pgbouncer.ini"
+  for _ in $(seq 1 50); do ready "$PGBOUNCER_PORT" && break; sleep 0.2; done
+  ready "$PGBOUNCER_PORT" || { echo "scale-out: pgbouncer did not start"; cat "$BOUNCER_DIR/pgbouncer.log"; exit 1; }
+}
+
+start() {
+  local hba="/etc/postgresql/$VERSION/main/pg_hba.conf"
+  if ! grep -q '^host replication all 127.0.0.1/32 trust' "$hba"; then
+    sed -i '1i host replication all 127.0.0.1/32 trust' "$hba"
+    primary_sql "SELECT pg_reload_conf()" >/dev/null
+  fi
+  start_replica replica "$REPLICA_PORT"
+  start_replica stoppable "$STOPPABLE_PORT"
+  start_pgbouncer
+  echo "scale-out: standbys on $REPLICA_PORT and $STOPPABLE_PORT, pgbouncer on $PGBOUNCER_PORT"
+}
+
+stop() {
+  if [ -f "$BOUNCER_DIR/pgbouncer.pid" ]; then
+    kill "$(cat "$BOUNCER_DIR/pgbouncer.pid")" 2>/dev/null || true
+    rm -rf "$BOUNCER_DIR"
+  fi
+  for name in replica stoppable; do
+    if pg_lsclusters -h | awk '{print $2}' | grep -qx "$name"; then
+      pg_dropcluster --stop "$VERSION" "$name" || true
+    fi
+    primary_sql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'orm_$name'" >/dev/null || true
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
