@@ -10,7 +10,7 @@ use demo::schema::{weave_message, weave_person, weave_thread};
 use orm::bulk::{BulkCreate, InsertMethod, COPY_THRESHOLD};
 use orm::prelude::*;
 use orm::{atomic, capture, Error, StreamStrategy};
-use orm_tests::{at, on_both_backends, seed};
+use orm_tests::{at, on_all_backends, seed};
 
 /// A new message in thread `thread` from person `sender`, timestamps left for the ORM.
 fn message(text: impl Into<String>, sender: i64, thread: i64) -> NewMessage {
@@ -67,7 +67,7 @@ fn writes(captured: &orm::Captured) -> Vec<&str> {
     captured.sql()
 }
 
-on_both_backends! {
+on_all_backends! {
     fn bulk_create_of_no_rows_sends_nothing(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -646,7 +646,7 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_all_backends! {
     fn stream_chunks_are_not_reported_as_n_plus_one(db) {
         let conn = &mut db.conn();
         orm_tests::seed(conn);

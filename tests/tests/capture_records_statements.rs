@@ -6,9 +6,9 @@ use demo::schema::weave_message;
 use orm::instrument::QueryKind;
 use orm::prelude::*;
 use orm::{assert_num_queries, capture};
-use orm_tests::{on_both_backends, seed};
+use orm_tests::{on_all_backends, seed};
 
-on_both_backends! {
+on_all_backends! {
     fn each_statement_is_recorded_with_binds_rows_and_call_site(db) {
         let conn = &mut db.conn();
         seed(conn);

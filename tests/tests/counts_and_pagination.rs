@@ -13,7 +13,7 @@ use orm::explain::ExplainOptions;
 use orm::paginate::{CursorError, CursorSecret, PageLink};
 use orm::prelude::*;
 use orm::{assert_num_queries, capture, AnyConnection, Error};
-use orm_tests::{at, on_both_backends, seed};
+use orm_tests::{at, on_all_backends, seed};
 
 /// A cursor secret for the tests (long enough for `CursorSecret::new`).
 fn key(name: &str) -> CursorSecret {
@@ -72,7 +72,7 @@ fn insert_message(conn: &mut AnyConnection, minute: i64, text: &str) -> i64 {
         .id
 }
 
-on_both_backends! {
+on_all_backends! {
     fn counting_a_sliced_queryset_counts_the_slice(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -503,7 +503,7 @@ struct Kind {
 
 orm::model! { Kind => weave_kind { primary_key: id, cursor_columns: (r#type) } }
 
-on_both_backends! {
+on_all_backends! {
     fn keyset_pages_over_a_keyword_column(db) {
         let conn = &mut db.conn();
         conn.batch_execute(
@@ -563,7 +563,7 @@ fn walk_both_ways<M: Model>(
     (forward, backward.into_iter().rev().flatten().collect())
 }
 
-on_both_backends! {
+on_all_backends! {
     fn keyset_pages_place_nulls_where_the_backend_sorts_them(db) {
         let conn = &mut db.conn();
         rank_table(conn);
@@ -631,7 +631,7 @@ fn many_messages(conn: &mut AnyConnection, n: u32) {
         .expect("analyze");
 }
 
-on_both_backends! {
+on_all_backends! {
     fn cursor_values_that_do_not_fit_their_columns_are_invalid_cursors(db) {
         let conn = &mut db.conn();
         seed(conn);

@@ -11,7 +11,7 @@ use diesel::RunQueryDsl;
 use orm::count::{Count, FallbackReason};
 use orm::prelude::*;
 use orm::{atomic, DbErrorKind, Error};
-use orm_tests::{at, on_both_backends, seed};
+use orm_tests::{at, on_all_backends, seed};
 
 /// Each row takes 500 ms to scan on PostgreSQL (7 live rows: 3.5 s): far past the
 /// tests' timeout, whatever the machine's load.
@@ -48,7 +48,7 @@ fn depth(conn: &mut AnyConnection) -> Option<std::num::NonZeroU32> {
         .expect("a valid transaction state")
 }
 
-on_both_backends! {
+on_all_backends! {
     fn constraint_violations_have_their_kind_and_on_postgresql_their_name(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -323,7 +323,7 @@ fn postgresql_errors_are_classified_whatever_language_the_server_speaks() {
     assert!(err.is_unique_violation(), "{err}");
 }
 
-on_both_backends! {
+on_all_backends! {
     fn database_open_checks_with_one_connection_and_opens_the_rest_when_needed(db) {
         let pool = orm::Database::open(&db.url).unwrap();
         assert_eq!(pool.pool().state().connections, 0, "the checking connection is closed again");
@@ -338,7 +338,7 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_all_backends! {
     /// SQLite rejects expressions deeper than 1,000; a long filter chain is joined as
     /// a balanced tree, so its depth stays small on both backends.
     fn thousands_of_filters_stay_below_the_expression_depth_limit(db) {
@@ -355,7 +355,7 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_all_backends! {
     /// PostgreSQL's text types cannot store `\0`: the error says so, typed, and
     /// nothing is written. SQLite stores it, and it reads back whole.
     fn a_nul_character_in_text_is_a_typed_error_on_postgresql_and_stored_on_sqlite(db) {

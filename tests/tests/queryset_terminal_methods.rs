@@ -5,13 +5,13 @@ use demo::models::{Message, Person, Thread};
 use demo::schema::{weave_message, weave_person, weave_thread};
 use orm::prelude::*;
 use orm::{assert_num_queries, capture};
-use orm_tests::{on_both_backends, seed};
+use orm_tests::{on_all_backends, seed};
 
 fn ids(messages: &[Message]) -> Vec<i64> {
     messages.iter().map(|m| m.id).collect()
 }
 
-on_both_backends! {
+on_all_backends! {
     fn building_a_queryset_sends_no_query(db) {
         let (qs, captured) = capture(|| {
             Message::objects()

@@ -13,7 +13,7 @@ use orm::capture;
 use orm::instrument::{detect_n_plus_one, NPlusOneMode};
 use orm::prelude::*;
 use orm::relations::Reverse;
-use orm_tests::{on_both_backends, seed};
+use orm_tests::{on_all_backends, seed};
 
 diesel::table! {
     weave_pin (id) {
@@ -83,7 +83,7 @@ fn ids<T>(rows: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
     rows.iter().map(id).collect()
 }
 
-on_both_backends! {
+on_all_backends! {
     fn a_hop_ordered_in_rust_on_postgresql_matches_the_sql_order(db) {
         let conn = &mut db.conn();
         seed(conn);

@@ -7,7 +7,7 @@ use diesel::RunQueryDsl;
 use orm::capture;
 use orm::instrument::{detect_n_plus_one, NPlusOneMode};
 use orm::prelude::*;
-use orm_tests::{at, on_both_backends, seed};
+use orm_tests::{at, on_all_backends, seed};
 
 /// 100 threads, 20 people and 1,000 messages (every 7th deleted) spread over them.
 fn seed_many(conn: &mut AnyConnection) {
@@ -78,7 +78,7 @@ fn naive_threads_page(conn: &mut AnyConnection) -> Page {
     page
 }
 
-on_both_backends! {
+on_all_backends! {
     fn select_related_loads_senders_in_the_same_query(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -233,7 +233,7 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_all_backends! {
     fn the_demo_naive_scenarios_are_reported_with_their_fix(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -270,7 +270,7 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_all_backends! {
     fn a_sliced_select_related_joins_only_the_slice_and_equals_per_row_loading(db) {
         let conn = &mut db.conn();
         seed_many(conn);

@@ -5,9 +5,9 @@ use demo::models::{Message, Person, Thread};
 use demo::schema::{weave_message, weave_thread};
 use orm::capture;
 use orm::prelude::*;
-use orm_tests::{at, on_both_backends, seed};
+use orm_tests::{at, on_all_backends, seed};
 
-on_both_backends! {
+on_all_backends! {
     fn delete_marks_rows_deleted_and_moves_updated(db) {
         let conn = &mut db.conn();
         seed(conn);
@@ -101,7 +101,7 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_all_backends! {
     fn update_keeps_an_updated_value_the_caller_sets(db) {
         let conn = &mut db.conn();
         orm_tests::seed(conn);

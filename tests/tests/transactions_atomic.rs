@@ -8,9 +8,9 @@ use demo::models::{Message, Thread};
 use demo::schema::{weave_message, weave_thread};
 use orm::prelude::*;
 use orm::{atomic, capture, Error};
-use orm_tests::{on_both_backends, seed};
+use orm_tests::{on_all_backends, seed};
 
-on_both_backends! {
+on_all_backends! {
     fn atomic_commits_on_ok(db) {
         let conn = &mut db.conn();
         seed(conn);
