@@ -285,6 +285,7 @@ pub struct DatabaseBuilder {
     replica_checkout_timeout: Duration,
     prepared_statements: bool,
     transaction_pooling: bool,
+    engine: crate::Engine,
 }
 
 /// An SQLite database file attached to every connection under a schema name.
@@ -338,7 +339,28 @@ impl DatabaseBuilder {
             replica_checkout_timeout: Duration::from_secs(1),
             prepared_statements: true,
             transaction_pooling: false,
+            engine: crate::Engine::PostgreSql,
         }
+    }
+
+    /// PostgreSQL: the engine behind the URL, when it is a PostgreSQL-compatible one
+    /// (default [`Engine::PostgreSql`](crate::Engine)): what its profile lacks is
+    /// refused before any SQL with [`Error::UnsupportedByEngine`], or done another
+    /// way (a bulk create inserts where it cannot `COPY`). On SQLite, another engine
+    /// than the default makes [`open`](Self::open) fail with
+    /// [`Error::InvalidArgument`].
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// let cockroach = orm::Engine::CockroachDb.capability();
+    /// assert!(!cockroach.tablesample);
+    /// let err = orm::Database::builder(":memory:").engine(orm::Engine::CockroachDb).open().unwrap_err();
+    /// assert!(matches!(err, orm::Error::InvalidArgument { argument: "engine", .. }));
+    /// # Ok(()) }
+    /// ```
+    pub fn engine(mut self, engine: crate::Engine) -> Self {
+        self.engine = engine;
+        self
     }
 
     /// PostgreSQL: a streaming replica (hot standby) of this URL's server, for reads
@@ -580,6 +602,20 @@ impl DatabaseBuilder {
                 feature: "attached databases (a PostgreSQL schema is part of the database)",
             });
         }
+        if self.engine != crate::Engine::PostgreSql && backend != Backend::Postgres {
+            return Err(Error::InvalidArgument {
+                argument: "engine",
+                reason: "an engine is PostgreSQL-compatible: it needs a postgres:// URL",
+            });
+        }
+        let engine = self.engine.capability();
+        if !self.replicas.is_empty() && backend == Backend::Postgres && !engine.streaming_replicas {
+            return Err(Error::UnsupportedByEngine {
+                engine: self.engine,
+                feature:
+                    "streaming replicas read by WAL position (use the engine's own follower reads)",
+            });
+        }
         if !self.replicas.is_empty() && backend != Backend::Postgres {
             return Err(Error::Unsupported {
                 backend,
@@ -617,6 +653,7 @@ impl DatabaseBuilder {
             attached: self.attached.clone(),
             server: server.clone(),
             prepared_statements: self.prepared_statements,
+            engine: self.engine,
         };
         // Surface the real cause now rather than as a pool timeout later.
         drop(r2d2::ManageConnection::connect(&manager)?);
@@ -635,6 +672,7 @@ impl DatabaseBuilder {
                         deadlines,
                         attached: Vec::new(),
                         prepared_statements: self.prepared_statements,
+                        engine: self.engine,
                     };
                     // A replica's connection errors are logged by the checks, not
                     // kept to explain a primary's timeout.
@@ -833,6 +871,7 @@ pub struct ConnectionManager {
     attached: Vec<Attached>,
     server: Server,
     prepared_statements: bool,
+    engine: crate::Engine,
 }
 
 impl ConnectionManager {
@@ -913,6 +952,7 @@ impl r2d2::ManageConnection for ConnectionManager {
             self.slow,
             self.deadlines,
             self.server.clone(),
+            self.engine,
         ));
         if !self.prepared_statements {
             conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);

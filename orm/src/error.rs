@@ -300,6 +300,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The PostgreSQL-compatible engine of the pool
+    /// ([`DatabaseBuilder::engine`](crate::DatabaseBuilder::engine)) lacks what was asked
+    /// for; refused before any SQL was sent.
+    #[error("{feature} is not supported by {engine}")]
+    UnsupportedByEngine {
+        /// The engine.
+        engine: crate::Engine,
+        /// What was asked for.
+        feature: &'static str,
+    },
+
     /// A replica did not replay the primary's writes in time
     /// ([`Database::wait_for_replicas`](crate::Database::wait_for_replicas)), or its
     /// position could not be read.
@@ -408,7 +419,10 @@ impl Error {
 
     /// True for [`Error::Unsupported`].
     pub fn is_unsupported(&self) -> bool {
-        matches!(self, Error::Unsupported { .. })
+        matches!(
+            self,
+            Error::Unsupported { .. } | Error::UnsupportedByEngine { .. }
+        )
     }
 
     /// True for [`Error::CountTimedOut`].

@@ -188,7 +188,7 @@ mod value;
 
 #[cfg(feature = "tokio")]
 pub use asynch::capture_async;
-pub use capability::Capability;
+pub use capability::{Capability, Engine};
 pub use connection::{AnyConnection, AsConnection, Backend, Db, MultiBackend};
 pub use database::{
     redact as redact_url, ConnectionManager, Database, DatabaseBuilder, PooledConnection,

@@ -12,6 +12,7 @@
 //! `SELECT` is never used there to stream.
 
 use crate::connection::AsConnection;
+use crate::Capability;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -371,10 +372,10 @@ impl<'c, R> Chunks<'c, R> {
                 reason: "must be at least 1",
             });
         }
-        let backend = conn.backend();
-        let (strategy, descending) = match choose(qs, backend) {
+        let capability = crate::Capability::of_connection(conn);
+        let (strategy, descending) = match choose(qs, capability) {
             (StreamStrategy::Keyset, _) if !loader.has_key() => {
-                if backend.capability().server_side_cursors {
+                if capability.server_side_cursors {
                     (StreamStrategy::Cursor, false)
                 } else {
                     (StreamStrategy::Step, false)
@@ -699,7 +700,7 @@ impl<M: Model> QuerySet<M> {
         chunk_size: u32,
     ) -> Result<(StreamStrategy, Vec<String>)> {
         use crate::fragment::render;
-        let strategy = choose(self, backend);
+        let strategy = choose(self, backend.capability());
         let sql = match strategy {
             (StreamStrategy::Keyset, descending) => vec![
                 render(
@@ -743,10 +744,10 @@ impl<M: Model> QuerySet<M> {
 }
 
 /// The strategy for `qs` on `backend`, and for keyset whether it runs descending.
-fn choose<M: Model>(qs: &QuerySet<M>, backend: Backend) -> (StreamStrategy, bool) {
+fn choose<M: Model>(qs: &QuerySet<M>, capability: &Capability) -> (StreamStrategy, bool) {
     match keyset_direction(qs) {
         Some(descending) => (StreamStrategy::Keyset, descending),
-        None if backend.capability().server_side_cursors => (StreamStrategy::Cursor, false),
+        None if capability.server_side_cursors => (StreamStrategy::Cursor, false),
         None => (StreamStrategy::Step, false),
     }
 }

@@ -1,6 +1,7 @@
 //! `create` and `bulk_create`: chunked multi-row `INSERT`, or binary `COPY`.
 
 use crate::connection::AsConnection;
+use crate::Capability;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
@@ -173,7 +174,12 @@ impl<M: Model> BulkCreate<M> {
         }
     }
 
-    fn uses_copy(&self, backend: Backend, rows: usize, adds_timestamps: bool) -> Result<bool> {
+    fn uses_copy(
+        &self,
+        capability: &'static Capability,
+        rows: usize,
+        adds_timestamps: bool,
+    ) -> Result<bool> {
         match self.method {
             InsertMethod::Insert => Ok(false),
             InsertMethod::Copy if adds_timestamps => Err(Error::InvalidArgument {
@@ -181,9 +187,7 @@ impl<M: Model> BulkCreate<M> {
                 reason: "rows without timestamp fields (add_timestamps) are inserted, not copied",
             }),
             InsertMethod::Copy => {
-                backend
-                    .capability()
-                    .require(backend.capability().copy_from, "COPY")?;
+                capability.require(capability.copy_from, "COPY")?;
                 if self.conflict != Conflict::Error {
                     return Err(Error::InvalidArgument {
                         argument: "method",
@@ -192,7 +196,7 @@ impl<M: Model> BulkCreate<M> {
                 }
                 Ok(true)
             }
-            InsertMethod::Auto => Ok(backend.capability().copy_from
+            InsertMethod::Auto => Ok(capability.copy_from
                 && !adds_timestamps
                 && self.conflict == Conflict::Error
                 && rows >= COPY_THRESHOLD),
@@ -510,7 +514,11 @@ impl<M: Model> QuerySet<M> {
             });
         }
         let backend = conn.backend();
-        let use_copy = options.uses_copy(backend, rows.len(), R::ADDS_TIMESTAMPS)?;
+        let use_copy = options.uses_copy(
+            Capability::of_connection(conn),
+            rows.len(),
+            R::ADDS_TIMESTAMPS,
+        )?;
         if rows.is_empty() {
             return Ok(Created {
                 rows: 0,
@@ -683,7 +691,13 @@ pub(crate) fn bulk_atomic<T>(
         .is_none();
     crate::atomic(conn, |conn| {
         if outermost {
-            if let Some(immediate) = conn.backend().dialect().constraints_immediate {
+            let deferrable = Capability::of_connection(conn).deferrable_constraints;
+            if let Some(immediate) = conn
+                .backend()
+                .dialect()
+                .constraints_immediate
+                .filter(|_| deferrable)
+            {
                 crate::instrument::session(|| {
                     diesel::connection::SimpleConnection::batch_execute(conn, immediate)
                 })?;

@@ -1,6 +1,7 @@
 //! `QuerySet::count_with`: runs a [`Count`] strategy.
 
 use crate::connection::AsConnection;
+use crate::Capability;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,7 +175,7 @@ impl<M: Model> QuerySet<M> {
         }
         let sql =
             |fragment: &dyn QueryFragment<Db>| -> Result<String> { Ok(render(fragment, backend)?) };
-        Ok(match self.plan(strategy, backend)? {
+        Ok(match self.plan(strategy, backend.capability())? {
             Plan::Exact(count) => vec![sql(&*count)?],
             Plan::Capped { statement, .. } => vec![sql(&statement)?],
             Plan::Within {
@@ -230,7 +231,7 @@ impl<M: Model> QuerySet<M> {
         site: &'static Location<'static>,
     ) -> Result<CountResult> {
         let backend = conn.backend();
-        match self.plan(strategy, backend)? {
+        match self.plan(strategy, Capability::of_connection(conn))? {
             Plan::Exact(count) => {
                 let n = run(site, || Counted(&*count).get_result::<i64>(conn))?;
                 Ok(CountResult::new(n, true, CountMethod::Exact))
@@ -333,11 +334,11 @@ impl<M: Model> QuerySet<M> {
         }
     }
 
-    fn plan(&self, strategy: &Count, backend: Backend) -> Result<Plan> {
-        let capability = backend.capability();
+    fn plan(&self, strategy: &Count, capability: &'static Capability) -> Result<Plan> {
+        let backend = capability.backend;
         Ok(match strategy {
             Count::Exact => Plan::Exact(self.count_statement()),
-            Count::Or(first, _) => self.plan(first, backend)?,
+            Count::Or(first, _) => self.plan(first, capability)?,
             Count::AtMost(limit) => {
                 let mut inner = self.rows_statement(self.source());
                 let cap = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
@@ -396,6 +397,7 @@ impl<M: Model> QuerySet<M> {
             }
             Count::Planner => {
                 capability.require(capability.planner_row_estimates, "planner row estimates")?;
+                capability.require(capability.explain_json, "EXPLAIN (FORMAT JSON)")?;
                 Plan::Planner(Explain {
                     inner: Box::new(self.rows_statement(self.source())),
                 })

@@ -96,9 +96,11 @@ pub(crate) fn explain_fragment(
     context: PlanContext,
     site: &'static Location<'static>,
 ) -> Result<Plan> {
-    let backend = conn.backend();
+    let capability = crate::Capability::of_connection(conn);
+    if capability.backend == crate::Backend::Postgres {
+        capability.require(capability.explain_json, "EXPLAIN (FORMAT JSON)")?;
+    }
     if options.analyze {
-        let capability = backend.capability();
         capability.require(capability.explain_analyze, "EXPLAIN ANALYZE")?;
         return explain_rolled_back(conn, statement, options, context, site);
     }

@@ -486,6 +486,7 @@ pub(crate) struct CaptureInstrumentation {
     slow: SlowQueries,
     deadlines: Deadlines,
     server: Server,
+    engine: crate::Engine,
     started: Option<Instant>,
 }
 
@@ -495,14 +496,21 @@ impl CaptureInstrumentation {
         slow: SlowQueries,
         deadlines: Deadlines,
         server: Server,
+        engine: crate::Engine,
     ) -> Self {
         Self {
             backend,
             slow,
             deadlines,
             server,
+            engine,
             started: None,
         }
+    }
+
+    /// The engine of the connection's pool.
+    pub(crate) fn engine(&self) -> crate::Engine {
+        self.engine
     }
 
     fn finish(

@@ -293,7 +293,16 @@ impl<M: Model> QuerySet<M> {
 
     /// Refuses a locking read outside a transaction.
     pub(crate) fn check_lock(&self, conn: &mut crate::AnyConnection) -> crate::Result<()> {
-        if self.lock.is_some() && !crate::transaction::in_transaction(conn)? {
+        let Some(lock) = self.lock else {
+            return Ok(());
+        };
+        if lock.waits_otherwise() {
+            let capability = crate::Capability::of_connection(conn);
+            if capability.backend == Backend::Postgres {
+                capability.require(capability.skip_locked, "SKIP LOCKED and NOWAIT")?;
+            }
+        }
+        if !crate::transaction::in_transaction(conn)? {
             return Err(crate::Error::TransactionRequired {
                 feature: "select_for_update",
             });

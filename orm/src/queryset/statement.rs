@@ -467,3 +467,10 @@ impl QueryFragment<Db> for CursorFetch {
         out.push_identifier(&self.name)
     }
 }
+
+impl RowLock {
+    /// `SKIP LOCKED` or `NOWAIT`: not the default wait.
+    pub(crate) fn waits_otherwise(&self) -> bool {
+        !self.wait.is_empty()
+    }
+}
