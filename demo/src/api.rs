@@ -550,11 +550,15 @@ async fn profiled(
     state: Arc<AppState>,
     method: Method,
     uri: Uri,
-    handler: impl FnOnce(&mut AnyConnection) -> ApiResult + Send + 'static,
+    handler: impl Fn(&mut AnyConnection) -> ApiResult + Send + 'static,
 ) -> Response {
     let label = format!("{method} {uri}");
     let started = Instant::now();
-    let work = state.db.run(move |conn| Ok(handler(conn)));
+    // Every API route reads: on a replica when the database has one
+    // (`demo --replica URL serve`), else on the primary.
+    let work = state
+        .db
+        .run_read(orm::routing::Route::Auto, move |conn| Ok(handler(conn)));
     if !state.config.profile {
         let result = work
             .await

@@ -1259,3 +1259,142 @@ pub fn async_cost_markdown(rows: &[AsyncCost]) -> String {
     }
     s
 }
+
+/// One row of the routing-cost table.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutingCost {
+    /// The path.
+    pub path: &'static str,
+    /// Median microseconds per lookup over the runs.
+    pub us_per_lookup: f64,
+    /// Median over the runs of this path's time against its baseline's in the same
+    /// run: the same pool without the routing.
+    pub ratio: f64,
+}
+
+/// The routing layer's cost per statement: a point lookup (`Message` by primary key)
+/// with and without the routing, on the same pool, so on the same connection and
+/// server process (on a shared 2-core machine, which core a server process runs on
+/// moves a round trip more than the routing does). Pairs: each lookup runs both
+/// ways, in alternating order, each timed on its own; [`LOOKUPS`] pairs a run.
+/// `routed` has one replica:
+///
+/// - reads: `routed.read()` in a fresh [`RouteScope`](orm::routing::RouteScope) (the
+///   routing picks the replica) against a checkout of the replica's pool itself;
+/// - the primary inside a scope (every statement checked for a write, for
+///   read-your-writes): `routed.get()` in a scope against `routed.get()` outside one.
+///
+/// # Errors
+/// The database's error; [`orm::Error::InvalidArgument`] without a replica.
+pub fn routing_cost(routed: &orm::Database, runs: usize) -> orm::Result<Vec<RoutingCost>> {
+    use orm::routing::RouteScope;
+    let replica = routed.replica_pool(0).ok_or(orm::Error::InvalidArgument {
+        argument: "replica",
+        reason: "the routing bench needs a database with a replica",
+    })?;
+    let lookup = |id: i64| {
+        Message::objects()
+            .with_deleted()
+            .filter(weave_message::id.eq(id))
+    };
+    routed.wait_for_replicas(std::time::Duration::from_secs(60))?;
+    let time = |f: &dyn Fn() -> orm::Result<()>| -> orm::Result<f64> {
+        let started = Instant::now();
+        f()?;
+        Ok(started.elapsed().as_secs_f64() * 1e6)
+    };
+    // One run of a pair: total microseconds of the baseline and of the routed path.
+    let pair = |base: &dyn Fn(i64) -> orm::Result<()>,
+                other: &dyn Fn(i64) -> orm::Result<()>|
+     -> orm::Result<(f64, f64)> {
+        let (mut a, mut b) = (0.0, 0.0);
+        for id in 1..=LOOKUPS {
+            if id % 2 == 0 {
+                a += time(&|| base(id))?;
+                b += time(&|| other(id))?;
+            } else {
+                b += time(&|| other(id))?;
+                a += time(&|| base(id))?;
+            }
+        }
+        Ok((a, b))
+    };
+    let read_pair = || {
+        pair(
+            &|id| {
+                let mut conn = replica.get().map_err(|_| orm::Error::PoolTimeout {
+                    timeout: replica.connection_timeout(),
+                    last_error: None,
+                })?;
+                lookup(id).get(&mut conn).map(drop)
+            },
+            &|id| {
+                RouteScope::new()
+                    .run(|| lookup(id).get(&mut routed.read()?).map(drop))
+                    .0
+            },
+        )
+    };
+    let primary_pair = || {
+        pair(&|id| lookup(id).get(&mut routed.get()?).map(drop), &|id| {
+            RouteScope::new()
+                .run(|| lookup(id).get(&mut routed.get()?).map(drop))
+                .0
+        })
+    };
+    type Pair<'a> = (
+        &'static str,
+        &'static str,
+        Box<dyn Fn() -> orm::Result<(f64, f64)> + 'a>,
+    );
+    let pairs: Vec<Pair> = vec![
+        (
+            "read: a checkout of the replica's pool itself, get",
+            "read: routed read() in a fresh scope (picks the replica), get",
+            Box::new(read_pair),
+        ),
+        (
+            "primary: get() outside any scope, get",
+            "primary: get() inside a scope (writes watched), get",
+            Box::new(primary_pair),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (base_name, name, run) in &pairs {
+        run()?; // untimed
+        let (mut base, mut other, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (a, b) = run()?;
+            base.push(a / LOOKUPS as f64);
+            other.push(b / LOOKUPS as f64);
+            ratios.push(if a > 0.0 { b / a } else { 0.0 });
+        }
+        rows.push(RoutingCost {
+            path: base_name,
+            us_per_lookup: median(&mut base),
+            ratio: 1.0,
+        });
+        rows.push(RoutingCost {
+            path: name,
+            us_per_lookup: median(&mut other),
+            ratio: median(&mut ratios),
+        });
+    }
+    Ok(rows)
+}
+
+/// The routing-cost rows as a markdown table.
+pub fn routing_cost_markdown(rows: &[RoutingCost]) -> String {
+    use std::fmt::Write;
+    let mut s = String::from(
+        "| path | µs per lookup (median) | against the same pool without routing (median of the runs' ratios) |\n|---|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.3} |",
+            r.path, r.us_per_lookup, r.ratio
+        );
+    }
+    s
+}

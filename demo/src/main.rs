@@ -42,6 +42,10 @@ struct Cli {
     /// `SELECT 1`; on by default).
     #[arg(long, global = true)]
     no_checkout_test: bool,
+    /// PostgreSQL: a streaming replica of the database for reads (repeatable): the
+    /// API's reads go to the replicas, migrations and the seed to the primary.
+    #[arg(long = "replica", global = true)]
+    replicas: Vec<String>,
     /// Random seed of the generated data.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
@@ -69,7 +73,8 @@ enum Command {
         /// One JSON object per line instead of the markdown tables.
         #[arg(long)]
         json: bool,
-        /// Which parts to run, comma-separated: reads, writes, counts, stream, async.
+        /// Which parts to run, comma-separated: reads, writes, counts, stream, async,
+        /// routing (needs --replica).
         #[arg(long, value_delimiter = ',', default_value = "reads")]
         sections: Vec<String>,
     },
@@ -198,7 +203,12 @@ fn main() {
 }
 
 fn open(cli: &Cli, quiet: bool) -> Result<Database, Box<dyn std::error::Error + Send + Sync>> {
-    let db = Database::builder(&cli.database_url)
+    let db = cli
+        .replicas
+        .iter()
+        .fold(Database::builder(&cli.database_url), |b, url| {
+            b.replica(url)
+        })
         .test_on_check_out(!cli.no_checkout_test)
         .open()?;
     let ran = if cli.no_migrate {
@@ -311,6 +321,20 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 } else {
                     println!();
                     print!("{}", demo::bench::async_cost_markdown(&rows));
+                }
+            }
+            if wants("routing") {
+                if cli.replicas.is_empty() {
+                    return Err("bench --sections routing needs a --replica URL".into());
+                }
+                let rows = demo::bench::routing_cost(&db, runs)?;
+                if json {
+                    for r in &rows {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                } else {
+                    println!();
+                    print!("{}", demo::bench::routing_cost_markdown(&rows));
                 }
             }
             if wants("stream") {

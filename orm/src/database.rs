@@ -194,6 +194,13 @@ impl Database {
         &self.server
     }
 
+    /// The r2d2 pool of replica `index` (in the order of
+    /// [`DatabaseBuilder::replica`]), for its state and settings, or a checkout that
+    /// bypasses the routing.
+    pub fn replica_pool(&self, index: usize) -> Option<&r2d2::Pool<ConnectionManager>> {
+        self.replicas.as_deref()?.nodes.get(index).map(|n| &n.pool)
+    }
+
     /// The replicas as last checked (empty without replicas).
     pub fn replicas(&self) -> Vec<ReplicaStatus> {
         self.replicas

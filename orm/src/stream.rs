@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::fragment::{ColumnRef, Fragment};
 use crate::key::{Compare, KeyCompare};
 use crate::model::Model;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::statement::{CursorFetch, SelectStatement};
 use crate::queryset::values::Values;
 use crate::queryset::QuerySet;

@@ -70,6 +70,16 @@ fn sqlite_refuses_replicas_when_the_database_is_built() {
     assert_eq!(n.unwrap(), 2);
     assert!(token.is_some(), "the scope wrote");
     assert_eq!(roles(&captured), [Role::Primary, Role::Primary]);
+    // A statement of the application's own is checked for a write by its text.
+    use diesel::connection::SimpleConnection;
+    let (_, token) = RouteScope::new().run(|| {
+        t.conn()
+            .batch_execute("UPDATE weave_thread SET title = 'raw' WHERE id = 2")
+            .unwrap()
+    });
+    assert!(token.is_some());
+    let (_, token) = RouteScope::new().run(|| t.conn().batch_execute("SELECT 1").unwrap());
+    assert_eq!(token, None);
     assert!(t.db.replicas().is_empty());
     assert!(t.db.check_replicas().is_empty());
     t.db.wait_for_replicas(Duration::from_secs(1)).unwrap();

@@ -22,7 +22,7 @@ use crate::dialect::StatisticsSource;
 use crate::error::{Error, Result};
 use crate::fragment::render;
 use crate::model::Model;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::statement::{One, SelectStatement, Source};
 use crate::queryset::QuerySet;
 

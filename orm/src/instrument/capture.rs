@@ -42,6 +42,9 @@ thread_local! {
     /// Set while the library sends a session setting of its own.
     static SESSION: Cell<bool> = const { Cell::new(false) };
     static CHUNKED: Cell<bool> = const { Cell::new(false) };
+    /// Set while the library sends a statement it knows only reads: a routing
+    /// scope need not look at it for a write.
+    static READING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Records every statement run on the current thread while `f` runs.
@@ -450,6 +453,12 @@ pub(crate) fn session<R>(f: impl FnOnce() -> R) -> R {
     marked(&SESSION, f)
 }
 
+/// Runs `f`, whose statements the library knows only read (the write check of a
+/// routing scope skips them: it costs a rendering of the statement).
+pub(crate) fn reading<R>(f: impl FnOnce() -> R) -> R {
+    marked(&READING, f)
+}
+
 fn marked<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
     let previous = flag.with(|c| c.replace(true));
     struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
@@ -478,6 +487,51 @@ pub(crate) fn note_rows(rows: usize) {
             }
         }
     });
+}
+
+/// A statement the library sends for its own checks and settings, or one of its
+/// reads.
+fn known_not_to_write() -> bool {
+    READING.with(Cell::get) || HEALTH_CHECK.with(Cell::get) || SESSION.with(Cell::get)
+}
+
+/// Tells the routing scope of a write (for read-your-writes) from the statement's
+/// first words, its SQL written without the bound values and cut short (a
+/// data-modifying `WITH` is read whole).
+fn note_if_write(query: &dyn diesel::connection::DebugQuery) {
+    /// The first bytes of what is written to it; then it stops the writer.
+    struct Head(String);
+    impl std::fmt::Write for Head {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            const LEN: usize = 32;
+            let room = LEN.saturating_sub(self.0.len());
+            if s.len() < room {
+                self.0.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.0.push_str(&s[..end]);
+            Err(std::fmt::Error)
+        }
+    }
+    let mut head = Head(String::with_capacity(32));
+    let _ = write!(head, "{query}");
+    let write = if head
+        .0
+        .trim_start()
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("WITH"))
+    {
+        crate::routing::is_write(&query.to_string())
+    } else {
+        crate::routing::is_write(&head.0)
+    };
+    if write {
+        crate::routing::note_write();
+    }
 }
 
 /// The diesel instrumentation installed on every pooled connection.
@@ -529,7 +583,10 @@ impl CaptureInstrumentation {
         let slow = self.slow.is_slow(duration);
         // A routing scope reads its own writes: it must see each write sent to the primary.
         let routed = self.server.role == Role::Primary && crate::routing::session_active();
-        if !active && !traced && !slow && !routed {
+        if !active && !traced && !slow {
+            if routed && !known_not_to_write() {
+                note_if_write(query);
+            }
             return;
         }
         let mut text = String::new();
@@ -543,7 +600,7 @@ impl CaptureInstrumentation {
             let _ = write!(text, "{query}");
             (text, Vec::new())
         });
-        if routed && crate::routing::is_write(&sql) {
+        if routed && !known_not_to_write() && crate::routing::is_write(&sql) {
             crate::routing::note_write();
         }
         if traced {

@@ -21,8 +21,8 @@ pub use record::{QueryKind, QueryRecord};
 #[cfg(feature = "tokio")]
 pub(crate) use capture::ScopeContext;
 pub(crate) use capture::{
-    chunked, health_check, note_rows, session, with_call_site, with_site, CaptureInstrumentation,
-    ScopeGuard,
+    chunked, health_check, note_rows, reading, session, with_call_site, with_site,
+    CaptureInstrumentation, ScopeGuard,
 };
 pub(crate) use record::{bind_facts, split_binds};
 pub(crate) use slow::SlowQueries;

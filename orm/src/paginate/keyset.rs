@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::fragment::{is_qualified, render, ColumnRef, Fragment};
 use crate::model::Model;
 use crate::ordering::OrderTerm;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::statement::{ModelSelect, PkIn, SlicedKeys, SlicedTable};
 use crate::queryset::QuerySet;
 use crate::sql_type::ValueKind;

@@ -13,7 +13,7 @@ use crate::count::{Count, CountResult};
 use crate::error::{Error, Result};
 use crate::fragment::render;
 use crate::model::Model;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::statement::ModelSelect;
 use crate::queryset::QuerySet;
 

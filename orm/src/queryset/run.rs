@@ -51,7 +51,7 @@ impl<M: Model> QuerySet<M> {
         let conn = conn.connection();
         self.check_lock(conn)?;
         let statement = self.select_statement();
-        run(Location::caller(), || M::load_rows(&statement, conn))
+        run_read(Location::caller(), || M::load_rows(&statement, conn))
     }
 
     /// The first row in the queryset's ordering (by primary key when it has none),
@@ -84,7 +84,7 @@ impl<M: Model> QuerySet<M> {
         let conn = conn.connection();
         self.check_lock(conn)?;
         let statement = self.first_statement(false);
-        run(Location::caller(), || M::load_rows(&statement, conn))
+        run_read(Location::caller(), || M::load_rows(&statement, conn))
             .map(|rows| rows.into_iter().next())
     }
 
@@ -123,7 +123,7 @@ impl<M: Model> QuerySet<M> {
         }
         self.check_lock(conn)?;
         let statement = self.first_statement(true);
-        run(Location::caller(), || M::load_rows(&statement, conn))
+        run_read(Location::caller(), || M::load_rows(&statement, conn))
             .map(|rows| rows.into_iter().next())
     }
 
@@ -207,7 +207,7 @@ impl<M: Model> QuerySet<M> {
             Some(limit) => limit.min(MAX_GET_RESULTS),
             None => MAX_GET_RESULTS,
         });
-        let rows = run(Location::caller(), || M::load_rows(&statement, conn))?;
+        let rows = run_read(Location::caller(), || M::load_rows(&statement, conn))?;
         exactly_one::<M, _>(rows)
     }
 
@@ -239,7 +239,7 @@ impl<M: Model> QuerySet<M> {
     pub fn count(&self, conn: &mut impl AsConnection) -> Result<i64> {
         let conn = conn.connection();
         let statement = self.count_statement();
-        run(Location::caller(), || {
+        run_read(Location::caller(), || {
             CountQuery(&*statement).get_result::<i64>(conn)
         })
     }
@@ -271,7 +271,7 @@ impl<M: Model> QuerySet<M> {
     pub fn exists(&self, conn: &mut impl AsConnection) -> Result<bool> {
         let conn = conn.connection();
         let statement = self.exists_statement();
-        run(Location::caller(), || statement.load::<i32>(conn)).map(|rows| !rows.is_empty())
+        run_read(Location::caller(), || statement.load::<i32>(conn)).map(|rows| !rows.is_empty())
     }
 
     /// The rows whose primary key is in `ids`, by primary key, within this queryset's
@@ -309,7 +309,7 @@ impl<M: Model> QuerySet<M> {
         let rows = fetch_chunks(conn, &ids, |conn, part| {
             let qs = self.clone().unordered().filter_fragment(M::pk_in(part));
             let statement = qs.select_statement();
-            run(site, || M::load_rows(&statement, conn))
+            run_read(site, || M::load_rows(&statement, conn))
         })?;
         Ok(rows.into_iter().map(|m| (m.pk(), m)).collect())
     }
@@ -344,6 +344,15 @@ pub(crate) fn run<T: RowCount>(
     let value = with_call_site(site, f)?;
     note_rows(value.row_count());
     Ok(value)
+}
+
+/// [`run`] for a statement that only reads (a `SELECT`, a cursor's `DECLARE`,
+/// `FETCH` or `CLOSE`): a routing scope does not check it for a write.
+pub(crate) fn run_read<T: RowCount>(
+    site: &'static Location<'static>,
+    f: impl FnOnce() -> diesel::QueryResult<T>,
+) -> Result<T> {
+    crate::instrument::reading(|| run(site, f))
 }
 
 /// How many rows a statement's result stands for.

@@ -12,7 +12,7 @@ use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{IntoNullable, SingleValue, SqlType};
 use diesel::{Column, Expression, QueryResult, RunQueryDsl};
 
-use super::run::run;
+use super::run::run_read as run;
 use super::statement::{CountStatement, Grouping, SelectStatement, Source};
 use super::QuerySet;
 use crate::connection::{AnyConnection, AsConnection, Backend, Db};

@@ -84,7 +84,7 @@ impl<C: Model, P: Model> Link<C, P> {
             .unordered()
             .filter_fragment(pk_eq::<P>(key))
             .select_statement();
-        let rows = crate::queryset::run::run(site, || P::load_rows(&statement, conn))?;
+        let rows = crate::queryset::run::run_read(site, || P::load_rows(&statement, conn))?;
         match rows.into_iter().next() {
             Some(parent) => Ok(Some(parent)),
             None => Err(crate::Error::NotFound { model: P::NAME }),

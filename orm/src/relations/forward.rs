@@ -10,7 +10,7 @@ use crate::connection::{AnyConnection, Backend};
 use crate::error::Result;
 use crate::fragment::ColumnRef;
 use crate::model::Model;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::QuerySet;
 
 /// A foreign key as a prefetch hop, with a queryset of its own for the parent rows

@@ -7,7 +7,7 @@ use super::hop::{attach, Hop, HopOutput};
 use crate::connection::AnyConnection;
 use crate::error::Result;
 use crate::model::Model;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::QuerySet;
 
 /// What a [`Prefetched`](super::Prefetched) queryset loads for its parents: one hop

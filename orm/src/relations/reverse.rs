@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::fragment::{is_qualified, render, ColumnRef, Fragment};
 use crate::model::Model;
 use crate::ordering::{IntoOrdering, OrderTerm};
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::statement::{walk_where, PkIn, SelectStatement, Source};
 use crate::queryset::QuerySet;
 

@@ -12,7 +12,7 @@ use crate::connection::{AnyConnection, Backend, Db, DirectRows};
 use crate::error::{Error, Result};
 use crate::fragment::{render, ColumnRef, Fragment};
 use crate::model::Model;
-use crate::queryset::run::run;
+use crate::queryset::run::run_read as run;
 use crate::queryset::statement::{SelectStatement, SlicedTable, Source};
 use crate::queryset::QuerySet;
 
