@@ -444,3 +444,63 @@ fn a_lagging_or_stopped_replica_is_skipped_and_comes_back() {
     assert_eq!(n.unwrap(), 7);
     assert_eq!(roles(&captured), [Role::Replica]);
 }
+
+/// libpq's multi-host URLs pick the server by its role at connect time: the
+/// primary's URL with `target_session_attrs=read-write` follows a failover, a
+/// replica's with `standby` never lands on a primary.
+#[test]
+fn multi_host_urls_choose_the_server_by_its_role() {
+    let Some(replica) = scale_out_env("ORM_TEST_REPLICA_URL", "a streaming replica") else {
+        return;
+    };
+    let primary = orm_tests::postgres_url();
+    // `postgres://user@host:port/db`: the authority and the database.
+    let split = |url: &str| {
+        let rest = url.split_once("://").unwrap().1;
+        let (authority, database) = rest.split_once('/').unwrap();
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, h)| h)
+            .to_owned();
+        (host, database.split('?').next().unwrap().to_owned())
+    };
+    let ((primary_host, database), (replica_host, _)) = (split(&primary), split(&replica));
+    #[derive(diesel::QueryableByName)]
+    struct Recovery {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        standby: bool,
+    }
+    let standby = |url: &str| {
+        use diesel::{Connection, RunQueryDsl};
+        let mut conn = diesel::PgConnection::establish(url).unwrap();
+        diesel::sql_query("SELECT pg_is_in_recovery() AS standby")
+            .get_result::<Recovery>(&mut conn)
+            .unwrap()
+            .standby
+    };
+    // The standby listed first: read-write skips it.
+    let writer = format!("postgres://postgres@{replica_host},{primary_host}/{database}?target_session_attrs=read-write");
+    assert!(!standby(&writer));
+    let reader = format!(
+        "postgres://postgres@{primary_host},{replica_host}/{database}?target_session_attrs=standby"
+    );
+    assert!(standby(&reader));
+    // As the pool's URLs: the primary a multi-host URL, the replica one too.
+    let db = orm::Database::builder(&writer)
+        .replica(&reader)
+        .replica_check_interval(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    assert_eq!(
+        db.server().address.as_ref(),
+        format!("{replica_host},{primary_host}")
+    );
+    let status = db.replicas();
+    assert!(status[0].usable, "{status:?}");
+    let (done, captured) = capture(|| {
+        use diesel::connection::SimpleConnection;
+        db.read().unwrap().batch_execute("SELECT 1")
+    });
+    done.unwrap();
+    assert_eq!(roles(&captured), [Role::Replica]);
+}
