@@ -8,7 +8,8 @@
 #   PgBouncer    on 127.0.0.1:6432 in transaction pooling mode, in front of the main
 #                cluster, every database name passed through (`* =`)
 #
-#   bash .ci/scale_out.sh start     idempotent; prints the variables the tests read
+#   eval "$(bash .ci/scale_out.sh start)"   idempotent; prints the exports of the
+#                                           variables the tests read
 #   bash .ci/scale_out.sh stop      stops and removes all three, drops the slots
 #
 # Run as root (pg_createcluster, and PgBouncer started as the postgres user).
@@ -28,8 +29,8 @@ primary_sql() { psql -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -d postgres -tA
 start_replica() {
   local name=$1 port=$2 slot="orm_${1}"
   if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$name"; then
-    echo "scale-out: creating standby $VERSION/$name on port $port"
-    pg_createcluster -q "$VERSION" "$name" -p "$port" >/dev/null
+    echo >&2 "scale-out: creating standby $VERSION/$name on port $port"
+    pg_createcluster -q "$VERSION" "$name" -p "$port" >&2
     local data="/var/lib/postgresql/$VERSION/$name"
     rm -rf "${data:?}"/*
     if ! primary_sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'" | grep -q 1; then
@@ -42,14 +43,14 @@ start_replica() {
   fi
   pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$name" start 2>/dev/null || true
   for _ in $(seq 1 60); do ready "$port" && break; sleep 1; done
-  ready "$port" || { echo "scale-out: standby $name did not start"; exit 1; }
+  ready "$port" || { echo >&2 "scale-out: standby $name did not start"; exit 1; }
 }
 
 start_pgbouncer() {
   if ! command -v pgbouncer >/dev/null; then
-    echo "scale-out: installing pgbouncer from Debian's packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    echo >&2 "scale-out: installing pgbouncer from Debian's packages"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null 2>&2
     # The package starts its own service on 6432 with its own settings: ours replaces it.
     pkill -x pgbouncer 2>/dev/null || true
     for _ in $(seq 1 30); do ready "$PGBOUNCER_PORT" || break; sleep 0.2; done
@@ -80,7 +81,7 @@ EOF
   chown -R postgres "$BOUNCER_DIR"
   as_postgres pgbouncer -q -d "$BOUNCER_DIR/pgbouncer.ini"
   for _ in $(seq 1 50); do ready "$PGBOUNCER_PORT" && break; sleep 0.2; done
-  ready "$PGBOUNCER_PORT" || { echo "scale-out: pgbouncer did not start"; cat "$BOUNCER_DIR/pgbouncer.log"; exit 1; }
+  ready "$PGBOUNCER_PORT" || { echo >&2 "scale-out: pgbouncer did not start"; cat "$BOUNCER_DIR/pgbouncer.log"; exit 1; }
 }
 
 start() {
@@ -92,7 +93,15 @@ start() {
   start_replica replica "$REPLICA_PORT"
   start_replica stoppable "$STOPPABLE_PORT"
   start_pgbouncer
-  echo "scale-out: standbys on $REPLICA_PORT and $STOPPABLE_PORT, pgbouncer on $PGBOUNCER_PORT"
+  echo >&2 "scale-out: standbys on $REPLICA_PORT and $STOPPABLE_PORT, pgbouncer on $PGBOUNCER_PORT"
+}
+
+# What the tests read, for `eval "$(bash .ci/scale_out.sh start)"`: the only output.
+exports() {
+  echo "export ORM_TEST_REPLICA_URL=postgres://postgres@127.0.0.1:$REPLICA_PORT/test"
+  echo "export ORM_TEST_STOPPABLE_REPLICA_URL=postgres://postgres@127.0.0.1:$STOPPABLE_PORT/test"
+  echo "export ORM_TEST_STOPPABLE_REPLICA_CLUSTER='$VERSION stoppable'"
+  echo "export ORM_TEST_PGBOUNCER_URL=postgres://postgres@127.0.0.1:$PGBOUNCER_PORT"
 }
 
 stop() {
@@ -109,7 +118,7 @@ stop() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start) start >&2; exports ;;
   stop) stop ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -278,7 +278,8 @@ pub(crate) fn is_write(sql: &str) -> bool {
 /// ```
 /// # include!("../doctest_setup.rs");
 /// # fn main() -> orm::Result<()> {
-/// # let (db, mut conn) = setup();
+/// # let (_db, mut conn) = setup();
+/// use orm::prelude::*;
 /// use orm::routing::RouteScope;
 /// let (_, token) = RouteScope::new().run(|| Message::objects().filter(weave_message::id.eq(1)).update(&mut conn, weave_message::text.eq("edited")));
 /// assert!(token.is_some()); // it wrote: carry the token to the next request

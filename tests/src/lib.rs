@@ -237,14 +237,21 @@ fn skip_loudly(what: &str, why: &str) {
     if postgres_required() {
         panic!("ORM_REQUIRE_POSTGRES is set but {what} is not available: {why}");
     }
-    static LOUD: std::sync::Once = std::sync::Once::new();
-    LOUD.call_once(|| {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let first = SAID.lock().map_or(true, |mut said| {
+        let first = !said.iter().any(|w| w == what);
+        if first {
+            said.push(what.to_owned());
+        }
+        first
+    });
+    if first {
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "\n!!! SKIPPED: {what} is not available: {why}\n!!! its tests in this binary pass without running; `bash .ci/scale_out.sh start` starts it, ORM_REQUIRE_POSTGRES=1 makes this a failure\n",
+            "\n!!! SKIPPED: {what} is not available: {why}\n!!! its tests in this binary pass without running; `eval \"$(bash .ci/scale_out.sh start)\"` starts it, ORM_REQUIRE_POSTGRES=1 makes this a failure\n",
         );
-    });
+    }
 }
 
 /// The environment variable `name`, or a loud skip (a failure under
