@@ -7,7 +7,8 @@
 #
 # SOAK_TARGET_DIR reuses a build directory (the dependencies then build once);
 # the PostgreSQL tests use ORM_TEST_POSTGRES_URL as the suite does, and are required
-# (ORM_REQUIRE_POSTGRES=1) so that a skipped backend cannot pass.
+# (ORM_REQUIRE_POSTGRES=1, with the scale-out servers) so that a skipped backend
+# cannot pass.
 set -euo pipefail
 runs="${1:-5}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,6 +24,9 @@ git clone -q "$repo" "$clone"
 export CARGO_TARGET_DIR="${SOAK_TARGET_DIR:-$clone/target}"
 export ORM_TEST_POSTGRES_URL="${ORM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export ORM_REQUIRE_POSTGRES=1
+# The replicas and PgBouncer of the scale-out tests (started if they are not running;
+# left running: `bash .ci/scale_out.sh stop` removes them).
+eval "$(bash "$repo/.ci/scale_out.sh" start)"
 cd "$clone"
 echo "soak: building in $CARGO_TARGET_DIR"
 cargo test --workspace --no-run -q
