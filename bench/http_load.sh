@@ -12,7 +12,8 @@
 #
 # Settings (environment): PG_URL (default postgres://postgres@127.0.0.1:5432/orm_bench,
 # created and seeded when empty), SQLITE_PATH (default target/http_load.db), PORT
-# (default 8765). The load generator shares the machine with the server: on 2 cores the
+# (default 8765), ROUNDS (default 2: PostgreSQL without profiling and SeaORM, in turn,
+# that many times). The load generator shares the machine with the server: on 2 cores the
 # numbers compare runs of this script, not machines.
 set -euo pipefail
 
@@ -22,43 +23,47 @@ PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/orm_bench}
 SQLITE_PATH=${SQLITE_PATH:-$ROOT/target/http_load.db}
 PORT=${PORT:-8765}
 SECONDS_EACH=${SECONDS_EACH:-5}
+ROUNDS=${ROUNDS:-2}
 
 cargo build --release -p demo
 DEMO=$ROOT/target/release/demo
 
 psql "${PG_URL%/*}/postgres" -qc "CREATE DATABASE ${PG_URL##*/}" 2>/dev/null || true
 
-for url in "$SQLITE_PATH" "$PG_URL"; do
-    "$DEMO" --database-url "$url" seed > /dev/null
-    for mode in profiled --no-profile; do
-        flag=()
-        [ "$mode" = --no-profile ] && flag=(--no-profile)
-        "$DEMO" --database-url "$url" serve --port "$PORT" "${flag[@]}" > /dev/null &
-        server=$!
-        for _ in $(seq 50); do
-            (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-            sleep 0.1
-        done
-        backend=sqlite
-        case "$url" in postgres*) backend=postgres ;; esac
-        "$DEMO" load --addr "127.0.0.1:$PORT" --seconds "$SECONDS_EACH" \
-            --label "orm $backend, ${mode#--}" | if [ -n "${HEADER_DONE:-}" ]; then tail -n +3; else cat; fi
-        HEADER_DONE=1
-        kill -INT "$server"
-        wait "$server" 2>/dev/null || true
-    done
-done
-
-if [ -z "${SKIP_SEAORM:-}" ]; then
-    (cd bench/seaorm_server && cargo build --release)
-    SEAORM=$ROOT/bench/seaorm_server/target/release/seaorm-server
-    "$SEAORM" --database-url "$PG_URL" --port "$PORT" &
-    server=$!
+# One server on $PORT for one load: `serve LABEL COMMAND...`.
+serve() {
+    local label=$1
+    shift
+    "$@" > /dev/null &
+    local server=$!
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
         sleep 0.1
     done
-    "$DEMO" load --addr "127.0.0.1:$PORT" --seconds "$SECONDS_EACH" --label "SeaORM postgres" | tail -n +3
+    "$DEMO" load --addr "127.0.0.1:$PORT" --seconds "$SECONDS_EACH" --label "$label" |
+        if [ -n "${HEADER_DONE:-}" ]; then tail -n +3; else cat; fi
+    HEADER_DONE=1
     kill -INT "$server"
     wait "$server" 2>/dev/null || true
+}
+
+"$DEMO" --database-url "$SQLITE_PATH" seed > /dev/null
+"$DEMO" --database-url "$PG_URL" seed > /dev/null
+serve "orm sqlite, profiled" "$DEMO" --database-url "$SQLITE_PATH" serve --port "$PORT"
+serve "orm sqlite, no-profile" "$DEMO" --database-url "$SQLITE_PATH" serve --port "$PORT" --no-profile
+serve "orm postgres, profiled" "$DEMO" --database-url "$PG_URL" serve --port "$PORT"
+
+# PostgreSQL without profiling and SeaORM, alternating ROUNDS times, so that both see
+# the same moments of a shared machine.
+if [ -z "${SKIP_SEAORM:-}" ]; then
+    (cd bench/seaorm_server && cargo build --release)
 fi
+SEAORM=$ROOT/bench/seaorm_server/target/release/seaorm-server
+for round in $(seq "$ROUNDS"); do
+    suffix=""
+    [ "$ROUNDS" -gt 1 ] && suffix=" (round $round)"
+    serve "orm postgres, no-profile$suffix" "$DEMO" --database-url "$PG_URL" serve --port "$PORT" --no-profile
+    if [ -z "${SKIP_SEAORM:-}" ]; then
+        serve "SeaORM postgres$suffix" "$SEAORM" --database-url "$PG_URL" --port "$PORT"
+    fi
+done

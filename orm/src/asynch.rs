@@ -5,9 +5,11 @@
 //! runs each unit of database work on tokio's blocking threads, as
 //! deadpool-diesel's `interact` does, with three things more:
 //!
-//! - **A bounded set of workers**: at most as many units run at once as the pool has
-//!   connections, and a task waits for its turn with `.await` (never on a runtime
-//!   thread), up to the pool's connection timeout ([`Error::PoolTimeout`]).
+//! - **A bounded set of workers**: at most
+//!   [`async_workers`](crate::DatabaseBuilder::async_workers) units run at once (by
+//!   default twice the CPUs, at most the pool's connections), and a task waits for its
+//!   turn with `.await` (never on a runtime thread), up to the pool's connection
+//!   timeout ([`Error::PoolTimeout`]).
 //! - **One unit, one connection**: [`Database::run`] takes a closure that gets a
 //!   pooled connection on the worker and gives it back when it returns, so no
 //!   connection is held across an `.await`, and a transaction ([`atomic`](crate::atomic)
@@ -39,7 +41,8 @@ use crate::instrument::{Captured, ScopeContext};
 use crate::model::Model;
 use crate::queryset::QuerySet;
 
-/// The workers a [`Database`] lends to async tasks: as many permits as connections.
+/// The workers a [`Database`] lends to async tasks
+/// ([`DatabaseBuilder::async_workers`](crate::DatabaseBuilder::async_workers)).
 #[derive(Debug)]
 pub(crate) struct Workers {
     permits: Arc<Semaphore>,
@@ -163,24 +166,27 @@ impl Database {
                 });
             }
             let timeout = db.checkout_timeout();
-            let permit = match tokio::time::timeout(
-                timeout,
-                workers.permits.clone().acquire_owned(),
-            )
-            .await
-            {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => {
-                    return Err(Error::Unsupported {
-                        backend: db.backend(),
-                        feature: "database work after shutdown",
-                    })
-                }
-                Err(_) => {
-                    return Err(Error::PoolTimeout {
-                        timeout,
-                        last_error: None,
-                    })
+            let shut = || Error::Unsupported {
+                backend: db.backend(),
+                feature: "database work after shutdown",
+            };
+            // A free worker is taken at once; only a wait arms the timer.
+            let permit = match workers.permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(shut()),
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    match tokio::time::timeout(timeout, workers.permits.clone().acquire_owned())
+                        .await
+                    {
+                        Ok(Ok(permit)) => permit,
+                        Ok(Err(_)) => return Err(shut()),
+                        Err(_) => {
+                            return Err(Error::PoolTimeout {
+                                timeout,
+                                last_error: None,
+                            })
+                        }
+                    }
                 }
             };
             let job = tokio::task::spawn_blocking(move || {

@@ -293,6 +293,8 @@ pub struct DatabaseBuilder {
     prepared_statements: bool,
     transaction_pooling: bool,
     engine: crate::Engine,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    async_workers: Option<u32>,
 }
 
 /// An SQLite database file attached to every connection under a schema name.
@@ -347,7 +349,28 @@ impl DatabaseBuilder {
             prepared_statements: true,
             transaction_pooling: false,
             engine: crate::Engine::PostgreSql,
+            async_workers: None,
         }
+    }
+
+    /// How many units of the async face ([`Database::run`], the awaited methods) run at
+    /// once, each on a blocking thread with a connection; more tasks wait for a turn
+    /// with `.await`. Default: twice the CPUs (`std::thread::available_parallelism`),
+    /// and at most the pool's connections (with replicas, all pools' together).
+    /// Each worker is an OS thread competing for the cores with the runtime, the
+    /// database and everything else on the machine: more workers than that add
+    /// requests in flight, not throughput, and lengthen the slowest requests (the
+    /// measurements are in docs/async.md).
+    ///
+    /// ```
+    /// # fn main() -> orm::Result<()> {
+    /// let db = orm::Database::builder(":memory:").async_workers(1).open()?;
+    /// # drop(db);
+    /// # Ok(()) }
+    /// ```
+    pub fn async_workers(mut self, n: u32) -> Self {
+        self.async_workers = Some(n.max(1));
+        self
     }
 
     /// PostgreSQL: the engine behind the URL, when it is a PostgreSQL-compatible one
@@ -697,10 +720,17 @@ impl DatabaseBuilder {
             Replicas::new(self.url.trim(), pools, settings)
         });
         #[cfg(feature = "tokio")]
-        let workers = pool.max_size()
-            + replicas
-                .as_deref()
-                .map_or(0, |r| r.nodes.iter().map(|n| n.pool.max_size()).sum());
+        let workers = {
+            let connections = pool.max_size()
+                + replicas
+                    .as_deref()
+                    .map_or(0, |r| r.nodes.iter().map(|n| n.pool.max_size()).sum());
+            let cpus = std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+            self.async_workers
+                .unwrap_or(cpus.saturating_mul(2))
+                .min(connections)
+        };
         Ok(Database {
             #[cfg(feature = "tokio")]
             workers: Arc::new(crate::asynch::Workers::new(workers)),
