@@ -28,22 +28,36 @@ primary_sql() { psql -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -d postgres -tA
 
 start_replica() {
   local name=$1 port=$2 slot="orm_${1}"
+  local data="/var/lib/postgresql/$VERSION/$name"
+  # A cluster left half made (a base backup that failed) is made again.
+  if pg_lsclusters -h | awk '{print $2}' | grep -qx "$name" && [ ! -f "$data/standby.signal" ]; then
+    echo >&2 "scale-out: $VERSION/$name is not a standby; making it again"
+    pg_dropcluster --stop "$VERSION" "$name" >&2 || true
+  fi
+  # The slot keeps the WAL the standby has not replayed.
+  if ! primary_sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'" | grep -q 1; then
+    primary_sql "SELECT pg_create_physical_replication_slot('$slot')" >/dev/null
+  fi
   if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$name"; then
     echo >&2 "scale-out: creating standby $VERSION/$name on port $port"
     pg_createcluster -q "$VERSION" "$name" -p "$port" >&2
-    local data="/var/lib/postgresql/$VERSION/$name"
     rm -rf "${data:?}"/*
-    if ! primary_sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'" | grep -q 1; then
-      primary_sql "SELECT pg_create_physical_replication_slot('$slot')" >/dev/null
-    fi
     as_postgres pg_basebackup -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$data" -R -X stream -c fast -S "$slot"
     local hba="/etc/postgresql/$VERSION/$name/pg_hba.conf"
     printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' > "$hba"
     echo "hot_standby = on" >> "/etc/postgresql/$VERSION/$name/postgresql.conf"
   fi
-  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$name" start 2>/dev/null || true
+  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$name" start >&2 || true
   for _ in $(seq 1 60); do ready "$port" && break; sleep 1; done
-  ready "$port" || { echo >&2 "scale-out: standby $name did not start"; exit 1; }
+  if ! ready "$port"; then
+    echo >&2 "scale-out: standby $name did not start"
+    tail -n 30 "/var/log/postgresql/postgresql-$VERSION-$name.log" >&2 || true
+    exit 1
+  fi
+}
+
+ours_running() {
+  [ -f "$BOUNCER_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$BOUNCER_DIR/pgbouncer.pid")" 2>/dev/null
 }
 
 start_pgbouncer() {
@@ -51,12 +65,19 @@ start_pgbouncer() {
     echo >&2 "scale-out: installing pgbouncer from Debian's packages"
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null 2>&2
-    # The package starts its own service on 6432 with its own settings: ours replaces it.
-    pkill -x pgbouncer 2>/dev/null || true
-    for _ in $(seq 1 30); do ready "$PGBOUNCER_PORT" || break; sleep 0.2; done
   fi
-  if ready "$PGBOUNCER_PORT"; then
+  if ours_running; then
     return
+  fi
+  # The package's own service (session mode, no `* =`) would hold the port: stopped
+  # through its own script.
+  if [ -x /etc/init.d/pgbouncer ]; then
+    /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
+  fi
+  for _ in $(seq 1 30); do ready "$PGBOUNCER_PORT" || break; sleep 0.2; done
+  if ready "$PGBOUNCER_PORT"; then
+    echo >&2 "scale-out: port $PGBOUNCER_PORT is taken by another server"
+    exit 1
   fi
   mkdir -p "$BOUNCER_DIR"
   # PgBouncer 1.18 wants an auth file even where every user is trusted.
@@ -113,9 +134,20 @@ stop() {
     if pg_lsclusters -h | awk '{print $2}' | grep -qx "$name"; then
       pg_dropcluster --stop "$VERSION" "$name" || true
     fi
-    primary_sql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'orm_$name'" >/dev/null || true
+    # A walsender still attached keeps the slot active: ended first, then dropped.
+    primary_sql "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'orm_$name' AND active_pid IS NOT NULL" >/dev/null || true
+    for _ in 1 2 3 4 5; do
+      primary_sql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'orm_$name' AND NOT active" >/dev/null 2>&1 || true
+      primary_sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'orm_$name'" | grep -q 1 || break
+      sleep 0.5
+    done
   done
 }
+
+if [ "$(id -u)" != 0 ]; then
+  echo >&2 "scale-out: run as root (pg_createcluster, and PgBouncer as the postgres user)"
+  exit 1
+fi
 
 case "${1:-}" in
   start) start >&2; exports ;;

@@ -1,6 +1,7 @@
 //! What capture costs: the threads page (100 threads, their 1,000 messages and the
-//! senders, by prefetch: 2 queries) with capture off, capture on, a profile, and a
-//! profile that also collects plans.
+//! senders, by prefetch: 2 queries) with capture off, capture on, a profile, a
+//! profile that also collects plans, and with a subscriber taking each statement's
+//! OpenTelemetry span (`orm::statement`, dropped as an exporter's queue would take it).
 //!
 //! `cargo bench -p orm --bench capture_overhead`. SQLite runs on a seeded temporary
 //! file; PostgreSQL runs too when `ORM_BENCH_POSTGRES_URL` (default
@@ -99,7 +100,24 @@ fn bench_backend(c: &mut Criterion, name: &str, db: &orm::Database) {
             black_box((page, profile))
         })
     });
+    group.bench_function("spans_on", |b| {
+        b.iter(|| {
+            tracing::subscriber::with_default(SpansOnly::default(), || {
+                black_box(threads_page(conn))
+            })
+        })
+    });
     group.finish();
+
+    paired(name, "spans", conn, |conn, on| {
+        if on {
+            tracing::subscriber::with_default(SpansOnly::default(), || {
+                black_box(threads_page(conn))
+            });
+        } else {
+            black_box(threads_page(conn));
+        }
+    });
 
     // The machine is shared, so the groups above drift with other load. Paired
     // runs measure the ratio directly: each iteration runs the page once with
@@ -126,6 +144,60 @@ fn bench_backend(c: &mut Criterion, name: &str, db: &orm::Database) {
     }
     println!(
         "threads_page/{name}/paired: capture off {:.3} ms, capture on {:.3} ms per page: {:+.1}%",
+        off.as_secs_f64() * 1000.0 / 400.0,
+        on.as_secs_f64() * 1000.0 / 400.0,
+        100.0 * (on.as_secs_f64() / off.as_secs_f64() - 1.0)
+    );
+}
+
+/// A subscriber that takes the statements' spans and nothing else, and keeps none
+/// of them: what the library spends on spans, not what an exporter spends.
+#[derive(Default)]
+struct SpansOnly {
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl tracing::Subscriber for SpansOnly {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "orm::statement"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(
+            1 + self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+    fn try_close(&self, _: tracing::span::Id) -> bool {
+        true
+    }
+}
+
+/// The page with `what` off and on, 400 pairs back to back, alternating which goes
+/// first; prints the ratio (the machine is shared: pairs see the same moments).
+fn paired(
+    name: &str,
+    what: &str,
+    conn: &mut AnyConnection,
+    run: impl Fn(&mut AnyConnection, bool),
+) {
+    let (mut off, mut on) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..400 {
+        for first in [i % 2 == 1, i % 2 == 0] {
+            let started = std::time::Instant::now();
+            run(conn, first);
+            if first {
+                on += started.elapsed();
+            } else {
+                off += started.elapsed();
+            }
+        }
+    }
+    println!(
+        "threads_page/{name}/paired: {what} off {:.3} ms, {what} on {:.3} ms per page: {:+.1}%",
         off.as_secs_f64() * 1000.0 / 400.0,
         on.as_secs_f64() * 1000.0 / 400.0,
         100.0 * (on.as_secs_f64() / off.as_secs_f64() - 1.0)

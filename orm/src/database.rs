@@ -689,7 +689,7 @@ impl DatabaseBuilder {
         drop(r2d2::ManageConnection::connect(&manager)?);
 
         let last_error = LastError::default();
-        let pool = self.pool(manager, in_memory, &last_error);
+        let pool = self.pool(manager, in_memory, Box::new(last_error.clone()));
         let replicas = (!replica_targets.is_empty()).then(|| {
             let pools = replica_targets
                 .into_iter()
@@ -704,17 +704,21 @@ impl DatabaseBuilder {
                         prepared_statements: self.prepared_statements,
                         engine: self.engine,
                     };
-                    // A replica's connection errors are logged by the checks, not
-                    // kept to explain a primary's timeout.
-                    (url, self.pool(manager, false, &LastError::default()))
+                    // A replica's connection errors mark it failed (a checkout
+                    // timeout then means down, not busy); they are not kept to
+                    // explain a primary's timeout.
+                    let failed = crate::routing::Failed::default();
+                    let pool = self.pool(manager, false, Box::new(failed.clone()));
+                    (url, pool, failed)
                 })
                 .collect();
             let settings = ReplicaSettings {
                 max_lag: self.max_replica_lag,
                 check_interval: self.replica_check_interval,
-                read_your_writes: self
-                    .read_your_writes
-                    .unwrap_or(self.max_replica_lag + self.replica_check_interval * 2),
+                read_your_writes: self.read_your_writes.unwrap_or(
+                    self.max_replica_lag
+                        .saturating_add(self.replica_check_interval.saturating_mul(2)),
+                ),
                 checkout_timeout: self.replica_checkout_timeout,
             };
             Replicas::new(self.url.trim(), pools, settings)
@@ -749,12 +753,12 @@ impl DatabaseBuilder {
         &self,
         manager: ConnectionManager,
         in_memory: bool,
-        last_error: &LastError,
+        errors: Box<dyn r2d2::HandleError<Error>>,
     ) -> r2d2::Pool<ConnectionManager> {
         let mut builder = r2d2::Pool::builder()
             .connection_timeout(self.connection_timeout)
             .test_on_check_out(self.test_on_check_out)
-            .error_handler(Box::new(last_error.clone()));
+            .error_handler(errors);
         builder = if in_memory {
             // Every connection to :memory: is its own database: keep exactly one, forever.
             builder
@@ -935,6 +939,21 @@ impl ConnectionManager {
     }
 }
 
+impl ConnectionManager {
+    /// `db.namespace` of this pool's statement spans: the PostgreSQL database's
+    /// name, or the SQLite file.
+    fn namespace(&self) -> std::sync::Arc<str> {
+        match &self.target {
+            Target::Postgres { url } => {
+                let rest = url.split_once("://").map_or("", |(_, r)| r);
+                let path = rest.split_once('/').map_or("", |(_, p)| p);
+                std::sync::Arc::from(path.split('?').next().unwrap_or(""))
+            }
+            Target::Sqlite { path, .. } => std::sync::Arc::from(path.as_str()),
+        }
+    }
+}
+
 impl r2d2::ManageConnection for ConnectionManager {
     type Connection = AnyConnection;
     type Error = Error;
@@ -990,6 +1009,7 @@ impl r2d2::ManageConnection for ConnectionManager {
             self.deadlines,
             self.server.clone(),
             self.engine,
+            self.namespace(),
         ));
         if !self.prepared_statements {
             conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);

@@ -159,6 +159,11 @@ impl WriteToken {
     /// Whether the write is less than `window` ago.
     pub(crate) fn within(self, window: Duration) -> bool {
         let now = unix_millis(SystemTime::now());
+        // A token from the future (a forged cookie, a skewed clock) pins nothing
+        // beyond a minute of skew.
+        if self.0 > now.saturating_add(60_000) {
+            return false;
+        }
         now.saturating_sub(self.0) < u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
     }
 }
@@ -235,6 +240,20 @@ pub(crate) fn session_active() -> bool {
     SESSION.with(|s| s.borrow().is_some())
 }
 
+/// A transaction ended on the primary: a scope that wrote counts its window from now
+/// (the writes became visible at the commit, not when they were sent).
+pub(crate) fn note_commit() {
+    SESSION.with(|s| {
+        if let Some(session) = &*s.borrow() {
+            if session.last_write.load(Ordering::Acquire) != 0 {
+                session
+                    .last_write
+                    .store(WriteToken::now().0, Ordering::Release);
+            }
+        }
+    });
+}
+
 /// A write reached the primary: the scope open on this thread reads from the primary
 /// for the read-your-writes window.
 pub(crate) fn note_write() {
@@ -248,8 +267,30 @@ pub(crate) fn note_write() {
 }
 
 /// Whether `sql` may change data (or the schema): anything but a plain read,
-/// transaction control and session settings. A data-modifying `WITH` counts.
+/// transaction control and session settings. A data-modifying `WITH` counts, and a
+/// batch of several statements is a write if any of them is.
 pub(crate) fn is_write(sql: &str) -> bool {
+    if sql.contains(';') {
+        return sql
+            .split(';')
+            .any(|part| !part.trim().is_empty() && is_one_write(part));
+    }
+    is_one_write(sql)
+}
+
+/// Whether `sql` ends a transaction (`COMMIT`, `END`): the moment its writes become
+/// visible, from which read-your-writes counts.
+pub(crate) fn is_commit(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    word == "COMMIT" || word == "END"
+}
+
+fn is_one_write(sql: &str) -> bool {
     let head = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
     let word: String = head
         .chars()
@@ -370,9 +411,28 @@ struct Health {
     reason: Option<String>,
 }
 
+/// Set by a replica pool's error handler when a connection to it failed, so that a
+/// checkout timeout can tell a replica that is down from one that is busy.
+#[derive(Clone, Default)]
+pub(crate) struct Failed(Arc<AtomicBool>);
+
+impl std::fmt::Debug for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Failed")
+    }
+}
+
+impl r2d2::HandleError<Error> for Failed {
+    fn handle_error(&self, error: Error) {
+        tracing::debug!(target: "orm::replica", %error, "replica connection error");
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// One replica: its pool and what the last check found.
 pub(crate) struct Replica {
     pub(crate) pool: r2d2::Pool<ConnectionManager>,
+    failed: Failed,
     pub(crate) server: Server,
     url: String,
     usable: AtomicBool,
@@ -386,6 +446,8 @@ pub(crate) struct Replicas {
     pub(crate) settings: ReplicaSettings,
     primary_url: String,
     checker: Mutex<Checker>,
+    /// Dropped with the replicas: the background check stops at once.
+    _stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 /// The routing settings of a pool with replicas.
@@ -414,30 +476,43 @@ struct Position {
     lsn: i64,
 }
 
-/// The checker's URL: a connect timeout of its own, so an unreachable host does not
-/// hold the check for libpq's default.
+/// The checker's URL: timeouts of its own, so that an unreachable or partitioned
+/// host does not hold the checks for libpq's or TCP's defaults (a connect timeout,
+/// TCP keepalives, a bound on unacknowledged sends); what the URL already sets stays.
 fn with_connect_timeout(url: &str) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
+    let mut url = url.to_owned();
+    for (key, value) in [
+        ("connect_timeout", "2"),
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "2"),
+        ("tcp_user_timeout", "5000"),
+    ] {
+        if !url.contains(&format!("{key}=")) {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{separator}{key}={value}");
+        }
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout=2")
+    url
 }
 
 impl Replicas {
     pub(crate) fn new(
         primary_url: &str,
-        nodes: Vec<(String, r2d2::Pool<ConnectionManager>)>,
+        nodes: Vec<(String, r2d2::Pool<ConnectionManager>, Failed)>,
         settings: ReplicaSettings,
     ) -> Arc<Self> {
         let count = nodes.len();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let replicas = Arc::new(Self {
             nodes: nodes
                 .into_iter()
-                .map(|(url, pool)| Replica {
+                .map(|(url, pool, failed)| Replica {
                     server: Server::new(Role::Replica, &Server::address_of(&url)),
                     url,
                     pool,
+                    failed,
                     usable: AtomicBool::new(false),
                     health: Mutex::new(Health {
                         usable: false,
@@ -453,13 +528,14 @@ impl Replicas {
                 replicas: (0..count).map(|_| None).collect(),
                 ..Checker::default()
             }),
+            _stop: Mutex::new(Some(stop)),
         });
         replicas.check();
         let weak = Arc::downgrade(&replicas);
         let interval = settings.check_interval;
         let spawned = std::thread::Builder::new()
             .name("orm-replica-check".to_owned())
-            .spawn(move || check_forever(&weak, interval));
+            .spawn(move || check_forever(&weak, interval, &stopped));
         if let Err(error) = spawned {
             tracing::warn!(target: "orm::replica", %error, "no thread for the replica checks: replicas are checked only by Database::check_replicas");
         }
@@ -479,11 +555,23 @@ impl Replicas {
     /// could be had within the replica checkout timeout.
     pub(crate) fn checkout(&self, i: usize) -> Option<PooledConnection> {
         let node = &self.nodes[i];
-        match node.pool.get_timeout(self.settings.checkout_timeout) {
-            Ok(conn) => Some(conn),
-            Err(_) => {
-                self.mark_unusable(i, "no connection within the replica checkout timeout");
-                None
+        node.failed.0.store(false, Ordering::Release);
+        let deadline = Instant::now() + self.settings.checkout_timeout;
+        // In slices, so that a replica whose connections fail is left at once rather
+        // than at the end of the timeout.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match node.pool.get_timeout(left.min(Duration::from_millis(100))) {
+                Ok(conn) => return Some(conn),
+                // Connections to it failed meanwhile: it is down.
+                Err(_) if node.failed.0.swap(false, Ordering::AcqRel) => {
+                    self.mark_unusable(i, "its connections fail");
+                    return None;
+                }
+                // Every connection busy the whole time: this read goes to the
+                // primary, the replica stays.
+                Err(_) if left <= Duration::from_millis(100) => return None,
+                Err(_) => {}
             }
         }
     }
@@ -533,7 +621,11 @@ impl Replicas {
                 tracing::debug!(target: "orm::replica", %error, "the primary's WAL position could not be read")
             }
         }
-        let keep = (self.settings.max_lag * 4).max(Duration::from_secs(30));
+        let keep = self
+            .settings
+            .max_lag
+            .saturating_mul(4)
+            .max(Duration::from_secs(30));
         while checker.samples.len() > 1
             && checker
                 .samples
@@ -550,25 +642,32 @@ impl Replicas {
                     lag: None,
                     reason: Some("not a standby (promoted, or not a replica)".to_owned()),
                 },
-                Ok(Position { lsn, .. }) => {
-                    let lag = lag_of(&checker.samples, lsn, now);
-                    match lag {
-                        Some(lag) if lag > self.settings.max_lag => Health {
-                            usable: false,
-                            lag: Some(lag),
-                            reason: Some(format!(
-                                "lags {} ms, more than the {} ms allowed",
-                                lag.as_millis(),
-                                self.settings.max_lag.as_millis()
-                            )),
-                        },
-                        lag => Health {
-                            usable: true,
-                            lag,
-                            reason: None,
-                        },
-                    }
-                }
+                Ok(Position { lsn, .. }) => match lag_of(&checker.samples, lsn, now) {
+                    Ok(lag) if lag <= self.settings.max_lag => Health {
+                        usable: true,
+                        lag: Some(lag),
+                        reason: None,
+                    },
+                    Ok(lag) => Health {
+                        usable: false,
+                        lag: Some(lag),
+                        reason: Some(format!(
+                            "lags {} ms, more than the {} ms allowed",
+                            lag.as_millis(),
+                            self.settings.max_lag.as_millis()
+                        )),
+                    },
+                    // Behind every position sampled so far: its lag is not known
+                    // until a later check finds a position it has reached.
+                    Err(at_least) => Health {
+                        usable: false,
+                        lag: None,
+                        reason: Some(format!(
+                            "lag not known yet (at least {} ms)",
+                            at_least.as_millis()
+                        )),
+                    },
+                },
                 Err(error) => Health {
                     usable: false,
                     lag: None,
@@ -596,23 +695,29 @@ impl Replicas {
     /// now, polling every few milliseconds, up to `timeout`.
     pub(crate) fn wait_for_replay(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let Ok(mut checker) = self.checker.lock() else {
-            return Ok(());
-        };
-        let checker = &mut *checker;
-        let target =
+        // The checker's connections are locked one query at a time: the background
+        // check goes on between the polls.
+        let target = {
+            let Ok(mut checker) = self.checker.lock() else {
+                return Ok(());
+            };
             primary_position(&mut checker.primary, &self.primary_url).map_err(|reason| {
                 Error::ReplicaBehind {
                     server: "primary".to_owned(),
                     reason,
                 }
-            })?;
+            })?
+        };
         for (i, node) in self.nodes.iter().enumerate() {
             if !node.usable.load(Ordering::Acquire) {
                 continue;
             }
             loop {
-                match replica_position(&mut checker.replicas[i], &node.url) {
+                let found = match self.checker.lock() {
+                    Ok(mut checker) => replica_position(&mut checker.replicas[i], &node.url),
+                    Err(_) => return Ok(()),
+                };
+                match found {
                     Ok(p) if p.lsn >= target => break,
                     Ok(_) if Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -640,22 +745,36 @@ impl Replicas {
     }
 }
 
-/// The age of the newest primary position the replica has replayed: zero when it
-/// has replayed the newest; at least the age of the oldest kept when it has not
-/// even reached that; `None` without samples.
-fn lag_of(samples: &VecDeque<(Instant, i64)>, replayed: i64, now: Instant) -> Option<Duration> {
-    let (_, newest) = samples.back()?;
+/// The replica's lag: zero when it has replayed the newest primary position sampled,
+/// else the age of the newest sample it has reached. `Err` with the age of the
+/// oldest sample when it has not reached even that one (it lags at least so much:
+/// how much more is unknown), or zero without samples.
+fn lag_of(
+    samples: &VecDeque<(Instant, i64)>,
+    replayed: i64,
+    now: Instant,
+) -> std::result::Result<Duration, Duration> {
+    let Some((_, newest)) = samples.back() else {
+        return Err(Duration::ZERO);
+    };
     if replayed >= *newest {
-        return Some(Duration::ZERO);
+        return Ok(Duration::ZERO);
     }
-    let reached = samples.iter().rev().find(|(_, lsn)| *lsn <= replayed);
-    let since = reached.or(samples.front()).map(|(t, _)| *t)?;
-    Some(now.saturating_duration_since(since))
+    match samples.iter().rev().find(|(_, lsn)| *lsn <= replayed) {
+        Some((at, _)) => Ok(now.saturating_duration_since(*at)),
+        None => Err(samples
+            .front()
+            .map_or(Duration::ZERO, |(at, _)| now.saturating_duration_since(*at))),
+    }
 }
 
-fn check_forever(replicas: &Weak<Replicas>, interval: Duration) {
-    loop {
-        std::thread::sleep(interval);
+fn check_forever(
+    replicas: &Weak<Replicas>,
+    interval: Duration,
+    stopped: &std::sync::mpsc::Receiver<()>,
+) {
+    // Each interval, until the replicas are dropped (the channel closes).
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let Some(replicas) = replicas.upgrade() else {
             return;
         };
@@ -668,7 +787,11 @@ fn connected<'c>(
     url: &str,
 ) -> std::result::Result<&'c mut diesel::PgConnection, String> {
     if slot.is_none() {
-        let conn = diesel::PgConnection::establish(&with_connect_timeout(url))
+        use diesel::connection::SimpleConnection;
+        let mut conn = diesel::PgConnection::establish(&with_connect_timeout(url))
+            .map_err(|e| e.to_string())?;
+        // A check's query never waits long on a server that answers.
+        conn.batch_execute("SET statement_timeout = 2000")
             .map_err(|e| e.to_string())?;
         *slot = Some(conn);
     }
@@ -766,11 +889,23 @@ mod tests {
         ]
         .into();
         let now = t0 + Duration::from_secs(2);
-        assert_eq!(lag_of(&samples, 300, now), Some(Duration::ZERO));
-        assert_eq!(lag_of(&samples, 250, now), Some(Duration::from_secs(1)));
-        assert_eq!(lag_of(&samples, 100, now), Some(Duration::from_secs(2)));
-        assert_eq!(lag_of(&samples, 50, now), Some(Duration::from_secs(2)));
-        assert_eq!(lag_of(&VecDeque::new(), 50, now), None);
+        assert_eq!(lag_of(&samples, 300, now), Ok(Duration::ZERO));
+        assert_eq!(lag_of(&samples, 250, now), Ok(Duration::from_secs(1)));
+        assert_eq!(lag_of(&samples, 100, now), Ok(Duration::from_secs(2)));
+        // Behind the oldest sample: at least its age, how much more is unknown.
+        assert_eq!(lag_of(&samples, 50, now), Err(Duration::from_secs(2)));
+        assert_eq!(lag_of(&VecDeque::new(), 50, now), Err(Duration::ZERO));
+    }
+
+    #[test]
+    fn batches_and_commits_are_seen() {
+        assert!(is_write(
+            "SET LOCAL lock_timeout = '1s'; UPDATE t SET x = 1"
+        ));
+        assert!(!is_write("SELECT 1; SELECT 2;"));
+        assert!(is_commit("COMMIT") && is_commit("end") && !is_commit("SELECT 1"));
+        let future = WriteToken(unix_millis(SystemTime::now()) + 3_600_000);
+        assert!(!future.within(Duration::from_secs(7_200)));
     }
 
     #[test]

@@ -294,6 +294,20 @@ pub fn replicated_on(
     test.db
         .wait_for_replicas(std::time::Duration::from_secs(60))
         .expect("the replica replays the test schema");
+    // Checked again after the replay: at the pool's opening the replica may have
+    // been a little behind the one position sampled, its lag not yet known.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = test.db.check_replicas();
+        if status.iter().all(|s| s.usable) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never became usable: {status:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Some(test)
 }
 

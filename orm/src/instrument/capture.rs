@@ -412,6 +412,8 @@ pub(crate) fn with_call_site<R>(site: &'static Location<'static>, f: impl FnOnce
     impl Drop for Restore {
         fn drop(&mut self) {
             CALL_SITE.with(|c| c.set(self.0));
+            // The last statement's span, if its rows were not counted.
+            super::span::close();
         }
     }
     let _restore = Restore(previous);
@@ -474,6 +476,7 @@ fn marked<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() 
 
 /// Records the row count of the statement just captured.
 pub(crate) fn note_rows(rows: usize) {
+    super::span::rows(rows);
     if ACTIVE.with(Cell::get) == 0 {
         return;
     }
@@ -519,12 +522,19 @@ fn note_if_write(query: &dyn diesel::connection::DebugQuery) {
     }
     let mut head = Head(String::with_capacity(32));
     let _ = write!(head, "{query}");
-    let write = if head
-        .0
-        .trim_start()
-        .get(..4)
-        .is_some_and(|w| w.eq_ignore_ascii_case("WITH"))
-    {
+    if crate::routing::is_commit(&head.0) {
+        crate::routing::note_commit();
+        return;
+    }
+    // A `WITH` may hide its write and a batch its later statements: read them whole.
+    let whole = head.0.len() >= 32
+        || head.0.contains(';')
+        || head
+            .0
+            .trim_start()
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case("WITH"));
+    let write = if whole {
         crate::routing::is_write(&query.to_string())
     } else {
         crate::routing::is_write(&head.0)
@@ -541,7 +551,11 @@ pub(crate) struct CaptureInstrumentation {
     deadlines: Deadlines,
     server: Server,
     engine: crate::Engine,
+    /// `db.namespace` of the statements' spans: the database's name or file.
+    namespace: Arc<str>,
     started: Option<Instant>,
+    /// The span of the statement running now, if a subscriber listens.
+    span: Option<tracing::Span>,
 }
 
 impl CaptureInstrumentation {
@@ -551,6 +565,7 @@ impl CaptureInstrumentation {
         deadlines: Deadlines,
         server: Server,
         engine: crate::Engine,
+        namespace: Arc<str>,
     ) -> Self {
         Self {
             backend,
@@ -558,7 +573,9 @@ impl CaptureInstrumentation {
             deadlines,
             server,
             engine,
+            namespace,
             started: None,
+            span: None,
         }
     }
 
@@ -583,7 +600,8 @@ impl CaptureInstrumentation {
         let slow = self.slow.is_slow(duration);
         // A routing scope reads its own writes: it must see each write sent to the primary.
         let routed = self.server.role == Role::Primary && crate::routing::session_active();
-        if !active && !traced && !slow {
+        let span = self.span.take();
+        if !active && !traced && !slow && span.is_none() {
             if routed && !known_not_to_write() {
                 note_if_write(query);
             }
@@ -600,9 +618,24 @@ impl CaptureInstrumentation {
             let _ = write!(text, "{query}");
             (text, Vec::new())
         });
-        if routed && !known_not_to_write() && crate::routing::is_write(&sql) {
-            crate::routing::note_write();
+        if routed && !known_not_to_write() {
+            if crate::routing::is_commit(&sql) {
+                crate::routing::note_commit();
+            } else if crate::routing::is_write(&sql) {
+                crate::routing::note_write();
+            }
         }
+        let fingerprinted = span.map(|span| {
+            let fingerprint = fingerprint(&sql);
+            super::span::finish(
+                span,
+                self.backend,
+                &fingerprint,
+                CALL_SITE.with(Cell::get),
+                error,
+            );
+            fingerprint
+        });
         if traced {
             if self.slow.with_binds {
                 tracing::debug!(target: "orm::query", backend = %self.backend, ?duration, sql = %sql, binds = ?binds);
@@ -630,7 +663,7 @@ impl CaptureInstrumentation {
             classify(&sql)
         };
         let record = QueryRecord {
-            fingerprint: fingerprint(&sql),
+            fingerprint: fingerprinted.unwrap_or_else(|| fingerprint(&sql)),
             sql,
             binds,
             kind,
@@ -667,6 +700,8 @@ impl Instrumentation for CaptureInstrumentation {
         match event {
             InstrumentationEvent::StartQuery { .. } => {
                 Deadlines::statement_starts();
+                super::span::close();
+                self.span = super::span::open(self.backend, &self.server, &self.namespace);
                 self.started = Some(Instant::now());
             }
             InstrumentationEvent::RollbackTransaction { .. } => Deadlines::rollback_starts(),

@@ -11,6 +11,7 @@ mod fingerprint;
 mod n_plus_one;
 mod record;
 mod slow;
+pub(crate) mod span;
 
 pub use budget::{max_queries, BudgetExceeded, QueryGroup};
 pub use capture::{capture, expect_queries, Captured, QueryCountMismatch};

@@ -341,9 +341,11 @@ pub(crate) fn run<T: RowCount>(
     site: &'static Location<'static>,
     f: impl FnOnce() -> diesel::QueryResult<T>,
 ) -> Result<T> {
-    let value = with_call_site(site, f)?;
-    note_rows(value.row_count());
-    Ok(value)
+    // The rows are noted inside the call site's scope: a statement's span closes
+    // with them, or at the scope's end.
+    Ok(with_call_site(site, || {
+        f().inspect(|value| note_rows(value.row_count()))
+    })?)
 }
 
 /// [`run`] for a statement that only reads (a `SELECT`, a cursor's `DECLARE`,
