@@ -345,6 +345,15 @@ pub fn pgbouncer() -> Option<TestDb> {
     })
 }
 
+/// A multi-threaded tokio runtime of two workers, for the async tests.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Writes one test once and runs it on both backends:
 ///
 /// ```text

@@ -9,15 +9,7 @@ use demo::models::{Message, Thread};
 use demo::schema::{weave_message, weave_thread};
 use orm::prelude::*;
 use orm::{atomic, capture_async, Profiler};
-use orm_tests::{on_both_backends, seed};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use orm_tests::{on_both_backends, runtime, seed};
 
 /// Whether a fresh checkout of `db` is outside any transaction and usable.
 fn clean(db: &orm::Database) -> bool {

@@ -10,15 +10,7 @@ use demo::schema::{weave_message, weave_thread};
 use orm::prelude::*;
 use orm::routing::{Role, Route, RouteScope};
 use orm::{capture, capture_async, Captured};
-use orm_tests::{replicated, replicated_on, scale_out_env, seed};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use orm_tests::{replicated, replicated_on, runtime, scale_out_env, seed};
 
 /// The roles the data statements of `captured` ran on.
 fn roles(captured: &Captured) -> Vec<Role> {
